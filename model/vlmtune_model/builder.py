@@ -1,0 +1,99 @@
+"""Assemble transformers' `LlavaForConditionalGeneration` from a preset, an export, or pretrained parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    PreTrainedTokenizerBase,
+)
+
+from vlmtune_model.image import ImageSpec
+from vlmtune_model.tokenizer import image_token_id, tiny_tokenizer, with_image_token
+
+PROJECTORS = ("mlp2x_gelu",)
+
+
+@dataclass
+class BuiltModel:
+    model: LlavaForConditionalGeneration
+    tokenizer: PreTrainedTokenizerBase
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        return ImageSpec(size=self.model.config.vision_config.image_size)
+
+    @property
+    def image_tokens(self) -> int:
+        """Placeholder tokens per image: one per patch, plus CLS when the `full` feature set is used."""
+        vision = self.model.config.vision_config
+        patches = (vision.image_size // vision.patch_size) ** 2
+        return patches + (self.model.config.vision_feature_select_strategy == "full")
+
+
+def tiny_config(tokenizer: PreTrainedTokenizerBase, image_size: int = 64) -> LlavaConfig:
+    """A few-million-parameter LLaVA: 2-layer CLIP ViT (8px patches) + 2-layer Llama."""
+    vision = CLIPVisionConfig(
+        hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+        image_size=image_size, patch_size=8, projection_dim=64,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlavaConfig(
+        vision_config=vision, text_config=text, image_token_index=image_token_id(tokenizer),
+        image_seq_length=(image_size // 8) ** 2, projector_hidden_act="gelu",
+        vision_feature_select_strategy="default", vision_feature_layer=-2,
+    )
+
+
+def build_tiny(seed: int = 0, image_size: int = 64) -> BuiltModel:
+    """The `tiny` preset: random init from configs, offline tokenizer; deterministic for a seed."""
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(tiny_config(tokenizer, image_size))
+    return BuiltModel(model, tokenizer)
+
+
+def load_export(path: str) -> BuiltModel:
+    """A model exported by a previous job (Hugging Face format, tokenizer beside it)."""
+    tokenizer = with_image_token(AutoTokenizer.from_pretrained(path))
+    model = LlavaForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
+    return BuiltModel(model, tokenizer)
+
+
+def build_from_parts(language_model: str, vision_tower: str, projector: str = "mlp2x_gelu") -> BuiltModel:
+    """LLaVA-1.5 assembly from a causal LM and a CLIP vision tower (hub ids or local folders).
+
+    The projector starts from random init; the vision feature is CLIP's second-to-last layer
+    without CLS, as in LLaVA-1.5.
+    """
+    if projector not in PROJECTORS:
+        raise ValueError(f"projector {projector!r} is not supported; choose from {PROJECTORS}")
+    tokenizer = with_image_token(AutoTokenizer.from_pretrained(language_model, use_fast=True))
+    vision = CLIPVisionModel.from_pretrained(vision_tower, dtype=torch.float32)
+    language = AutoModelForCausalLM.from_pretrained(language_model, dtype=torch.float32)
+    vcfg = vision.config
+    config = LlavaConfig(
+        vision_config=vcfg, text_config=language.config, image_token_index=image_token_id(tokenizer),
+        image_seq_length=(vcfg.image_size // vcfg.patch_size) ** 2, projector_hidden_act="gelu",
+        vision_feature_select_strategy="default", vision_feature_layer=-2,
+    )
+    model = LlavaForConditionalGeneration(config)
+    model.model.vision_tower.load_state_dict(vision.state_dict())
+    model.model.language_model.load_state_dict(language.model.state_dict())
+    model.lm_head.load_state_dict(language.lm_head.state_dict())
+    model.resize_token_embeddings(len(tokenizer))
+    return BuiltModel(model, tokenizer)
+

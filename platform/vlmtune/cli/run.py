@@ -1,0 +1,62 @@
+"""`vlmtune run FILE`: run every job in FILE on embedded Ray (or the cluster RAY_ADDRESS names)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from vlmtune.spec import SpecError, load_jobs, parse_documents
+
+
+def register(add_parser, name: str) -> None:
+    parser = add_parser(name, help="run job files locally (embedded Ray) or on the cluster in RAY_ADDRESS")
+    parser.add_argument("file", nargs="?", metavar="FILE", help="job file (multi-document YAML)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                        help="override a field in every job, e.g. --set spec.training.maxSteps=10")
+    parser.add_argument("--spec-json", metavar="JSON",
+                        help="job document(s) as JSON instead of FILE (what RayJobs and `vlmtune submit` pass)")
+    parser.add_argument("--verbose", action="store_true", help="stream Ray worker logs to the console")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    if bool(args.file) == bool(args.spec_json):
+        print("vlmtune run: give exactly one of FILE or --spec-json", file=sys.stderr)
+        return 2
+    try:
+        jobs = (load_jobs([args.file], args.overrides) if args.file
+                else parse_documents(_as_yaml_stream(args.spec_json), "--spec-json", args.overrides))
+    except SpecError as err:
+        print(err, file=sys.stderr)
+        return 1
+    from vlmtune.runners.local import run_jobs  # heavy imports only once the spec is valid
+
+    started = time.perf_counter()
+    results = run_jobs(jobs, verbose=args.verbose)
+    for result in results:
+        print(summary(result))
+    print(f"done in {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+def summary(result) -> str:
+    history = result.history
+    lines = [f"\n{result.job}: {result.steps} steps, {result.data_report['samples']} samples"]
+    if history:
+        first, last = history[0], history[-1]
+        lines.append(f"  loss          {first['loss']:.3f} (step {first['step']}) -> {last['loss']:.3f} (step {last['step']})")
+        lines.append(f"  throughput    {last['samples_per_s']:.1f} samples/s, {last['tokens_per_s']:.0f} tokens/s")
+    skipped = sum(result.data_report["skippedRecords"].values()) + sum(row["skipped"] for row in history)
+    lines.append(f"  skipped       {skipped} record(s)")
+    lines.append(f"  model         {result.model_uri}  (LlavaForConditionalGeneration.from_pretrained)")
+    lines.append(f"  metrics       {result.output_uri}/metrics.jsonl")
+    lines.append(f"  checkpoints   {result.output_uri}/checkpoints")
+    return "\n".join(lines)
+
+
+def _as_yaml_stream(text: str) -> str:
+    documents = json.loads(text)
+    documents = documents if isinstance(documents, list) else [documents]
+    # JSON is YAML; a multi-document stream keeps every job's source position in errors.
+    return "\n---\n".join(json.dumps(document) for document in documents)

@@ -1,0 +1,116 @@
+"""Ray Data preprocessing: record -> token ids, labels and pixel values (LLaVA-1.5 rules).
+
+A record that cannot be used (missing or corrupt image) still yields a row, flagged invalid, with
+every label masked and no image: the batch shape every rank expects stays intact, the sample
+adds no loss, and the train loop counts it as skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from vlmtune import storage
+from vlmtune_model.image import ImageSpec, pixel_values
+from vlmtune_model.template import Turn, normalize_turns, tokenize_conversation
+from vlmtune_model.tokenizer import IGNORE_INDEX, IMAGE_TOKEN, image_token_id
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """What preprocessing needs to know about the model; picklable, cheap to ship to Ray tasks."""
+
+    tokenizer: str  # "tiny" or a local folder holding a tokenizer
+    image_size: int
+    image_tokens: int
+    max_length: int
+
+    def load_tokenizer(self):
+        from transformers import AutoTokenizer
+
+        from vlmtune_model.tokenizer import tiny_tokenizer, with_image_token
+
+        if self.tokenizer == "tiny":
+            return tiny_tokenizer()
+        return with_image_token(AutoTokenizer.from_pretrained(self.tokenizer))
+
+
+class Preprocessor:
+    """Callable class for `Dataset.map_batches`: one tokenizer per Ray actor."""
+
+    def __init__(self, config: ProcessorConfig):
+        self.config = config
+        self.tokenizer = config.load_tokenizer()
+        self.image_spec = ImageSpec(size=config.image_size)
+        self.image_id = image_token_id(self.tokenizer)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = [self.process(_row(batch, i)) for i in range(len(batch["key"]))]
+        return {name: _column([row[name] for row in rows]) for name in rows[0]}
+
+    def process(self, record: dict) -> dict:
+        pixels, error = None, ""
+        if record.get("image"):
+            try:
+                pixels = pixel_values(_open_image(record), self.image_spec)
+            except Exception as err:  # any read or decode failure skips the sample, never the run
+                error = f"image unreadable: {type(err).__name__}"
+        turns = with_image(normalize_turns(json.loads(record["conversations"])), pixels is not None)
+        tokens = tokenize_conversation(
+            turns, self.tokenizer, image_tokens=self.config.image_tokens, max_length=self.config.max_length
+        )
+        if pixels is not None and tokens.input_ids.count(self.image_id) < self.config.image_tokens:
+            error, pixels = "maxLength cuts the image tokens", None
+        if error:
+            ids, labels = [self.tokenizer.bos_token_id], [IGNORE_INDEX]
+        else:
+            ids, labels = tokens.input_ids, tokens.labels
+        size = self.config.image_size
+        return {
+            "key": record["key"],
+            "task": record["task"],
+            "input_ids": np.asarray(ids, dtype=np.int32),
+            "labels": np.asarray(labels, dtype=np.int32),
+            "pixel_values": pixels if pixels is not None else np.zeros((3, size, size), np.float32),
+            "has_image": pixels is not None,
+            "truncated": tokens.truncated and not error,
+            "skip_reason": error,
+        }
+
+
+def with_image(turns: list[Turn], has_image: bool) -> list[Turn]:
+    """Make the image token agree with whether an image is actually fed."""
+    present = IMAGE_TOKEN in turns[0].text
+    if has_image and not present:
+        return [Turn("human", f"{IMAGE_TOKEN}\n{turns[0].text}"), *turns[1:]]
+    if not has_image and present:
+        return [Turn("human", turns[0].text.replace(IMAGE_TOKEN, "").strip()), *turns[1:]]
+    return turns
+
+
+def _open_image(record: dict) -> Image.Image:
+    data = record.get("image_bytes")
+    if data is None or len(data) == 0:
+        data = storage.read_bytes(record["image"])
+    image = Image.open(io.BytesIO(bytes(data)))
+    image.load()
+    return image
+
+
+def _row(batch: dict[str, np.ndarray], index: int) -> dict:
+    return {name: values[index] for name, values in batch.items()}
+
+
+def _column(values: list) -> np.ndarray:
+    if isinstance(values[0], np.ndarray):
+        shapes = {value.shape for value in values}
+        if len(shapes) == 1:
+            return np.stack(values)
+        column = np.empty(len(values), dtype=object)
+        column[:] = values
+        return column
+    return np.asarray(values)

@@ -1,0 +1,95 @@
+"""Raw annotations (Vision-Flan, LLaVA) -> uniform sample records for the pipeline.
+
+A record is a plain dict so it crosses Ray task boundaries cheaply:
+`{"key": str, "task": str, "image": str ("" when text-only), "conversations": str (JSON)}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from vlmtune import storage
+from vlmtune_model.template import normalize_turns
+
+
+@dataclass
+class ReadReport:
+    """What a read kept and what it skipped, with reasons (bad records never crash a run)."""
+
+    kept: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, where: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if len(self.examples) < 20:
+            self.examples.append(f"{where}: {reason}")
+
+    def merge(self, other: ReadReport) -> None:
+        self.kept += other.kept
+        for reason, count in other.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+        self.examples.extend(other.examples[: max(0, 20 - len(self.examples))])
+
+
+def read_annotations(uri: str, images: str | None, fmt: str) -> tuple[list[dict], ReadReport]:
+    """Read a Vision-Flan or LLaVA annotation file into records.
+
+    Args:
+        uri: the JSON annotation file (local or s3://).
+        images: image folder; relative `image` fields resolve against it (default: the file's folder).
+        fmt: "vision-flan" or "llava".
+    """
+    raw = json.loads(storage.read_bytes(uri))
+    if not isinstance(raw, list):
+        raise ValueError(f"{uri}: expected a JSON list of records, got {type(raw).__name__}")
+    image_root = images or uri.rsplit("/", 1)[0] if "/" in uri else "."
+    image_root = storage.absolute(images or image_root)
+    return to_records(raw, image_root, fmt, source=uri)
+
+
+def to_records(raw: Iterable[dict], image_root: str, fmt: str, source: str) -> tuple[list[dict], ReadReport]:
+    records, report, seen = [], ReadReport(), set()
+    for index, item in enumerate(raw):
+        where = f"{source}[{index}]"
+        try:
+            record = _record(item, image_root, fmt, index)
+        except (ValueError, TypeError, KeyError) as err:
+            report.skip(str(err).strip("'\""), where)
+            continue
+        if record["key"] in seen:
+            report.skip("duplicate task + image", where)
+            continue
+        seen.add(record["key"])
+        records.append(record)
+    report.kept = len(records)
+    return records, report
+
+
+def _record(item: dict, image_root: str, fmt: str, index: int) -> dict:
+    if not isinstance(item, dict):
+        raise ValueError("record is not a JSON object")
+    conversations = item.get("conversations")
+    if not isinstance(conversations, list) or not conversations:
+        raise ValueError("no conversations")
+    normalize_turns(conversations)  # raises on records that cannot train
+    image = item.get("image") or ""
+    if fmt == "vision-flan":
+        task = item.get("task_name")
+        if not task:
+            raise ValueError("no task_name")
+        if not image:
+            raise ValueError("no image")
+        # Vision-Flan ids repeat across tasks: key by task + image.
+        key = f"{task}/{image}"
+    else:
+        task = item.get("task_name") or "llava"
+        key = f"{task}/{item.get('id', index)}"
+    return {
+        "key": key,
+        "task": str(task),
+        "image": storage.join(image_root, image) if image else "",
+        "conversations": json.dumps(conversations, ensure_ascii=False),
+    }

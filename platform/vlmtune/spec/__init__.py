@@ -1,0 +1,19 @@
+"""Job specs: pydantic models of every job kind, YAML loading, validation errors."""
+
+from vlmtune.spec.base import API_GROUP, API_VERSION, SpecModel
+from vlmtune.spec.data import DataSource, DataSpec, DemoSource, Mixture, SourceFormat
+from vlmtune.spec.errors import SpecError, SpecIssue
+from vlmtune.spec.loading import KINDS, Job, apply_overrides, load_jobs, parse_documents
+from vlmtune.spec.metadata import ObjectMeta
+from vlmtune.spec.model import JobRef, ModelSpec, Preset, Projector, TrainablePart
+from vlmtune.spec.output import OutputSpec
+from vlmtune.spec.resources import ResourcesSpec
+from vlmtune.spec.training import DeepSpeedSpec, Precision, Schedule, TrainingSpec
+from vlmtune.spec.tuning import TuningJob, TuningJobSpec
+
+__all__ = [
+    "API_GROUP", "API_VERSION", "KINDS", "DataSource", "DataSpec", "DeepSpeedSpec", "DemoSource", "Job",
+    "JobRef", "Mixture", "ModelSpec", "ObjectMeta", "OutputSpec", "Precision", "Preset", "Projector",
+    "ResourcesSpec", "Schedule", "SourceFormat", "SpecError", "SpecIssue", "SpecModel", "TrainablePart",
+    "TrainingSpec", "TuningJob", "TuningJobSpec", "apply_overrides", "load_jobs", "parse_documents",
+]

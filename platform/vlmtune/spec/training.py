@@ -1,0 +1,79 @@
+"""`spec.training`: optimisation, precision and DeepSpeed settings."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import Field, model_validator
+
+from vlmtune.spec.base import SpecModel
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    """bf16 on GPUs, fp32 on CPUs."""
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp32 = "fp32"
+
+
+class Schedule(str, Enum):
+    cosine = "cosine"
+    linear = "linear"
+    constant = "constant"
+
+
+class DeepSpeedSpec(SpecModel):
+    """DeepSpeed ZeRO settings; the rest of the DeepSpeed config is derived from the spec."""
+
+    zero_stage: int = Field(default=2, ge=0, le=3)
+    """ZeRO stage: 2 shards optimizer state and gradients, 3 also parameters."""
+    offload_optimizer: bool = False
+    """Keep optimizer state in CPU memory."""
+    offload_params: bool = False
+    """Keep parameters in CPU memory (ZeRO-3 only)."""
+
+    @model_validator(mode="after")
+    def _offload_params_needs_zero3(self) -> DeepSpeedSpec:
+        if self.offload_params and self.zero_stage != 3:
+            raise ValueError(f"offloadParams needs zeroStage: 3 (got zeroStage: {self.zero_stage})")
+        return self
+
+
+class TrainingSpec(SpecModel):
+    """Optimisation settings (the paper's stage 1: lr 2e-5, global batch 128, 1 epoch, maxLength 2048)."""
+
+    epochs: int = Field(default=1, ge=1)
+    """Passes over the sampled data."""
+    max_steps: int | None = Field(default=None, ge=1)
+    """Stop after this many optimizer steps (overrides epochs when smaller)."""
+    learning_rate: float = Field(default=2.0e-5, gt=0, le=1)
+    """Peak learning rate."""
+    lr_schedule: Schedule = Schedule.cosine
+    """Learning-rate decay after warmup."""
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    """Fraction of steps spent warming up linearly."""
+    weight_decay: float = Field(default=0.0, ge=0)
+    """AdamW weight decay."""
+    global_batch_size: int = Field(default=128, ge=1)
+    """Samples per optimizer step across all workers."""
+    micro_batch_size: int = Field(default=1, ge=1)
+    """Samples per forward pass on one worker; gradient accumulation makes up the rest."""
+    max_length: int = Field(default=2048, ge=16)
+    """Tokens per sample (image tokens included); longer samples are truncated and counted."""
+    gradient_clipping: float = Field(default=1.0, ge=0)
+    """Clip the global gradient norm to this value (0 disables)."""
+    precision: Precision = Precision.auto
+    """Numeric precision of training."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory."""
+    seed: int = 0
+    """Seed of model initialisation and dropout."""
+    log_every_steps: int = Field(default=10, ge=1)
+    """Report metrics every N optimizer steps."""
+    checkpoint_every_steps: int | None = Field(default=None, ge=1)
+    """Checkpoint every N optimizer steps (only at the end when omitted)."""
+    keep_checkpoints: int = Field(default=2, ge=1)
+    """Checkpoints kept in the output (oldest deleted first)."""
+    deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
+    """DeepSpeed ZeRO settings."""

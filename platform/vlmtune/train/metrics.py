@@ -1,0 +1,71 @@
+"""Training metrics: per-step figures reduced across ranks, kept as history, written as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from vlmtune import storage
+from vlmtune.train.step import StepStats
+
+
+@dataclass
+class MetricsWindow:
+    """Accumulates steps between two reports on one rank."""
+
+    started: float = field(default_factory=time.perf_counter)
+    losses: list[float] = field(default_factory=list)
+    tokens: int = 0
+    samples: int = 0
+    skipped: int = 0
+    truncated: int = 0
+
+    def add(self, stats: StepStats) -> None:
+        self.losses.append(stats.loss)
+        self.tokens += stats.tokens
+        self.samples += stats.samples
+        self.skipped += stats.skipped
+        self.truncated += stats.truncated
+
+    def reduce(self, device: torch.device) -> dict:
+        """Sum over ranks (all ranks must call); losses are averaged over ranks and steps."""
+        elapsed = time.perf_counter() - self.started
+        mean_loss = sum(self.losses) / max(len(self.losses), 1)
+        values = torch.tensor([mean_loss, self.tokens, self.samples, self.skipped, self.truncated, elapsed],
+                              dtype=torch.float64, device=device)
+        world = 1
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(values)
+            world = dist.get_world_size()
+        loss, tokens, samples, skipped, truncated, elapsed = values.tolist()
+        elapsed /= world
+        return {
+            "loss": loss / world,
+            "samples": int(samples),
+            "tokens": int(tokens),
+            "samples_per_s": samples / elapsed if elapsed else 0.0,
+            "tokens_per_s": tokens / elapsed if elapsed else 0.0,
+            "skipped": int(skipped),
+            "truncated": int(truncated),
+        }
+
+
+def to_jsonl(history: list[dict]) -> bytes:
+    return "".join(json.dumps(row, sort_keys=True) + "\n" for row in history).encode()
+
+
+def history_uri(output_uri: str) -> str:
+    return storage.join(output_uri, "metrics.jsonl")
+
+
+def read_history(output_uri: str, up_to_step: int | None = None) -> list[dict]:
+    """Metric rows already written for a run (all, or those up to a resumed step)."""
+    uri = history_uri(output_uri)
+    if not storage.exists(uri):
+        return []
+    rows = [json.loads(line) for line in storage.read_bytes(uri).decode().splitlines() if line.strip()]
+    return [row for row in rows if up_to_step is None or row["step"] <= up_to_step]

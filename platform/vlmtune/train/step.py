@@ -1,0 +1,87 @@
+"""One optimizer step: collate, forward, masked loss, backward through DeepSpeed.
+
+Nothing here touches Ray, so the step can be benchmarked alone in one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vlmtune_model.tokenizer import IGNORE_INDEX
+
+
+@dataclass
+class MicroBatch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    pixel_values: torch.Tensor | None
+    samples: int
+    skipped: int
+    truncated: int
+    keys: list[str]
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> MicroBatch:
+        pixels = None if self.pixel_values is None else self.pixel_values.to(device, dtype)
+        return MicroBatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device),
+                          pixels, self.samples, self.skipped, self.truncated, self.keys)
+
+
+@dataclass
+class StepStats:
+    loss: float
+    tokens: int
+    samples: int
+    skipped: int
+    truncated: int
+
+
+def collate(batch: dict[str, np.ndarray], pad_token_id: int) -> MicroBatch:
+    """Right-pad a Ray Data numpy batch into tensors; images only for rows that have one."""
+    ids = [np.asarray(row, dtype=np.int64) for row in batch["input_ids"]]
+    labels = [np.asarray(row, dtype=np.int64) for row in batch["labels"]]
+    width = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), width), pad_token_id, dtype=torch.long)
+    label_tensor = torch.full((len(ids), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, (row, row_labels) in enumerate(zip(ids, labels)):
+        input_ids[i, : len(row)] = torch.from_numpy(row)
+        label_tensor[i, : len(row)] = torch.from_numpy(row_labels)
+        attention[i, : len(row)] = 1
+    has_image = np.asarray(batch["has_image"], dtype=bool)
+    pixels = torch.from_numpy(np.stack(list(batch["pixel_values"][has_image]))) if has_image.any() else None
+    skipped = int(sum(1 for reason in batch["skip_reason"] if reason))
+    return MicroBatch(input_ids, attention, label_tensor, pixels, len(ids), skipped,
+                      int(np.asarray(batch["truncated"]).sum()), [str(k) for k in batch["key"]])
+
+
+def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Mean next-token loss over unmasked labels; zero (not NaN) when a micro-batch has none."""
+    shift_logits = logits[:, :-1].reshape(-1, logits.size(-1)).float()
+    shift_labels = labels[:, 1:].reshape(-1)
+    total = F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    count = int((shift_labels != IGNORE_INDEX).sum())
+    return total / max(count, 1), count
+
+
+def train_step(engine, micro_batches: list[MicroBatch], device: torch.device, dtype: torch.dtype) -> StepStats:
+    """Run gradient accumulation over `micro_batches`; DeepSpeed steps the optimizer at the boundary."""
+    losses, tokens = [], 0
+    for micro in micro_batches:
+        micro = micro.to(device, dtype)
+        output = engine(input_ids=micro.input_ids, attention_mask=micro.attention_mask,
+                        pixel_values=micro.pixel_values, use_cache=False)
+        loss, count = masked_loss(output.logits, micro.labels)
+        engine.backward(loss)
+        engine.step()
+        losses.append(loss.detach().item())
+        tokens += int(micro.attention_mask.sum())
+    return StepStats(
+        loss=float(np.mean(losses)), tokens=tokens,
+        samples=sum(m.samples for m in micro_batches), skipped=sum(m.skipped for m in micro_batches),
+        truncated=sum(m.truncated for m in micro_batches),
+    )

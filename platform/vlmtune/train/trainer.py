@@ -1,0 +1,91 @@
+"""Driver side of a TuningJob: sample plan, Ray Data streams, Ray Train TorchTrainer, result."""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import ray
+import ray.train
+from ray.train.torch import TorchTrainer
+
+from vlmtune import storage
+from vlmtune.data.mixture import plan_samples, sample_mixture
+from vlmtune.data.pipeline import build_train_datasets
+from vlmtune.data.sources import read_sources
+from vlmtune.spec import TuningJob
+from vlmtune.train import model_source
+from vlmtune.train.metrics import read_history
+from vlmtune.train.loop import LoopConfig, train_loop_per_worker
+from vlmtune.train.progress import ProgressBar, ProgressBoard
+
+CHECKPOINT_FOLDER = "checkpoints"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    job: str
+    output_uri: str
+    model_uri: str
+    steps: int
+    history: list[dict]
+    data_report: dict
+
+
+def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_progress: bool = False) -> TrainResult:
+    """Train `job` on the current Ray cluster (embedded or remote); blocks until done."""
+    spec = job.spec
+    output_uri = storage.absolute(spec.output.uri)
+    records, report = read_sources(spec.data.sources)
+    records = sample_mixture(records, spec.data.max_samples, spec.data.mixture.value, spec.data.seed)
+    plan = plan_samples(records, epochs=spec.training.epochs, max_steps=spec.training.max_steps,
+                        global_batch_size=spec.training.global_batch_size, workers=spec.resources.workers,
+                        seed=spec.data.seed)
+    source = model_source.model_source(spec.model, upstream_model_uri)
+    processor = model_source.processor_config(source, spec.training.max_length)
+    data_context = ray.data.DataContext.get_current()
+    data_context.execution_options.preserve_order = True
+    data_context.enable_progress_bars = False  # the train loop shows one bar for the whole job
+    datasets = build_train_datasets(plan.per_rank, processor, batch_size=max(8, spec.training.micro_batch_size))
+    loop = LoopConfig(job=job.to_doc(), source=source, total_steps=plan.steps, output_uri=output_uri)
+    board = ProgressBoard.remote()
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"loop": loop, "progress": board},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=spec.resources.workers, use_gpu=spec.resources.gpus_per_worker > 0,
+            resources_per_worker=_worker_resources(job),
+        ),
+        run_config=_run_config(job, output_uri),
+        datasets=datasets,
+        dataset_config=ray.train.DataConfig(datasets_to_split=[]),
+    )
+    with ProgressBar(board, job.name, plan.steps) if show_progress else nullcontext():
+        result = trainer.fit()
+    if result.error:
+        raise result.error
+    history = read_history(output_uri)
+    data_report = {"samples": len(records), "steps": plan.steps, "stepsPerEpoch": plan.steps_per_epoch,
+                   "skippedRecords": report.skipped, "droppedPerEpoch": plan.dropped_per_epoch}
+    storage.write_bytes(storage.join(output_uri, "data_report.json"), json.dumps(data_report, indent=2).encode())
+    return TrainResult(job.name, output_uri, storage.join(output_uri, "model"), plan.steps, history, data_report)
+
+
+def _worker_resources(job: TuningJob) -> dict:
+    resources = {"CPU": job.spec.resources.cpus_per_worker}
+    if job.spec.resources.gpus_per_worker:
+        resources["GPU"] = job.spec.resources.gpus_per_worker
+    return resources
+
+
+def _run_config(job: TuningJob, output_uri: str) -> ray.train.RunConfig:
+    fs, path = storage.resolve(output_uri)
+    return ray.train.RunConfig(
+        name=CHECKPOINT_FOLDER,
+        storage_path=path,
+        storage_filesystem=fs,
+        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=job.spec.training.keep_checkpoints),
+        failure_config=ray.train.FailureConfig(max_failures=3),
+    )
+
