@@ -34,14 +34,16 @@ class Tokenized:
     truncated: bool
 
 
-def normalize_turns(conversations: list[dict]) -> list[Turn]:
+def normalize_turns(conversations: list[dict], require_answer: bool = True) -> list[Turn]:
     """Vision-Flan/LLaVA turns -> Turn list, `<image>` moved to the front of the first human turn.
+
+    `require_answer=False` accepts a prompt that ends on a human turn (for generation).
 
     Raises:
         ValueError: when there is no assistant answer, roles do not alternate, or `<image>` is misplaced.
     """
     turns = [Turn(_role(c.get("from")), str(c.get("value", ""))) for c in conversations]
-    if not any(turn.role == "gpt" and turn.text.strip() for turn in turns):
+    if not turns or (require_answer and not any(t.role == "gpt" and t.text.strip() for t in turns)):
         raise ValueError("no assistant turn")
     if turns[0].role != "human" or any(a.role == b.role for a, b in zip(turns, turns[1:])):
         raise ValueError("turns must alternate human/gpt, starting with human")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
-# Subcommand modules are imported lazily so `vlmtune validate` never pays for torch or Ray.
+# Subcommand modules keep heavy imports (torch, Ray) inside their handlers, so parsing stays fast.
 SUBCOMMANDS = {
     "run": "vlmtune.cli.run",
     "validate": "vlmtune.cli.validate",
     "data": "vlmtune.cli.data",
-    "render": "vlmtune.cli.render",
-    "crds": "vlmtune.cli.crds",
 }
 
 
@@ -28,6 +25,3 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.handler(args) or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -115,7 +115,8 @@ def _validate_document(document: Any, source: str, overrides: Sequence[str]) -> 
         return None, header
     model = KINDS[document["kind"]]
     try:
-        return model.model_validate(document), []
+        # Files speak camelCase only, as the CRD does: a snake_case key is an unknown key.
+        return model.model_validate(document, by_alias=True, by_name=False), []
     except ValidationError as err:
         return None, issues_from_validation(err, model, source)
 

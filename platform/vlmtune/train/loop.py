@@ -60,12 +60,13 @@ def train_loop_per_worker(config: dict) -> None:
         window.add(train_step(engine, micro_batches, device, dtype))
         state = ckpt.TrainState(step=step + 1, consumed=state.consumed + sum(m.samples for m in micro_batches))
         last = state.step == loop.total_steps
+        checkpoint_due = _checkpoint_due(spec, state.step, last)
         # Step 1 is always logged so runs report the loss they started from.
-        if state.step == 1 or state.step % spec.training.log_every_steps == 0 or last:
+        if state.step == 1 or state.step % spec.training.log_every_steps == 0 or checkpoint_due:
             metrics = _metrics(engine, window.reduce(device), state)
             history.append(metrics)
             window = MetricsWindow()
-            _report(engine, metrics, state, rank, loop, history, checkpoint=_checkpoint_due(spec, state.step, last))
+            _report(engine, metrics, state, rank, loop, history, checkpoint=checkpoint_due)
         if board:
             board.post.remote(state.step, loop.total_steps, history[-1]["loss"] if history else None)
     _export(engine, built, job, loop, rank)
