@@ -10,6 +10,9 @@ SUBCOMMANDS = {
     "run": "vlmtune.cli.run",
     "validate": "vlmtune.cli.validate",
     "data": "vlmtune.cli.data",
+    "render": "vlmtune.cli.render",
+    "crds": "vlmtune.cli.crds",
+    "eval": "vlmtune.cli.eval",
 }
 
 

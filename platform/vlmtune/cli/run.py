@@ -41,6 +41,12 @@ def run(args) -> int:
 
 
 def summary(result) -> str:
+    from vlmtune.eval import EvalResult
+
+    if isinstance(result, EvalResult):
+        from vlmtune.cli.eval import summary as eval_summary
+
+        return eval_summary(result)
     history = result.history
     lines = [f"\n{result.job}: {result.steps} steps, {result.data_report['samples']} samples"]
     if history:

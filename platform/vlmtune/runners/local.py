@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import ray
 
 from vlmtune import storage
-from vlmtune.spec import Job
+from vlmtune.spec import EvalJob, Job
 
 
 def execution_order(jobs: list[Job]) -> list[Job]:
@@ -67,6 +67,7 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
 
 def run_jobs(jobs: list[Job], verbose: bool = False, show_progress: bool = True):
     """Run every job in dependency order; a job's `from: {job}` resolves to that job's exported model."""
+    from vlmtune.eval import run_eval_job
     from vlmtune.train.trainer import run_tuning_job
 
     results, models = [], {}
@@ -76,6 +77,9 @@ def run_jobs(jobs: list[Job], verbose: bool = False, show_progress: bool = True)
             upstream = models.get(ref.job) if ref else None
             if ref and upstream is None:
                 raise ValueError(f"{job.name}: spec.model.from.job {ref.job!r} was not run in this invocation")
+            if isinstance(job, EvalJob):  # evaluates a model, exports none
+                results.append(run_eval_job(job, upstream, show_progress=show_progress))
+                continue
             result = run_tuning_job(job, upstream, show_progress=show_progress)
             models[job.name] = result.model_uri
             results.append(result)

@@ -12,11 +12,12 @@ from pydantic import ValidationError
 
 from vlmtune.spec.base import API_VERSION
 from vlmtune.spec.errors import SpecError, SpecIssue
+from vlmtune.spec.eval import EvalJob
 from vlmtune.spec.issues import issues_from_validation
 from vlmtune.spec.tuning import TuningJob
 
-Job = Union[TuningJob]
-KINDS: dict[str, type[Job]] = {"TuningJob": TuningJob}
+Job = Union[TuningJob, EvalJob]
+KINDS: dict[str, type[Job]] = {"TuningJob": TuningJob, "EvalJob": EvalJob}
 
 
 def load_jobs(paths: Sequence[str | Path], overrides: Sequence[str] = ()) -> list[Job]:

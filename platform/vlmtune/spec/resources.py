@@ -18,3 +18,5 @@ class ResourcesSpec(SpecModel):
     """Logical CPUs reserved per worker."""
     node_pool: str | None = None
     """Node pool named in the Helm chart's values (GPU type, tolerations, node selector)."""
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    """Wall-clock limit of the run on a cluster (the RayJob's activeDeadlineSeconds); the chart's default when omitted."""

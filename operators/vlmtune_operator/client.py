@@ -1,0 +1,85 @@
+"""The operator's one door to the API server: get/create of RayJobs, jobs and Kueue Workloads.
+
+Everything else in the operator is pure; this facade is the only module that does I/O, so handlers can be
+tested with a fake of it and the real one against an in-memory API server.
+"""
+
+from __future__ import annotations
+
+from vlmtune.spec import KINDS
+from vlmtune.spec.base import API_GROUP
+from vlmtune.spec.crd import VERSION, plural_of
+
+JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+"""Kueue labels each Workload with the uid of the job object it admits."""
+
+
+class KubeClient:
+    """Custom objects the operator reads and writes, with 404 as None and 409 as "already there"."""
+
+    def __init__(self, api, kueue_api_version: str = "kueue.x-k8s.io/v1beta2"):
+        from kubernetes.client.exceptions import ApiException
+
+        self._api = api  # kubernetes.client.CustomObjectsApi
+        self._api_exception = ApiException
+        self._kueue_group, self._kueue_version = kueue_api_version.split("/", 1)
+
+    @classmethod
+    def from_environment(cls, kueue_api_version: str = "kueue.x-k8s.io/v1beta2") -> KubeClient:
+        """In-cluster service-account credentials, else the local kubeconfig."""
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        return cls(client.CustomObjectsApi(), kueue_api_version)
+
+    def get_rayjob(self, namespace: str, name: str) -> dict | None:
+        return self._get("ray.io", "v1", namespace, "rayjobs", name)
+
+    def create_rayjob(self, namespace: str, body: dict) -> dict:
+        """Create `body`; if a RayJob of that name already exists, return the existing one."""
+        try:
+            created = self._api.create_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", body)
+            if created is not None:
+                return created
+            # The generated client decodes only 201; an API server may also answer 200, with the body dropped.
+        except self._api_exception as err:
+            if err.status != 409:
+                raise
+        existing = self.get_rayjob(namespace, body["metadata"]["name"])
+        if existing is None:  # deleted between our create and get: let the caller's retry create it
+            raise RuntimeError(f"RayJob {body['metadata']['name']} was created but cannot be read back")
+        return existing
+
+    def get_job(self, namespace: str, name: str) -> dict | None:
+        """The job custom resource called `name`, of whichever vlmtune kind it is."""
+        for kind in KINDS:
+            found = self._get(API_GROUP, VERSION, namespace, plural_of(kind), name)
+            if found is not None:
+                return found
+        return None
+
+    def find_workload(self, namespace: str, owner_uid: str) -> dict | None:
+        """The Kueue Workload admitting the object with `owner_uid` (None without Kueue or before it exists)."""
+        try:
+            listing = self._api.list_namespaced_custom_object(
+                self._kueue_group, self._kueue_version, namespace, "workloads",
+                label_selector=f"{JOB_UID_LABEL}={owner_uid}",
+            )
+        except self._api_exception as err:
+            if err.status == 404:
+                return None
+            raise
+        items = listing.get("items") or []
+        # After a requeue Kueue may briefly hold two; the newest is the one that decides.
+        return max(items, key=lambda w: w.get("metadata", {}).get("creationTimestamp") or "", default=None)
+
+    def _get(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict | None:
+        try:
+            return self._api.get_namespaced_custom_object(group, version, namespace, plural, name)
+        except self._api_exception as err:
+            if err.status == 404:
+                return None
+            raise

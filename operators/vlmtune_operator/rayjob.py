@@ -1,0 +1,197 @@
+"""Pure translation of a job into the KubeRay RayJob that runs it: `build_rayjob(job, runtime) -> dict`.
+
+The RayJob is created suspended so that Kueue admits it; its entrypoint is the same `vlmtune run` that
+local runs use, with the job document passed in, so laptop and cluster share one code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Mapping
+
+from vlmtune.spec import Job
+from vlmtune.spec.crd import short_names
+from vlmtune.spec.metadata import QUEUE_LABEL
+
+from vlmtune_operator.chaining import resolve_document
+from vlmtune_operator.runtime import NodePool, RuntimeConfig
+
+RAYJOB_API_VERSION = "ray.io/v1"
+MAX_NAME_LENGTH = 47
+"""KubeRay rejects longer RayJob names: it derives cluster, pod and service names from them."""
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "vlmtune-operator"
+JOB_LABEL = "vlmtune.dev/job"
+KIND_LABEL = "vlmtune.dev/kind"
+GPU_TYPE_LABEL = "vlmtune.dev/gpu-type"
+SPEC_HASH_ANNOTATION = "vlmtune.dev/spec-hash"
+WORKER_GROUP = "workers"
+SHM_VOLUME = "dshm"
+
+
+class BuildError(ValueError):
+    """The job cannot run on this cluster as configured; the message names the field and the fix."""
+
+
+def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | None = None,
+                 namespace: str | None = None) -> dict:
+    """The RayJob that runs `job`.
+
+    Args:
+        job: a validated job with `spec.resources` and `spec.output`.
+        runtime: cluster settings (image, node pools, deadlines).
+        models: upstream job name -> recorded model URI, for jobs that start `from` another job.
+        namespace: where the RayJob goes (defaults to the job's own namespace).
+
+    Raises:
+        BuildError: unknown node pool, too few CPUs in the pool, an upstream model missing, a bad annotation.
+    """
+    document = entry_document(job, models or {})
+    metadata = {"name": rayjob_name(job.kind, job.name), "namespace": namespace or job.metadata.namespace,
+                "labels": _labels(job, runtime), "annotations": {SPEC_HASH_ANNOTATION: spec_hash(job.to_doc())}}
+    if metadata["namespace"] is None:
+        del metadata["namespace"]  # rendered without a namespace: `kubectl apply -n` decides
+    spec = {
+        "entrypoint": entrypoint(document),
+        "submissionMode": "K8sJobMode",
+        "suspend": True,  # Kueue unsuspends it on admission
+        "shutdownAfterJobFinishes": True,  # frees the queue's quota the moment the job ends
+        "ttlSecondsAfterFinished": runtime.ttl_seconds_after_finished,
+        "backoffLimit": runtime.backoff_limit,
+        "rayClusterSpec": _cluster_spec(job, runtime),
+    }
+    deadline = _active_deadline(job, runtime)
+    if deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
+    return {"apiVersion": RAYJOB_API_VERSION, "kind": "RayJob", "metadata": metadata, "spec": spec}
+
+
+def rayjob_name(kind: str, job_name: str) -> str:
+    """`<kind short name>-<job name>`, cut to KubeRay's limit with a hash suffix that keeps it unique."""
+    name = f"{(short_names(kind) or [kind.lower()])[0]}-{job_name}"
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:MAX_NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def entry_document(job: Job, models: Mapping[str, str]) -> dict:
+    """The job document the RayJob runs: upstream references resolved to model URIs."""
+    try:
+        return resolve_document(job.to_doc(), models)
+    except KeyError as missing:
+        raise BuildError(f"spec.model.from.job: no recorded model for upstream job {missing}") from None
+
+
+def entrypoint(document: Mapping) -> str:
+    """The shell command KubeRay submits: one quoted argument, so no shell ever re-splits the JSON."""
+    return f"vlmtune run --spec-json {shlex.quote(json.dumps(document, separators=(',', ':')))}"
+
+
+def spec_hash(document: Mapping) -> str:
+    """Short digest of the job document as written (upstream references unresolved); a different digest
+    later means the job was edited after its RayJob was created."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _labels(job: Job, runtime: RuntimeConfig) -> dict[str, str]:
+    labels = dict(job.metadata.labels)
+    if QUEUE_LABEL not in labels and runtime.default_queue:
+        labels[QUEUE_LABEL] = runtime.default_queue
+    labels.update({MANAGED_BY_LABEL: MANAGED_BY, JOB_LABEL: job.name, KIND_LABEL: job.kind})
+    return labels
+
+
+def _active_deadline(job: Job, runtime: RuntimeConfig) -> int | None:
+    return job.spec.resources.active_deadline_seconds or runtime.active_deadline_seconds
+
+
+def _cluster_spec(job: Job, runtime: RuntimeConfig) -> dict:
+    return {
+        "rayVersion": runtime.ray_version,
+        "enableInTreeAutoscaling": False,  # Kueue reserved fixed quota; autoscaling would leave it
+        "headGroupSpec": {
+            # The head only schedules: no training or data task may land on it and starve it.
+            "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
+            "template": _pod(job, runtime, "ray-head", _head_resources(runtime), NodePool(), head=True),
+        },
+        "workerGroupSpecs": [_worker_group(job, runtime)],
+    }
+
+
+def _worker_group(job: Job, runtime: RuntimeConfig) -> dict:
+    resources = job.spec.resources
+    pool = _node_pool(job, runtime)
+    return {
+        "groupName": WORKER_GROUP,
+        # Fixed size: Ray Train's worker count is part of the spec and the batch size depends on it.
+        "replicas": resources.workers, "minReplicas": resources.workers, "maxReplicas": resources.workers,
+        "rayStartParams": {},
+        "template": _pod(job, runtime, "ray-worker", _worker_resources(job, runtime, pool), pool, head=False),
+    }
+
+
+def _node_pool(job: Job, runtime: RuntimeConfig) -> NodePool:
+    name = job.spec.resources.node_pool or runtime.default_node_pool
+    if name is None:
+        return NodePool()
+    if name not in runtime.node_pools:
+        known = ", ".join(sorted(runtime.node_pools)) or "none configured"
+        raise BuildError(f"spec.resources.nodePool: unknown node pool {name!r} (known: {known})")
+    return runtime.node_pools[name]
+
+
+def _head_resources(runtime: RuntimeConfig) -> dict:
+    amounts = {"cpu": runtime.head.cpu, "memory": runtime.head.memory}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _worker_resources(job: Job, runtime: RuntimeConfig, pool: NodePool) -> dict:
+    resources = job.spec.resources
+    cpu = pool.cpu or cpu_quantity(resources.cpus_per_worker)
+    if millicores(cpu) < resources.cpus_per_worker * 1000:
+        raise BuildError(f"spec.resources.cpusPerWorker: {resources.cpus_per_worker} is more than the node "
+                         f"pool's {cpu} CPUs per worker; lower it or pick another nodePool")
+    amounts = {"cpu": cpu, "memory": pool.memory or runtime.worker_memory}
+    if resources.gpus_per_worker:
+        amounts[pool.gpu_resource] = str(resources.gpus_per_worker)
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool: NodePool, head: bool) -> dict:
+    labels = {JOB_LABEL: job.name}
+    if pool.gpu_type and not head:
+        labels[GPU_TYPE_LABEL] = pool.gpu_type
+    main = {
+        "name": container, "image": runtime.image, "imagePullPolicy": runtime.image_pull_policy,
+        "resources": resources,
+        "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
+    }
+    if head:
+        main["ports"] = [{"containerPort": 6379, "name": "gcs-server"}, {"containerPort": 8265, "name": "dashboard"},
+                         {"containerPort": 10001, "name": "client"}]
+    if runtime.object_store_secret:
+        main["envFrom"] = [{"secretRef": {"name": runtime.object_store_secret}}]
+    spec: dict = {
+        "containers": [main],
+        # Docker's 64 MiB /dev/shm breaks Ray's object store and torch DataLoader workers.
+        "volumes": [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": runtime.shm_size}}],
+    }
+    if runtime.service_account:
+        spec["serviceAccountName"] = runtime.service_account
+    if pool.node_selector:
+        spec["nodeSelector"] = dict(pool.node_selector)
+    if pool.tolerations:
+        spec["tolerations"] = [toleration.to_doc() for toleration in pool.tolerations]
+    return {"metadata": {"labels": labels}, "spec": spec}
+
+
+def cpu_quantity(cpus: float) -> str:
+    """A Kubernetes CPU quantity: whole CPUs as "4", fractions in millicores as "1500m"."""
+    return str(int(cpus)) if float(cpus).is_integer() else f"{round(cpus * 1000)}m"
+
+
+def millicores(quantity: str) -> float:
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000

@@ -1,0 +1,34 @@
+"""`vlmtune render FILE...`: print the Kubernetes objects the operator would create, as YAML."""
+
+from __future__ import annotations
+
+import sys
+
+from vlmtune.spec import SpecError, load_jobs
+
+
+def register(add_parser, name: str) -> None:
+    parser = add_parser(name, help="print the RayJobs the operator would create")
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("--runtime", metavar="FILE", help="operator runtime config (plain YAML or its ConfigMap)")
+    parser.add_argument("--artifact", action="append", default=[], metavar="JOB=URI",
+                        help="model URI recorded by an upstream job (default: <its output.uri>/model)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                        help="override a field before validation (repeatable)")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from vlmtune_operator import BuildError, load_runtime, parse_artifacts, render_jobs, to_yaml
+
+    try:
+        jobs = load_jobs(args.files, args.overrides)
+        objects = render_jobs(jobs, load_runtime(args.runtime), parse_artifacts(args.artifact))
+    except SpecError as err:
+        print(f"{len(err.issues)} problem(s) found:\n  " + str(err).replace("\n", "\n  "), file=sys.stderr)
+        return 1
+    except (BuildError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    sys.stdout.write(to_yaml(objects))
+    return 0

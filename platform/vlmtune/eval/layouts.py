@@ -1,0 +1,108 @@
+"""The published file layouts, read from and written to local folders or s3:// (the thin I/O edge).
+
+- Parquet as the Hugging Face `datasets` library writes it (lmms-lab/MME, lmms-lab/POPE): one file or a
+  folder of shards; an `Image` column is a struct `{bytes, path}`.
+- MMBench TSV: tab-separated, a header row, images as base64 strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import sys
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from vlmtune import storage
+
+IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+"""How `datasets` stores an `Image` feature in Parquet."""
+# pandas' default NA strings (case-sensitive): VLMEvalKit reads MMBench with `pd.read_csv`, so an option cell
+# holding one of these counts as absent there, and must here too.
+PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
+def read_parquet_rows(uri: str) -> list[dict]:
+    """Rows of a Parquet file, or of every `*.parquet` under a folder (shards in name order)."""
+    fs, path = storage.resolve(uri)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{uri}: no such file or folder")
+    if info.type == pafs.FileType.Directory:
+        files = sorted(entry.path for entry in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+                       if entry.type == pafs.FileType.File and entry.path.endswith(".parquet"))
+        if not files:
+            raise FileNotFoundError(f"{uri}: the folder holds no .parquet file")
+    else:
+        files = [path]
+    rows = []
+    for file in files:
+        with fs.open_input_file(file) as handle:
+            rows.extend(pq.read_table(handle).to_pylist())
+    return rows
+
+
+def parquet_bytes(rows: list[dict], schema: pa.Schema) -> bytes:
+    """A Parquet file holding `rows`, with the `datasets` feature metadata so `load_dataset` decodes images."""
+    features = {field.name: ({"_type": "Image"} if field.type == IMAGE_STRUCT
+                             else {"dtype": _hf_dtype(field.type), "_type": "Value"}) for field in schema}
+    schema = schema.with_metadata({b"huggingface": json.dumps({"info": {"features": features}}).encode()})
+    table = pa.Table.from_pylist(rows, schema=schema)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _hf_dtype(arrow_type: pa.DataType) -> str:
+    return {pa.string(): "string", pa.int64(): "int64", pa.binary(): "binary"}.get(arrow_type, str(arrow_type))
+
+
+def image_bytes(value) -> bytes | None:
+    """Encoded image bytes from an `Image` struct, raw bytes, or a base64 string (MMBench)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get("bytes")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str) and not is_missing(value):
+        return base64.b64decode(value)
+    return None
+
+
+def image_struct(data: bytes, path: str) -> dict:
+    return {"bytes": data, "path": path}
+
+
+def read_tsv_rows(uri: str) -> list[dict]:
+    """Rows of a TSV with a header line, as strings (pandas' `read_csv(sep='\\t')` quoting rules)."""
+    text = storage.read_bytes(uri).decode("utf-8-sig")
+    # Base64 images are far longer than csv's default 128 KiB field limit.
+    csv.field_size_limit(sys.maxsize)
+    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"))
+
+
+def tsv_bytes(rows: list[dict], columns: list[str]) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=columns, delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def is_missing(value) -> bool:
+    """An empty cell: None, NaN, or a string pandas reads as NaN."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value
+    return str(value) in PANDAS_NA
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,65 @@
+"""`vlmtune eval demo` writes every demo benchmark; `vlmtune eval score` scores saved predictions on each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vlmtune.cli import main
+from vlmtune.eval import BENCHMARKS
+from vlmtune.eval.items import dumps_jsonl, prediction_records
+
+NAMES = ("mme", "pope", "mc", "heldout", "forgetting")
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval-demo")
+    capture = pytest.MonkeyPatch()
+    lines = []
+    capture.setattr("builtins.print", lambda *args, **_: lines.append(" ".join(map(str, args))))
+    try:
+        assert main(["eval", "demo", "--out", str(out), "--per-task", "1", "--heldout-per-task", "4",
+                     "--image-size", "32"]) == 0
+    finally:
+        capture.undo()
+    return dict(line.split(maxsplit=1) for line in lines)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_score_each_demo_benchmark_from_a_predictions_file(name, demo_data, tmp_path, capsys):
+    items = BENCHMARKS[name].load(demo_data[name])
+    # Every second answer wrong on purpose, and the file in reverse order: matching is by id (and text).
+    wrong = {"mme": lambda a: "maybe", "pope": lambda a: "yes" if a == "no" else "No"}.get(name, lambda a: "Z")
+    predictions = [item.answer if i % 2 == 0 else wrong(item.answer) for i, item in enumerate(items)]
+    records = prediction_records(items, predictions)[::-1]
+    path = tmp_path / "predictions.jsonl"
+    path.write_bytes(dumps_jsonl(records))
+    assert main(["eval", "score", "--benchmark", name, "--data", demo_data[name], "--predictions", str(path),
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = BENCHMARKS[name].score(items, predictions)
+    assert printed == json.loads(json.dumps({**expected, "missingPredictions": 0, "unusedPredictions": 0}))
+    # Hand-computed: MME images get one right of two (acc 50 + acc+ 0 per subtask, 6 perception and
+    # 2 cognition subtasks); every MMBench question has a wrong rotation; the rest get half right.
+    assert BENCHMARKS[name].headline(printed) | {"mc.singleAccuracy": None} == {
+        "mme": {"mme.perception": 300.0, "mme.cognition": 100.0},
+        "pope": {"pope.f1": pytest.approx(2 / 3), "pope.accuracy": 0.5, "pope.yesRatio": 1.0},  # all said yes
+        "mc": {"mc.circularAccuracy": 0.0},
+        "heldout": {"heldout.accuracy": 0.5, "heldout.meanTaskAccuracy": 0.5},
+        "forgetting": {"forgetting.meanAccuracy": 0.5},
+    }[name] | {"mc.singleAccuracy": None}
+
+    assert main(["eval", "score", "--benchmark", name, "--data", demo_data[name], "--predictions", str(path)]) == 0
+    assert capsys.readouterr().out.startswith(f"## {BENCHMARKS[name].title}\n\n|")
+
+
+def test_bad_inputs_exit_1_with_a_message(demo_data, tmp_path, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question_id": 1}\n')
+    assert main(["eval", "score", "--benchmark", "mme", "--data", demo_data["mme"], "--predictions", str(path)]) == 1
+    assert "line 1: expected an object with question_id and prediction" in capsys.readouterr().err
+    assert main(["eval", "score", "--benchmark", "pope", "--data", str(tmp_path / "none"),
+                 "--predictions", str(path)]) == 1
+    assert "no such file or folder" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""POPE: LLaVA eval_pope.py's answer parsing and metrics, on hand-computed cases; the lmms-lab Parquet reader."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from vlmtune.eval import pope
+from vlmtune.eval.layouts import IMAGE_STRUCT, parquet_bytes
+from vlmtune.eval.pope import POPERow, parse_answer, score
+
+
+@pytest.mark.parametrize(("prediction", "parsed"), [
+    ("No", "no"), ("no, there is not.", "no"), ("There is no dog in the image.", "no"),
+    ("It is not there", "no"), ("Yes", "yes"), ("Yes. No dog is visible.", "yes"),  # first sentence only
+    ("None", "yes"), ("Nope", "yes"), ("NO", "yes"), ("Not sure", "yes"),  # only 'No', 'not', 'no' as words
+    ("No\nthere", "yes"),  # words are split on spaces only, as in eval_pope.py
+    ("", "yes"), (None, "yes"),
+])
+def test_answers_are_parsed_as_llava_eval_pope(prediction, parsed):
+    assert parse_answer(prediction) == parsed
+
+
+def test_metrics_per_split_overall_and_mean_f1():
+    rows = [POPERow("random", "yes", "Yes"), POPERow("random", "yes", "No"),  # TP, FN
+            POPERow("random", "no", "Yes"), POPERow("random", "no", "No"),    # FP, TN
+            POPERow("popular", "yes", "Yes"), POPERow("popular", "no", "Yes"), POPERow("popular", "no", "yes")]
+    result = score(rows)
+    random, popular, overall = result["splits"]["random"], result["splits"]["popular"], result["overall"]
+    assert random == {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "yesRatio": 0.5,
+                      "tp": 1, "fp": 1, "tn": 1, "fn": 1, "questions": 4}
+    # popular: TP 1, FP 2 -> precision 1/3, recall 1, F1 = 2(1/3)(1)/(4/3) = 1/2, accuracy 1/3, all yes
+    assert (popular["precision"], popular["recall"], popular["accuracy"]) == (1 / 3, 1.0, 1 / 3)
+    assert popular["yesRatio"] == 1.0
+    assert popular["f1"] == pytest.approx(0.5)
+    # pooled: TP 2, FP 3, TN 1, FN 1
+    assert (overall["tp"], overall["fp"], overall["tn"], overall["fn"]) == (2, 3, 1, 1)
+    assert overall["precision"] == 0.4 and overall["recall"] == 2 / 3 and overall["yesRatio"] == 5 / 7
+    assert result["meanF1"] == pytest.approx(0.5)
+    assert list(result["splits"]) == ["random", "popular"]  # POPE's split order, absent splits left out
+
+
+def test_no_yes_predicted_gives_zero_not_a_crash():
+    result = score([POPERow("adversarial", "yes", "No"), POPERow("adversarial", "no", "No")])
+    split = result["splits"]["adversarial"]
+    assert (split["precision"], split["recall"], split["f1"], split["accuracy"], split["yesRatio"]) == (0, 0, 0, 0.5, 0)
+
+
+def _pope_file(tmp_path, rows):
+    schema = pa.schema([("id", pa.string()), ("question_id", pa.string()), ("question", pa.string()),
+                        ("answer", pa.string()), ("image_source", pa.string()), ("image", IMAGE_STRUCT),
+                        ("category", pa.string())])
+    path = tmp_path / "pope.parquet"
+    path.write_bytes(parquet_bytes(rows, schema))
+    return path
+
+
+def test_reader_limits_per_split_and_keys_on_id_when_question_ids_repeat(tmp_path):
+    rows = [{"id": str(n), "question_id": str(n % 3 + 1), "question": f"Is there a cat {n}?", "answer": "yes",
+             "image_source": f"COCO_{n}", "image": {"bytes": b"img", "path": None}, "category": split}
+            for n, split in enumerate(["random"] * 3 + ["popular"] * 3)]
+    items = pope.load(str(_pope_file(tmp_path, rows)), limit=2)
+    assert [(item.group, item.question_id) for item in items] == [
+        ("random", "0"), ("random", "1"), ("popular", "3"), ("popular", "4")]
+    assert items[0].prompt == "Is there a cat 0?\nAnswer the question using a single word or phrase."
+    assert items[0].extra == {"image_source": "COCO_0"}
+    unique = [dict(row, question_id=str(100 + n)) for n, row in enumerate(rows)]
+    assert pope.load(str(_pope_file(tmp_path, unique)))[0].question_id == "100"

@@ -1,0 +1,113 @@
+"""Test data of the operator tests: a GPU cluster's runtime config, job documents, a fake API facade.
+
+A plain module (not conftest) so that test files import it by a name no other test folder uses.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from vlmtune.spec import KINDS
+
+REPO = Path(__file__).resolve().parents[3]
+JOB_FILES = sorted((REPO / "jobs").glob("*.yaml"))
+
+GPU_RUNTIME = {
+    "image": "registry.example/vlmtune:0.1.0",
+    "rayVersion": "2.60.0",
+    "serviceAccount": "vlmtune-ray",
+    "objectStoreSecret": "object-store",
+    "defaultQueue": "tuning",
+    "shmSize": "32Gi",
+    "defaultNodePool": "cpu",
+    "nodePools": {
+        "cpu": {"cpu": "4", "memory": "16Gi"},
+        "a100-80gb": {
+            "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "gpuType": "A100-80GB", "cpu": "11", "memory": "160Gi",
+        },
+        "mi300": {"gpuResource": "amd.com/gpu", "memory": "200Gi"},
+    },
+}
+
+
+def stage_doc(name: str = "visionflan-stage1", **spec_overrides) -> dict:
+    """A GPU stage-1 job like DESIGN.md's, as a document; `spec_overrides` replace whole spec sections."""
+    doc = {
+        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob",
+        "metadata": {"name": name, "namespace": "team-vision",
+                     "labels": {"kueue.x-k8s.io/queue-name": "tuning", "kueue.x-k8s.io/priority-class": "high"}},
+        "spec": {
+            "model": {"languageModel": "lmsys/vicuna-13b-v1.5", "visionTower": "openai/clip-vit-large-patch14-336",
+                      "trainable": ["projector", "language_model"]},
+            "data": {"sources": [{"uri": "s3://datasets/vision-flan/annotation.json", "maxPerTask": 10000}],
+                     "mixture": "uniform"},
+            "training": {"globalBatchSize": 128, "maxLength": 2048, "deepspeed": {"zeroStage": 3}},
+            "resources": {"workers": 8, "gpusPerWorker": 1, "cpusPerWorker": 8, "nodePool": "a100-80gb"},
+            "output": {"uri": f"s3://runs/{name}"},
+        },
+    }
+    doc["spec"].update(copy.deepcopy(spec_overrides))
+    return doc
+
+
+def stage2_doc(name: str = "visionflan-stage2", upstream: str = "visionflan-stage1") -> dict:
+    return stage_doc(name, model={"from": {"job": upstream}},
+                     data={"sources": [{"uri": "s3://datasets/llava/gpt4.json", "format": "llava"}]})
+
+
+def eval_doc(name: str = "eval-stage1", upstream: str = "visionflan-stage1") -> dict:
+    return {
+        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "EvalJob",
+        "metadata": {"name": name, "namespace": "team-vision", "labels": {"kueue.x-k8s.io/queue-name": "tuning"}},
+        "spec": {"model": {"from": {"job": upstream}},
+                 "benchmarks": [{"name": "pope", "data": "s3://datasets/pope/"}, {"name": "mme", "demo": {}}],
+                 "resources": {"workers": 2, "gpusPerWorker": 1, "nodePool": "a100-80gb"},
+                 "output": {"uri": f"s3://runs/{name}"}},
+    }
+
+
+def job(doc: dict):
+    return KINDS[doc["kind"]].model_validate(doc)
+
+
+def live(doc: dict, uid: str = "uid-1", generation: int = 1, status: dict | None = None) -> dict:
+    """`doc` as the API server returns it: uid, generation, system annotations, maybe a status."""
+    body = copy.deepcopy(doc)
+    body["metadata"].update(uid=uid, generation=generation, resourceVersion="7")
+    body["metadata"].setdefault("annotations", {})["kubectl.kubernetes.io/last-applied-configuration"] = "{...}"
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+class FakeClient:
+    """In-memory stand-in for `KubeClient` with its semantics: 404 -> None, create on 409 -> existing."""
+
+    def __init__(self):
+        self.rayjobs: dict[tuple[str, str], dict] = {}
+        self.jobs: dict[tuple[str, str], dict] = {}
+        self.workloads: dict[str, dict] = {}
+        self.creates = 0
+
+    def get_rayjob(self, namespace, name):
+        found = self.rayjobs.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def create_rayjob(self, namespace, body):
+        self.creates += 1
+        key = (namespace, body["metadata"]["name"])
+        if key not in self.rayjobs:
+            stored = copy.deepcopy(body)
+            stored["metadata"].update(namespace=namespace, uid=f"rayjob-uid-{len(self.rayjobs)}")
+            self.rayjobs[key] = stored
+        return copy.deepcopy(self.rayjobs[key])
+
+    def get_job(self, namespace, name):
+        found = self.jobs.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def find_workload(self, namespace, owner_uid):
+        return copy.deepcopy(self.workloads.get(owner_uid))

@@ -1,0 +1,177 @@
+"""Handlers as plain functions: `kopf.Patch` in, facade calls and status patches out (the facade is faked)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import datetime, timezone
+
+import kopf
+import pytest
+from operator_docs import FakeClient, live, stage2_doc, stage_doc
+
+from vlmtune.spec import KINDS
+from vlmtune.spec.crd import plural_of
+
+from vlmtune_operator.handlers import configure, reconcile, refresh_status, register
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NS = "team-vision"
+
+
+@pytest.fixture
+def client() -> FakeClient:
+    return FakeClient()
+
+
+def _reconcile(body, client, runtime) -> kopf.Patch:
+    patch = kopf.Patch()
+    reconcile(body, patch, client, runtime, now=NOW)
+    return patch
+
+
+def _entry_document(rayjob: dict) -> dict:
+    return json.loads(shlex.split(rayjob["spec"]["entrypoint"])[3])
+
+
+def test_create_builds_the_rayjob_owned_by_the_job(client, gpu_runtime):
+    patch = _reconcile(live(stage_doc(), uid="job-uid"), client, gpu_runtime)
+    rayjob = client.rayjobs[(NS, "tj-visionflan-stage1")]
+    assert rayjob["metadata"]["ownerReferences"][0]["uid"] == "job-uid"
+    assert patch.status["phase"] == "Queued" and patch.status["rayJobName"] == "tj-visionflan-stage1"
+    assert patch.status["queue"] == "tuning" and patch.status["observedGeneration"] == 1
+    assert "kubectl.kubernetes.io" not in rayjob["spec"]["entrypoint"]  # tools' annotations stay out of the run
+
+
+def test_reconcile_is_idempotent(client, gpu_runtime):
+    first = _reconcile(live(stage_doc()), client, gpu_runtime)
+    again = _reconcile(live(stage_doc(), status=dict(first.status)), client, gpu_runtime)
+    assert client.creates == 1 and len(client.rayjobs) == 1
+    assert dict(again.status) == {}  # nothing left to change
+
+
+def test_lost_status_update_adopts_the_existing_rayjob(client, gpu_runtime):
+    _reconcile(live(stage_doc()), client, gpu_runtime)
+    patch = _reconcile(live(stage_doc()), client, gpu_runtime)  # the status patch of the first run was lost
+    assert client.creates == 1 and patch.status["rayJobName"] == "tj-visionflan-stage1"
+
+
+def test_foreign_rayjob_with_our_name_is_refused(client, gpu_runtime):
+    client.rayjobs[(NS, "tj-visionflan-stage1")] = {"metadata": {"name": "tj-visionflan-stage1", "labels": {}}}
+    with pytest.raises(kopf.PermanentError):
+        patch = kopf.Patch()
+        reconcile(live(stage_doc()), patch, client, gpu_runtime, now=NOW)
+    assert patch.status["reason"] == "NameConflict"
+
+
+def test_downstream_waits_for_upstream_success(client, gpu_runtime):
+    client.jobs[(NS, "visionflan-stage1")] = live(stage_doc(), status={"phase": "Running"})
+    patch = kopf.Patch()
+    with pytest.raises(kopf.TemporaryError) as raised:
+        reconcile(live(stage2_doc()), patch, client, gpu_runtime, now=NOW)
+    assert raised.value.delay == gpu_runtime.upstream_poll_seconds
+    assert (patch.status["phase"], patch.status["reason"]) == ("Pending", "WaitingForUpstream")
+    assert "visionflan-stage1 (Running)" in patch.status["message"] and not client.rayjobs
+
+
+def test_downstream_starts_on_the_recorded_model(client, gpu_runtime):
+    recorded = "s3://elsewhere/stage1/model"  # what the upstream recorded wins over any convention
+    client.jobs[(NS, "visionflan-stage1")] = live(stage_doc(), status={
+        "phase": "Succeeded", "artifacts": {"model": recorded}})
+    _reconcile(live(stage2_doc()), client, gpu_runtime)
+    rayjob = client.rayjobs[(NS, "tj-visionflan-stage2")]
+    assert _entry_document(rayjob)["spec"]["model"]["pretrained"] == recorded
+
+
+def test_failed_upstream_fails_the_downstream(client, gpu_runtime):
+    client.jobs[(NS, "visionflan-stage1")] = live(stage_doc(), status={"phase": "Failed", "reason": "JobFailed"})
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError):
+        reconcile(live(stage2_doc()), patch, client, gpu_runtime, now=NOW)
+    assert (patch.status["phase"], patch.status["reason"]) == ("Failed", "UpstreamFailed") and not client.rayjobs
+
+
+def test_finished_jobs_are_never_rerun(client, gpu_runtime):
+    patch = _reconcile(live(stage_doc(), status={"phase": "Succeeded", "rayJobName": "tj-visionflan-stage1"}),
+                       client, gpu_runtime)
+    assert not client.rayjobs and dict(patch) == {}
+
+
+def test_vanished_rayjob_is_not_silently_recreated(client, gpu_runtime):
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError):
+        reconcile(live(stage_doc(), status={"phase": "Running", "rayJobName": "tj-visionflan-stage1"}), patch,
+                  client, gpu_runtime, now=NOW)
+    assert patch.status["reason"] == "RayJobVanished" and not client.rayjobs
+
+
+def test_invalid_spec_fails_with_the_field_path(client, gpu_runtime):
+    doc = stage_doc()
+    doc["spec"]["training"]["globalBatchSize"] = 100
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError):
+        reconcile(live(doc), patch, client, gpu_runtime, now=NOW)
+    assert patch.status["reason"] == "InvalidSpec"
+    assert "spec.training.globalBatchSize: 100 is not divisible" in patch.status["message"]
+
+
+def test_unknown_node_pool_fails_with_the_fix(client, gpu_runtime):
+    doc = stage_doc(resources={"workers": 8, "gpusPerWorker": 1, "nodePool": "tpu"})
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError):
+        reconcile(live(doc), patch, client, gpu_runtime, now=NOW)
+    assert patch.status["reason"] == "InvalidForCluster" and "unknown node pool 'tpu'" in patch.status["message"]
+
+
+def test_spec_change_after_creation_is_reported_not_applied(client, gpu_runtime):
+    first = _reconcile(live(stage_doc()), client, gpu_runtime)
+    edited = stage_doc(training={"globalBatchSize": 256})
+    patch = _reconcile(live(edited, generation=2, status=dict(first.status)), client, gpu_runtime)
+    [condition] = [c for c in patch.status["conditions"] if c["type"] == "SpecOutOfDate"]
+    assert condition["status"] == "True" and "re-apply" in condition["message"]
+    assert client.creates == 1 and "globalBatchSize\":128" in client.rayjobs[(NS, "tj-visionflan-stage1")][
+        "spec"]["entrypoint"]
+
+
+def test_timer_maps_the_rayjob_and_workload(client, gpu_runtime):
+    created = _reconcile(live(stage_doc()), client, gpu_runtime)
+    rayjob = client.rayjobs[(NS, "tj-visionflan-stage1")]
+    rayjob["status"] = {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING", "dashboardURL": "head:8265"}
+    client.workloads[rayjob["metadata"]["uid"]] = {"status": {"conditions": [
+        {"type": "Admitted", "status": "True", "reason": "Admitted", "lastTransitionTime": "2026-03-01T11:00:00Z"}]}}
+    patch = kopf.Patch()
+    refresh_status(live(stage_doc(), status=dict(created.status)), patch, client, gpu_runtime, now=NOW)
+    assert (patch.status["phase"], patch.status["stage"]) == ("Running", "training")
+    assert patch.status["dashboardURL"] == "head:8265"
+
+
+def test_timer_fails_a_job_whose_rayjob_vanished(client, gpu_runtime):
+    patch = kopf.Patch()
+    refresh_status(live(stage_doc(), status={"phase": "Running", "rayJobName": "tj-gone"}), patch, client,
+                   gpu_runtime, now=NOW)
+    assert (patch.status["phase"], patch.status["reason"]) == ("Failed", "RayJobVanished")
+
+
+def test_timer_leaves_jobs_without_rayjob_to_reconcile(client, gpu_runtime):
+    patch = kopf.Patch()
+    refresh_status(live(stage2_doc(), status={"phase": "Pending"}), patch, client, gpu_runtime, now=NOW)
+    assert dict(patch) == {}
+
+
+def test_register_covers_every_kind_with_one_reconcile_and_a_timer(gpu_runtime):
+    registry = kopf.OperatorRegistry()
+    register(registry, FakeClient, gpu_runtime)
+    handlers = registry._changing.get_all_handlers()
+    by_kind = {plural_of(kind): sorted(h.id for h in handlers if h.selector.any_name == plural_of(kind))
+               for kind in KINDS}
+    assert by_kind == {plural_of(kind): ["reconcile-create", "reconcile-resume", "reconcile-update"] for kind in KINDS}
+    timers = registry._spawning.get_all_handlers()
+    assert sorted(t.selector.any_name for t in timers) == sorted(plural_of(kind) for kind in KINDS)
+    assert {t.interval for t in timers} == {gpu_runtime.status_interval_seconds}
+
+
+def test_configure_keeps_kopf_state_out_of_status():
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
