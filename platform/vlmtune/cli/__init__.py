@@ -12,6 +12,8 @@ SUBCOMMANDS = {
     "data": "vlmtune.cli.data",
     "render": "vlmtune.cli.render",
     "crds": "vlmtune.cli.crds",
+    "submit": "vlmtune.cli.submit",
+    "jobs": "vlmtune.cli.jobs",
     "eval": "vlmtune.cli.eval",
 }
 

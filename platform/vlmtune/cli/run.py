@@ -48,7 +48,7 @@ def summary(result) -> str:
 
         return eval_summary(result)
     history = result.history
-    lines = [f"\n{result.job}: {result.steps} steps, {result.data_report['samples']} samples"]
+    lines = [f"\n{result.job}: {result.steps} steps, {result.data_report['samples']} samples per epoch"]
     if history:
         first, last = history[0], history[-1]
         lines.append(f"  loss          {first['loss']:.3f} (step {first['step']}) -> {last['loss']:.3f} (step {last['step']})")
