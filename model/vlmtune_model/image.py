@@ -1,10 +1,14 @@
 """LLaVA-1.5 image preprocessing: pad to square with the CLIP mean colour, resize, normalize.
 
-Pure NumPy + PIL, so preprocessing runs in Ray Data CPU tasks without torchvision.
+Pure NumPy + PIL, so preprocessing runs in Ray Data CPU tasks without torchvision. This is the
+hot path of the data plane (one call per training sample), so it avoids work rather than
+re-deriving LLaVA's steps literally; `vlmtune bench data` measures it against LLaVA's loader.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +36,77 @@ def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image
     return canvas
 
 
+def padded_resize(image: Image.Image, size: int, fill: tuple[int, int, int]) -> Image.Image:
+    """`pad_to_square(image, fill).resize((size, size), BICUBIC)`, resizing only the image's part.
+
+    The padding is flat colour, so resizing it is wasted work (a third of the pixels of a 4:3
+    photo). Only the output pixels whose bicubic kernel reaches the image are computed, from the
+    image plus a margin of padding as wide as the kernel, at exactly the positions the full
+    square would put them; the rest is the fill colour, which is what the kernel gives there.
+    PIL rounds and clips to 8 bits between its two passes and orders the passes by shape, so
+    on photos about 0.5% of values land a few levels apart (mean difference 0.005 of 255).
+    """
+    width, height = image.size
+    if width == height:
+        return image.resize((size, size), Image.Resampling.BICUBIC)
+    side = max(width, height)
+    step = side / size  # input pixels per output pixel
+    margin = math.ceil(4 * max(step, 1.0)) + 2  # twice the kernel radius (2 * step) and rounding
+    left, top = (side - width) // 2, (side - height) // 2
+    x0, x1 = max(0, left - margin), min(side, left + width + margin)
+    y0, y1 = max(0, top - margin), min(side, top + height + margin)
+    # Output pixels whose input footprint lies inside the window (all of them along an edge it reaches).
+    o0 = 0 if x0 == 0 else math.ceil(x0 / step)
+    o1 = size if x1 == side else min(size, math.floor(x1 / step))
+    p0 = 0 if y0 == 0 else math.ceil(y0 / step)
+    p1 = size if y1 == side else min(size, math.floor(y1 / step))
+    window = Image.new(image.mode, (x1 - x0, y1 - y0), fill)
+    window.paste(image, (left - x0, top - y0))
+    box = (o0 * step - x0, p0 * step - y0, min(o1 * step - x0, x1 - x0), min(p1 * step - y0, y1 - y0))
+    part = window.resize((o1 - o0, p1 - p0), Image.Resampling.BICUBIC, box=box)
+    out = Image.new(image.mode, (size, size), fill)
+    out.paste(part, (o0, p0))
+    return out
+
+
 def pixel_values(image: Image.Image, spec: ImageSpec) -> np.ndarray:
-    """CHW float32 array ready for the vision tower."""
-    image = image.convert("RGB")
+    """CHW float32 array ready for the vision tower (pad to square, bicubic resize, normalize).
+
+    Pass the image as opened, before `load()`: a JPEG is then decoded straight at the smallest
+    DCT scale (1/2, 1/4, 1/8) that still covers the target size, which is most of the decode
+    cost of a large photo and a better anti-alias than bicubic alone. Other formats, or an image
+    already loaded, go the plain way.
+    """
+    _decode_at_scale(image, spec.size)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
     fill = tuple(int(round(channel * 255)) for channel in spec.mean)
-    square = pad_to_square(image, fill).resize((spec.size, spec.size), Image.Resampling.BICUBIC)
-    array = np.asarray(square, dtype=np.float32) / 255.0
-    array = (array - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    return normalize(padded_resize(image, spec.size, fill), spec)
+
+
+def normalize(image: Image.Image, spec: ImageSpec) -> np.ndarray:
+    """RGB image -> CHW float32 `(x / 255 - mean) / std`, by table lookup.
+
+    Bit-identical to that arithmetic in float32 (the table holds its result for each of the 256
+    byte values), done by PIL per channel in one pass instead of four NumPy passes and a transpose.
+    """
+    tables = _normalize_tables(spec.mean, spec.std)
+    out = np.empty((3, image.height, image.width), np.float32)
+    for channel, band in enumerate(image.split()):
+        out[channel] = np.asarray(band.point(tables[channel], "F"))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _normalize_tables(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[list[float], ...]:
+    values = np.arange(256, dtype=np.float32)[None, :] / 255.0
+    table = (values - np.asarray(mean, np.float32)[:, None]) / np.asarray(std, np.float32)[:, None]
+    return tuple(row.tolist() for row in table)
+
+
+def _decode_at_scale(image: Image.Image, size: int) -> None:
+    """Ask the JPEG decoder for the least pixels that still cover `size` once padded to square."""
+    width, height = image.size
+    scale = size / max(width, height)
+    # A no-op for anything but an unloaded JPEG; it never goes below the requested size.
+    image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))

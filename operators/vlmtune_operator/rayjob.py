@@ -112,7 +112,10 @@ def _cluster_spec(job: Job, runtime: RuntimeConfig) -> dict:
     return {
         "rayVersion": runtime.ray_version,
         "enableInTreeAutoscaling": False,  # Kueue reserved fixed quota; autoscaling would leave it
+        # Anyone who reaches the Jobs API can run code on the cluster: require Ray's token.
+        "authOptions": {"mode": runtime.ray_auth_mode},
         "headGroupSpec": {
+            "serviceType": "ClusterIP",  # never exposed outside the cluster; reach it by port-forward
             # The head only schedules: no training or data task may land on it and starve it.
             "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
             "template": _pod(job, runtime, "ray-head", _head_resources(runtime), NodePool(), head=True),

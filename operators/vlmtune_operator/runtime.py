@@ -7,7 +7,7 @@ The Helm chart renders one `RuntimeConfig` into a ConfigMap; the operator reads 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -62,6 +62,8 @@ class RuntimeConfig(SpecModel):
     """Pull policy of every Ray container."""
     ray_version: str = "2.60.0"
     """Ray version inside `image`; KubeRay uses it to pick compatible commands."""
+    ray_auth_mode: Literal["token", "disabled"] = "token"
+    """Ray token authentication on the clusters the operator creates (KubeRay >= 1.5 keeps the token in a Secret)."""
     service_account: str | None = None
     """Service account of the Ray pods (e.g. one bound to object-store access via workload identity)."""
     object_store_secret: str | None = None

@@ -33,7 +33,14 @@ TINY = Shape(
     text=dict(vocab_size=30524, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024),
 )
-SHAPES = {shape.name: shape for shape in (LLAVA_7B, TINY)}
+# LLaVA-1.5-13B as the paper composes it: Vicuna-13B v1.5 (Llama-2-13B shape) + the same CLIP ViT-L/14-336.
+LLAVA_13B = Shape(
+    "llava-13b",
+    vision=LLAVA_7B.vision,
+    text=dict(vocab_size=32000, hidden_size=5120, intermediate_size=13824, num_hidden_layers=40,
+              num_attention_heads=40, num_key_value_heads=40, max_position_embeddings=4096),
+)
+SHAPES = {shape.name: shape for shape in (LLAVA_7B, LLAVA_13B, TINY)}
 
 
 def train_flops_per_sample(shape: Shape, seq_len: int, trainable_vision: bool = False) -> float:

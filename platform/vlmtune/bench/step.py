@@ -122,20 +122,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def register_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--shape", choices=sorted(SHAPES), default=None, help="model shape (GPU: llava-7b)")
-    parser.add_argument("--micro-batch", type=int, default=None)
-    parser.add_argument("--seq-len", type=int, default=None)
-    parser.add_argument("--accumulation", type=int, default=None)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--no-checkpointing", action="store_true")
-    parser.add_argument("--checkpoint-layers", type=int, default=None,
-                        help="recompute only this many decoder layers (default: all)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
 def run(args) -> dict:
     if args.device == "cuda":
         return bench_gpu(args.shape or "llava-7b", args.micro_batch or 8, args.seq_len or 2048,
@@ -158,8 +144,10 @@ def report(result: dict, as_json: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vlmtune.cli.bench import step_options
+
     parser = argparse.ArgumentParser(prog="vlmtune bench step", description=__doc__)
-    register_arguments(parser)
+    step_options(parser)
     args = parser.parse_args(argv)
     print(report(run(args), args.json))
     return 0

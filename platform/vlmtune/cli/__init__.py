@@ -15,6 +15,8 @@ SUBCOMMANDS = {
     "submit": "vlmtune.cli.submit",
     "jobs": "vlmtune.cli.jobs",
     "eval": "vlmtune.cli.eval",
+    "bench": "vlmtune.cli.bench",
+    "plan": "vlmtune.cli.plan",
 }
 
 

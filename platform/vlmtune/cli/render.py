@@ -22,8 +22,9 @@ def run(args) -> int:
     from vlmtune_operator import BuildError, load_runtime, parse_artifacts, render_jobs, to_yaml
 
     try:
-        jobs = load_jobs(args.files, args.overrides)
-        objects = render_jobs(jobs, load_runtime(args.runtime), parse_artifacts(args.artifact))
+        artifacts = parse_artifacts(args.artifact)
+        jobs = load_jobs(args.files, args.overrides, known=artifacts)
+        objects = render_jobs(jobs, load_runtime(args.runtime), artifacts)
     except SpecError as err:
         print(f"{len(err.issues)} problem(s) found:\n  " + str(err).replace("\n", "\n  "), file=sys.stderr)
         return 1

@@ -49,8 +49,19 @@ class Preprocessor:
         self.image_id = image_token_id(self.tokenizer)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = [self.process(_row(batch, i)) for i in range(len(batch["key"]))]
-        return {name: _column([row[name] for row in rows]) for name in rows[0]}
+        size = len(batch["key"])
+        side = self.config.image_size
+        # Each row's pixels go straight into the batch array and are dropped, so the allocator
+        # hands the next row the same (warm) buffer instead of holding a batch of them to stack.
+        pixels = np.empty((size, 3, side, side), np.float32)
+        columns: dict[str, list] = {}
+        for index in range(size):
+            row = self.process(_row(batch, index))
+            pixels[index] = row["pixel_values"]
+            for name, value in row.items():
+                if name != "pixel_values":
+                    columns.setdefault(name, []).append(value)
+        return {name: pixels if name == "pixel_values" else _column(columns[name]) for name in row}
 
     def process(self, record: dict) -> dict:
         pixels, error = None, ""
@@ -96,9 +107,8 @@ def _open_image(record: dict) -> Image.Image:
     data = record.get("image_bytes")
     if data is None or len(data) == 0:
         data = storage.read_bytes(record["image"])
-    image = Image.open(io.BytesIO(bytes(data)))
-    image.load()
-    return image
+    # Not loaded here: pixel_values decodes JPEGs at a reduced scale when that is enough.
+    return Image.open(io.BytesIO(bytes(data)))
 
 
 def _row(batch: dict[str, np.ndarray], index: int) -> dict:

@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 from vlmtune import storage
+from vlmtune.data import shards
 from vlmtune.data.demo import ensure_demo_suite
 from vlmtune.data.records import ReadReport, read_annotations, to_records
-from vlmtune.spec import DataSource, DemoSource
+from vlmtune.spec import DataSource, DemoSource, SourceFormat
 
 
 def demo_cache_dir(demo: DemoSource) -> Path:
@@ -29,6 +30,9 @@ def demo_suite_for(demo: DemoSource):
 
 def read_source(source: DataSource, split: str = "train") -> tuple[list[dict], ReadReport]:
     """Records of one source, with max-per-task not yet applied (the mixture does that)."""
+    if source.demo is None and source.format is SourceFormat.shards:
+        # Shards carry their images inline and their checksums in the manifest (checked on read).
+        return shards.read_shard_records(source.uri), shards.read_report(shards.read_manifest(source.uri))
     if source.demo is None:
         return read_annotations(source.uri, source.images, source.format.value)
     suite = demo_suite_for(source.demo)

@@ -9,13 +9,13 @@ from vlmtune.spec.metadata import ObjectMeta
 from vlmtune.spec.model import JobRef, ModelSpec, Preset, Projector, TrainablePart
 from vlmtune.spec.output import OutputSpec
 from vlmtune.spec.resources import ResourcesSpec
-from vlmtune.spec.training import DeepSpeedSpec, Precision, Schedule, TrainingSpec
+from vlmtune.spec.training import DeepSpeedSpec, Precision, Resume, Schedule, TrainingSpec
 from vlmtune.spec.tuning import TuningJob, TuningJobSpec
 
 __all__ = [
     "API_GROUP", "API_VERSION", "KINDS", "BenchmarkName", "BenchmarkSpec", "DataSource", "DataSpec",
     "DeepSpeedSpec", "DemoSource", "EvalJob", "EvalJobSpec", "EvalModelSpec", "GenerationSpec", "Job",
     "JobRef", "Mixture", "ModelSpec", "ObjectMeta", "OutputSpec", "Precision", "Preset", "Projector",
-    "ResourcesSpec", "Schedule", "SourceFormat", "SpecError", "SpecIssue", "SpecModel", "TrainablePart",
+    "ResourcesSpec", "Resume", "Schedule", "SourceFormat", "SpecError", "SpecIssue", "SpecModel", "TrainablePart",
     "TrainingSpec", "TuningJob", "TuningJobSpec", "apply_overrides", "load_jobs", "parse_documents",
 ]

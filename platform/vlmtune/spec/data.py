@@ -14,6 +14,8 @@ class SourceFormat(str, Enum):
     """Vision-Flan release: one JSON list of {id, image, task_name, conversations}, images beside it."""
     llava = "llava"
     """LLaVA conversation JSON (multi-turn; records may have no image)."""
+    shards = "shards"
+    """Task shards written by `vlmtune data prepare` (`uri` is the folder holding manifest.json)."""
 
 
 class DemoSource(SpecModel):
@@ -72,3 +74,5 @@ class DataSpec(SpecModel):
     """Total training-sample budget per epoch (all of the data when omitted)."""
     seed: int = 0
     """Seed of sampling and shuffling."""
+    max_skipped_fraction: float = Field(default=0.05, ge=0, le=1)
+    """Fail the run when more than this fraction of records or samples had to be skipped (bad data)."""

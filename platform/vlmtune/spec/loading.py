@@ -20,12 +20,13 @@ Job = Union[TuningJob, EvalJob]
 KINDS: dict[str, type[Job]] = {"TuningJob": TuningJob, "EvalJob": EvalJob}
 
 
-def load_jobs(paths: Sequence[str | Path], overrides: Sequence[str] = ()) -> list[Job]:
+def load_jobs(paths: Sequence[str | Path], overrides: Sequence[str] = (), known: Iterable[str] = ()) -> list[Job]:
     """Load and validate every job in `paths`, checking references between them.
 
     Args:
         paths: YAML files; each may hold several documents.
         overrides: `dotted.path=value` settings applied to every document before validation.
+        known: names of jobs defined elsewhere (already run, or rendered with their artifacts given).
 
     Returns:
         The jobs, in file order.
@@ -38,7 +39,7 @@ def load_jobs(paths: Sequence[str | Path], overrides: Sequence[str] = ()) -> lis
         loaded, found = _load_file(Path(path), overrides)
         jobs.extend(loaded)
         issues.extend(found)
-    issues.extend(reference_issues(jobs))
+    issues.extend(reference_issues(jobs, known))
     if issues:
         raise SpecError(issues)
     return [job for job, _ in jobs]

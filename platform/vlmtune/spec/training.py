@@ -23,6 +23,13 @@ class Schedule(str, Enum):
     constant = "constant"
 
 
+class Resume(str, Enum):
+    auto = "auto"
+    """Continue from the newest checkpoint in the output, if any (a killed or preempted job picks up where it was)."""
+    never = "never"
+    """Start from scratch; earlier checkpoints in the output are deleted."""
+
+
 class DeepSpeedSpec(SpecModel):
     """DeepSpeed ZeRO settings; the rest of the DeepSpeed config is derived from the spec."""
 
@@ -75,5 +82,9 @@ class TrainingSpec(SpecModel):
     """Checkpoint every N optimizer steps (only at the end when omitted)."""
     keep_checkpoints: int = Field(default=2, ge=1)
     """Checkpoints kept in the output (oldest deleted first)."""
+    resume: Resume = Resume.auto
+    """What to do when the output already holds checkpoints of this job."""
+    record_samples: bool = False
+    """Write the key of every trained sample under `<output>/samples/` (audits, exact-resume checks)."""
     deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
     """DeepSpeed ZeRO settings."""

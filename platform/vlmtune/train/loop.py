@@ -20,7 +20,8 @@ from vlmtune.spec import TuningJob
 from vlmtune.train import checkpoint as ckpt
 from vlmtune.train import model_source
 from vlmtune.train.deepspeed_config import deepspeed_config, resolve_precision
-from vlmtune.train.metrics import MetricsWindow, history_uri, read_history, to_jsonl
+from vlmtune.train.ledger import SampleLedger
+from vlmtune.train.metrics import MetricsWindow, SkipTotals, history_uri, read_history, to_jsonl
 from vlmtune.train.schedule import lr_multiplier
 from vlmtune.train.step import collate, train_step
 from vlmtune_model import save_export, set_trainable
@@ -36,6 +37,8 @@ class LoopConfig:
     source: model_source.ModelSource
     total_steps: int
     output_uri: str  # absolute
+    stream_offsets: tuple[int, ...]  # samples the driver already cut from the front of each rank's stream
+    resume_uri: str | None = None  # the checkpoint those streams were cut at (a killed job's newest)
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -48,10 +51,10 @@ def train_loop_per_worker(config: dict) -> None:
 
     built = _setup_model(job, loop)
     engine = _setup_engine(job, built.model, loop.total_steps)
-    state = _restore(engine, rank)
-    batches = _batches(job, rank, state.consumed, built.tokenizer.pad_token_id)
+    state = _restore(engine, rank, loop.resume_uri)
+    batches = _batches(job, rank, state.consumed - loop.stream_offsets[rank], built.tokenizer.pad_token_id)
     accumulation = spec.gradient_accumulation_steps
-    window = MetricsWindow()
+    window, ledger, totals = MetricsWindow(), SampleLedger(), SkipTotals(spec.data.max_skipped_fraction)
     history = read_history(loop.output_uri, state.step) if rank == 0 and state.step else []
     board = config.get("progress") if rank == 0 else None
 
@@ -59,13 +62,18 @@ def train_loop_per_worker(config: dict) -> None:
         micro_batches = [next(batches) for _ in range(accumulation)]
         window.add(train_step(engine, micro_batches, device, dtype))
         state = ckpt.TrainState(step=step + 1, consumed=state.consumed + sum(m.samples for m in micro_batches))
+        if spec.training.record_samples:
+            ledger.add(state.step, [key for m in micro_batches for key in m.keys])
         last = state.step == loop.total_steps
         checkpoint_due = _checkpoint_due(spec, state.step, last)
         # Step 1 is always logged so runs report the loss they started from.
         if state.step == 1 or state.step % spec.training.log_every_steps == 0 or checkpoint_due:
             metrics = _metrics(engine, window.reduce(device), state)
+            totals.check(metrics)  # every rank sees the same reduced figures, so all stop together
             history.append(metrics)
             window = MetricsWindow()
+            if checkpoint_due:
+                ledger.flush(loop.output_uri, rank, state.step)
             _report(engine, metrics, state, rank, loop, history, checkpoint=checkpoint_due)
         if board:
             board.post.remote(state.step, loop.total_steps, history[-1]["loss"] if history else None)
@@ -96,19 +104,28 @@ def _setup_engine(job: TuningJob, model: torch.nn.Module, total_steps: int):
     return engine
 
 
-def _restore(engine, rank: int) -> ckpt.TrainState:
+def _restore(engine, rank: int, resume_uri: str | None) -> ckpt.TrainState:
+    """Ray Train's checkpoint after an in-run restart; else the one the driver resumed the job from."""
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and resume_uri is not None:
+        fs, path = storage.resolve(resume_uri)
+        checkpoint = ray.train.Checkpoint(path=path, filesystem=fs)
     if checkpoint is None:
         return ckpt.TrainState()
     with checkpoint.as_directory() as folder:
         return ckpt.restore(engine, folder, rank)
 
 
-def _batches(job: TuningJob, rank: int, consumed: int, pad_token_id: int):
-    """This rank's micro-batches, resuming after the `consumed` samples of its stream."""
+def _batches(job: TuningJob, rank: int, skip: int, pad_token_id: int):
+    """This rank's micro-batches, after skipping `skip` samples of its (possibly already cut) stream.
+
+    Skipping happens only when workers restart inside one run (Ray Train's FailureConfig); a new
+    run of a killed job gets streams the driver already cut at the checkpoint.
+    """
+    if skip < 0:
+        raise RuntimeError(f"rank {rank}: the restored checkpoint is older than the stream the driver prepared")
     micro = job.spec.training.micro_batch_size
     shard = ray.train.get_dataset_shard(rank_dataset_name(rank))
-    skip = consumed
     for batch in shard.iter_batches(batch_size=micro, batch_format="numpy", drop_last=False, prefetch_batches=2):
         if skip >= len(batch["key"]):
             skip -= len(batch["key"])

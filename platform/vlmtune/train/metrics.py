@@ -54,6 +54,34 @@ class MetricsWindow:
         }
 
 
+class SkippedTooMuch(RuntimeError):
+    """More samples were unusable than `spec.data.maxSkippedFraction` allows."""
+
+    def __init__(self, skipped: int, samples: int, limit: float):
+        self.skipped, self.samples, self.limit = skipped, samples, limit
+        super().__init__(f"{skipped} of {samples} samples were skipped ({skipped / samples:.1%}), more than "
+                         f"spec.data.maxSkippedFraction = {limit:.1%}; check the data (missing or corrupt images, "
+                         "maxLength cutting image tokens) or raise the limit")
+
+    def __reduce__(self):
+        return (SkippedTooMuch, (self.skipped, self.samples, self.limit))
+
+
+@dataclass
+class SkipTotals:
+    """Running totals of skipped samples, checked against the spec's limit at every report."""
+
+    limit: float
+    skipped: int = 0
+    samples: int = 0
+
+    def check(self, reduced: dict) -> None:
+        self.skipped += reduced["skipped"]
+        self.samples += reduced["samples"]
+        if self.samples and self.skipped / self.samples > self.limit:
+            raise SkippedTooMuch(self.skipped, self.samples, self.limit)
+
+
 def to_jsonl(history: list[dict]) -> bytes:
     return "".join(json.dumps(row, sort_keys=True) + "\n" for row in history).encode()
 

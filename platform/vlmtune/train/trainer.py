@@ -14,14 +14,12 @@ from vlmtune import storage
 from vlmtune.data.mixture import plan_samples, sample_mixture
 from vlmtune.data.pipeline import build_train_datasets
 from vlmtune.data.sources import read_sources
-from vlmtune.spec import TuningJob
+from vlmtune.spec import Resume, TuningJob
 from vlmtune.train import model_source
 from vlmtune.train.metrics import read_history
 from vlmtune.train.loop import LoopConfig, train_loop_per_worker
+from vlmtune.train.resume import CHECKPOINTS, Latest, clear_run, prepare_resume
 from vlmtune.train.progress import ProgressBar, ProgressBoard
-
-CHECKPOINT_FOLDER = "checkpoints"
-
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -38,6 +36,7 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
     spec = job.spec
     output_uri = storage.absolute(spec.output.uri)
     records, report = read_sources(spec.data.sources)
+    _check_read_skips(report, spec.data.max_skipped_fraction)
     records = sample_mixture(records, spec.data.max_samples, spec.data.mixture.value, spec.data.seed)
     plan = plan_samples(records, epochs=spec.training.epochs, max_steps=spec.training.max_steps,
                         global_batch_size=spec.training.global_batch_size, workers=spec.resources.workers,
@@ -47,8 +46,12 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
     data_context = ray.data.DataContext.get_current()
     data_context.execution_options.preserve_order = True
     data_context.enable_progress_bars = False  # the train loop shows one bar for the whole job
-    datasets = build_train_datasets(plan.per_rank, processor, batch_size=max(8, spec.training.micro_batch_size))
-    loop = LoopConfig(job=job.to_doc(), source=source, total_steps=plan.steps, output_uri=output_uri)
+    latest = _resume_point(job, output_uri)
+    offsets = [state.consumed for state in latest.positions] if latest else [0] * spec.resources.workers
+    streams = [stream[offset:] for stream, offset in zip(plan.per_rank, offsets)]
+    datasets = build_train_datasets(streams, processor, batch_size=max(8, spec.training.micro_batch_size))
+    loop = LoopConfig(job=job.to_doc(), source=source, total_steps=plan.steps, output_uri=output_uri,
+                      stream_offsets=tuple(offsets), resume_uri=latest.uri if latest else None)
     board = ProgressBoard.remote()
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -72,6 +75,23 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
     return TrainResult(job.name, output_uri, storage.join(output_uri, "model"), plan.steps, history, data_report)
 
 
+def _resume_point(job: TuningJob, output_uri: str) -> Latest | None:
+    """The checkpoint an earlier, interrupted run of this job left (None: start fresh)."""
+    if job.spec.training.resume is Resume.never:
+        clear_run(output_uri)
+        return None
+    return prepare_resume(output_uri, job.spec.resources.workers)
+
+
+def _check_read_skips(report, limit: float) -> None:
+    skipped = sum(report.skipped.values())
+    total = skipped + report.kept
+    if total and skipped / total > limit:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(report.skipped.items()))
+        raise ValueError(f"{skipped} of {total} records are unusable ({reasons}), more than "
+                         f"spec.data.maxSkippedFraction = {limit:.1%}; first ones: {report.examples[:3]}")
+
+
 def _worker_resources(job: TuningJob) -> dict:
     resources = {"CPU": job.spec.resources.cpus_per_worker}
     if job.spec.resources.gpus_per_worker:
@@ -82,7 +102,7 @@ def _worker_resources(job: TuningJob) -> dict:
 def _run_config(job: TuningJob, output_uri: str) -> ray.train.RunConfig:
     fs, path = storage.resolve(output_uri)
     return ray.train.RunConfig(
-        name=CHECKPOINT_FOLDER,
+        name=CHECKPOINTS,
         storage_path=path,
         storage_filesystem=fs,
         checkpoint_config=ray.train.CheckpointConfig(num_to_keep=job.spec.training.keep_checkpoints),

@@ -8,10 +8,26 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from vlmtune.spec import KINDS
+from vlmtune.spec import KINDS, load_jobs
 
 REPO = Path(__file__).resolve().parents[3]
 JOB_FILES = sorted((REPO / "jobs").glob("*.yaml"))
+# Files may name upstream jobs defined in other files (stage2.yaml takes stage1's model).
+ALL_JOBS = {job.name: job for job in load_jobs(JOB_FILES)}
+
+
+def load_job_file(path) -> list:
+    return load_jobs([path], known=ALL_JOBS)
+
+
+def artifacts_for(jobs) -> dict[str, str]:
+    """Upstream models a file's jobs need but do not define: `<upstream output.uri>/model`."""
+    names = {job.name for job in jobs}
+    return {up: f"{ALL_JOBS[up].spec.output.uri}/model" for job in jobs for up in job.upstream_jobs() if up not in names}
+
+
+def needs_node_pool(jobs) -> bool:
+    return any(getattr(job.spec, "resources", None) and job.spec.resources.node_pool for job in jobs)
 
 GPU_RUNTIME = {
     "image": "registry.example/vlmtune:0.1.0",

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 import yaml
-from operator_docs import GPU_RUNTIME, JOB_FILES, stage2_doc, stage_doc
+from operator_docs import GPU_RUNTIME, JOB_FILES, artifacts_for, load_job_file, needs_node_pool, stage2_doc, stage_doc
 
 from vlmtune.cli import render as render_command
 from vlmtune.spec import load_jobs
@@ -31,8 +31,17 @@ def _render(capsys, *argv) -> list[dict]:
 
 
 @pytest.mark.parametrize("path", JOB_FILES, ids=[p.name for p in JOB_FILES])
-def test_render_prints_what_the_operator_builds(capsys, path):
-    assert _render(capsys, path) == render_jobs(load_jobs([path]), RuntimeConfig())
+def test_render_prints_what_the_operator_builds(capsys, path, tmp_path):
+    jobs, argv = load_job_file(path), [path]
+    runtime = RuntimeConfig()
+    if needs_node_pool(jobs):
+        (tmp_path / "runtime.yaml").write_text(yaml.safe_dump(GPU_RUNTIME))
+        argv += ["--runtime", tmp_path / "runtime.yaml"]
+        runtime = parse_runtime(GPU_RUNTIME)
+    artifacts = artifacts_for(jobs)
+    for name, uri in artifacts.items():
+        argv += ["--artifact", f"{name}={uri}"]
+    assert _render(capsys, *argv) == render_jobs(jobs, runtime, artifacts)
 
 
 @pytest.fixture

@@ -1,0 +1,225 @@
+{{/*
+Chart name, cut to the 63 characters of a label value.
+*/}}
+{{- define "vlmtune.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the prefix of every namespaced object and of the cluster-scoped RBAC objects.
+*/}}
+{{- define "vlmtune.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "vlmtune.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels of every object.
+*/}}
+{{- define "vlmtune.labels" -}}
+helm.sh/chart: {{ include "vlmtune.chart" . }}
+{{ include "vlmtune.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: vlmtune
+{{- end }}
+
+{{/*
+Labels that select the operator pod (also the NetworkPolicy peer of the operator).
+*/}}
+{{- define "vlmtune.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vlmtune.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "vlmtune.operatorSelectorLabels" -}}
+{{ include "vlmtune.selectorLabels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "vlmtune.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "vlmtune.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name: name an existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "vlmtune.runtimeConfigMapName" -}}
+{{- printf "%s-runtime" (include "vlmtune.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+`repository@digest`, or `repository:tag` with the tag defaulting to the chart's appVersion. Argument: (list $image $root).
+*/}}
+{{- define "vlmtune.image" -}}
+{{- $image := index . 0 }}{{- $root := index . 1 }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaces the operator watches (tenants first, then operator.watchNamespaces), one per line, no duplicates.
+*/}}
+{{- define "vlmtune.watchNamespaces" -}}
+{{- $seen := list }}
+{{- range .Values.tenants }}{{ $seen = append $seen .namespace }}{{ end }}
+{{- range .Values.operator.watchNamespaces }}{{ $seen = append $seen . }}{{ end }}
+{{- range ($seen | uniq) }}
+{{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Node selector of a node pool: its own, plus `karpenter.sh/nodepool` when Karpenter provides the nodes.
+Argument: (list $pool $root). Output: YAML mapping (possibly `{}`).
+*/}}
+{{- define "vlmtune.poolNodeSelector" -}}
+{{- $pool := index . 0 }}{{- $root := index . 1 }}{{- $name := $pool.name }}
+{{- $selector := deepCopy (default dict $pool.nodeSelector) }}
+{{- if eq $root.Values.autoscaling.provider "karpenter" }}
+{{- $karpenter := default $name (dig "autoscaling" "karpenterNodePool" "" $pool) }}
+{{- $_ := set $selector "karpenter.sh/nodepool" $karpenter }}
+{{- end }}
+{{- toYaml $selector }}
+{{- end }}
+
+{{/*
+Accelerator resource names of all node pools, sorted and unique (the GPU part of coveredResources).
+*/}}
+{{- define "vlmtune.gpuResources" -}}
+{{- $names := list }}
+{{- range .Values.nodePools }}
+{{- $names = append $names (default "nvidia.com/gpu" .gpuResource) }}
+{{- end }}
+{{- toJson ($names | uniq | sortAlpha) }}
+{{- end }}
+
+{{/*
+Kueue flavor names in admission order: the CPU flavor, then the node pools by name.
+*/}}
+{{- define "vlmtune.flavorNames" -}}
+{{- $names := list .Values.queues.cpuFlavor.name }}
+{{- range .Values.nodePools }}{{ $names = append $names .name }}{{ end }}
+{{- toJson $names }}
+{{- end }}
+
+{{/*
+Node pools by name, as JSON (`include "vlmtune.poolsByName" . | fromJson`).
+*/}}
+{{- define "vlmtune.poolsByName" -}}
+{{- $pools := dict }}
+{{- range .Values.nodePools }}{{ $_ := set $pools .name . }}{{ end }}
+{{- toJson $pools }}
+{{- end }}
+
+{{/*
+Fail early, with the value path, on what the schema cannot say.
+*/}}
+{{- define "vlmtune.validate" -}}
+{{- if .Values.elasticJobs.enabled }}
+{{- fail "elasticJobs.enabled: the vlmtune operator builds fixed-size RayJobs (minReplicas = maxReplicas = workers, no Ray autoscaler, no kueue.x-k8s.io/elastic-job annotation); leave it false until the operator supports elastic jobs" }}
+{{- end }}
+{{- if gt (int .Values.elasticJobs.minWorkers) (int .Values.elasticJobs.maxWorkers) }}
+{{- fail (printf "elasticJobs.minWorkers: %v is more than maxWorkers %v" .Values.elasticJobs.minWorkers .Values.elasticJobs.maxWorkers) }}
+{{- end }}
+{{- if and (not .Values.operator.clusterWide) (not (include "vlmtune.watchNamespaces" . | trim)) }}
+{{- fail "operator.clusterWide: false needs at least one tenant or operator.watchNamespaces entry (the operator would otherwise watch every namespace without the RBAC to do so)" }}
+{{- end }}
+{{- $flavors := include "vlmtune.flavorNames" . | fromJsonArray }}
+{{- $pools := include "vlmtune.poolsByName" . | fromJson }}
+{{- range $index, $pool := .Values.nodePools }}
+{{- if eq $pool.name $.Values.queues.cpuFlavor.name }}
+{{- fail (printf "nodePools[%d].name: %q is also queues.cpuFlavor.name; ResourceFlavor names must be unique" $index $pool.name) }}
+{{- end }}
+{{- if ne (len (without $flavors $pool.name)) (sub (len $flavors) 1) }}
+{{- fail (printf "nodePools[%d].name: %q names another node pool too" $index $pool.name) }}
+{{- end }}
+{{- with $pool.autoscaling }}
+{{- if and (hasKey . "minNodes") (hasKey . "maxNodes") (gt (int .minNodes) (int .maxNodes)) }}
+{{- fail (printf "nodePools[%d].autoscaling.minNodes: %v is more than maxNodes %v" $index .minNodes .maxNodes) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.runtime.defaultNodePool }}
+{{- if not (hasKey $pools .) }}
+{{- fail (printf "runtime.defaultNodePool: %q is not a node pool (known: %s)" . (keys $pools | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- $classes := list }}
+{{- range $index, $class := .Values.queues.priorityClasses }}
+{{- if has $class.name $classes }}
+{{- fail (printf "queues.priorityClasses[%d].name: %q names another priority class too" $index $class.name) }}
+{{- end }}
+{{- $classes = append $classes $class.name }}
+{{- end }}
+{{- $tenantNames := list }}{{- $tenantNamespaces := list }}
+{{- range $index, $tenant := .Values.tenants }}
+{{- if has $tenant.name $tenantNames }}
+{{- fail (printf "tenants[%d].name: %q is used by another tenant" $index $tenant.name) }}
+{{- end }}
+{{- if has $tenant.namespace $tenantNamespaces }}
+{{- fail (printf "tenants[%d].namespace: %q belongs to another tenant; one LocalQueue name per namespace" $index $tenant.namespace) }}
+{{- end }}
+{{- $tenantNames = append $tenantNames $tenant.name }}{{- $tenantNamespaces = append $tenantNamespaces $tenant.namespace }}
+{{- range $flavor, $quotas := (default dict $tenant.quotas) }}
+{{- if not (has $flavor $flavors) }}
+{{- fail (printf "tenants[%d].quotas.%s: no flavor of that name (known: %s)" $index $flavor (join ", " $flavors)) }}
+{{- end }}
+{{- if and (eq $flavor $.Values.queues.cpuFlavor.name) (hasKey $quotas "gpus") }}
+{{- fail (printf "tenants[%d].quotas.%s.gpus: the CPU flavor has no accelerators; give GPU quota in a node pool flavor" $index $flavor) }}
+{{- end }}
+{{- range $resource, $quota := $quotas }}
+{{- if and (hasKey $quota "lendingLimit") (eq $resource "gpus") (gt (float64 $quota.lendingLimit) (float64 $quota.nominal)) }}
+{{- fail (printf "tenants[%d].quotas.%s.gpus.lendingLimit: %v is more than the nominal quota %v" $index $flavor $quota.lendingLimit $quota.nominal) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /* Nominal GPUs promised to the tenants must fit in the pool at its largest. */}}
+{{- range $pool := .Values.nodePools }}
+{{- $name := $pool.name }}
+{{- $max := dig "autoscaling" "maxNodes" nil $pool }}
+{{- if and (not (kindIs "invalid" $max)) $pool.gpusPerNode }}
+{{- $capacity := mul (int $max) (int $pool.gpusPerNode) }}
+{{- $promised := 0 }}
+{{- range $.Values.tenants }}
+{{- $promised = add $promised (int (dig "quotas" $name "gpus" "nominal" 0 .)) }}
+{{- end }}
+{{- if gt (int $promised) (int $capacity) }}
+{{- fail (printf "tenants[*].quotas.%s.gpus.nominal: the tenants are promised %d GPUs but node pool %s holds at most %d (maxNodes %v x gpusPerNode %v)" $name $promised $name $capacity $max $pool.gpusPerNode) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+One ClusterQueue resource quota entry. Argument: (dict "name" $resourceName "quota" $quotaOrNil).
+*/}}
+{{- define "vlmtune.quota" -}}
+- name: {{ .name | quote }}
+  nominalQuota: {{ dig "nominal" 0 (default dict .quota) | toString | quote }}
+{{- with .quota }}
+{{- if hasKey . "borrowingLimit" }}
+  borrowingLimit: {{ .borrowingLimit | toString | quote }}
+{{- end }}
+{{- if hasKey . "lendingLimit" }}
+  lendingLimit: {{ .lendingLimit | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,98 @@
+"""Per-GPU memory of a LLaVA shape under a Setup: model states + activations + overhead."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from vlmtune.bench.shapes import Shape
+from vlmtune.plan.memory import (
+    ModelStates,
+    Setup,
+    decoder_layer_bytes,
+    deepspeed_buffer_bytes,
+    held_logits_bytes,
+    logits_bytes,
+    model_state_bytes,
+    overhead_bytes,
+    stack_bytes,
+    vision_layer_bytes,
+)
+from vlmtune.plan.params import ModelSize
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Bytes of one micro-batch's activations. `kept` lives through the whole backward pass; the
+    loss peaks at its start, the recomputed layer (checkpointing) later, when the logits are gone
+    but for the 16-bit copy the step holds: the two peaks do not add up."""
+
+    kept: int
+    loss: int
+    held_logits: int
+    recomputed_layer: int
+
+    @property
+    def peak(self) -> int:
+        return max(self.loss, self.held_logits + self.recomputed_layer)
+
+    @property
+    def total(self) -> int:
+        return self.kept + self.peak
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    states: ModelStates
+    buffers: int
+    """DeepSpeed runtime buffers beyond its model-state estimate."""
+    activations: Activations
+    overhead: int
+
+    @property
+    def total(self) -> int:
+        return self.states.total + self.buffers + self.activations.total + self.overhead
+
+    def breakdown(self) -> dict[str, int]:
+        states = {k: round(v) for k, v in asdict(self.states).items() if k != "total"}
+        acts = self.activations
+        return {**states, "deepspeed_buffers": self.buffers, "activations_kept": acts.kept, "activations_backward_peak": acts.peak,
+                "logits_loss": acts.loss, "recomputed_layer": acts.recomputed_layer, "overhead": self.overhead}
+
+
+def activation_bytes(shape: Shape, trainable: tuple[str, ...], setup: Setup) -> Activations:
+    """Activations of one micro-batch at `setup.seq_len` tokens per sample.
+
+    The language model always backpropagates (every trainable part sits at or before it); the
+    projector keeps activations when it or the vision tower trains, the vision tower when it trains
+    (with checkpointing, its recomputed layer is counted as kept: a small, safe overestimate).
+    fp32 doubles the 16-bit figures.
+    """
+    t, v, b = shape.text, shape.vision, setup.micro_batch
+    scale = 1 if setup.mixed else 2
+    tokens = b * setup.seq_len
+    layer = decoder_layer_bytes(tokens, t["hidden_size"], t["intermediate_size"])
+    kept = stack_bytes(layer, 2 * tokens * t["hidden_size"], t["num_hidden_layers"], setup.checkpointing)
+    kept += tokens * 8 * t["hidden_size"]  # final RMSNorm (6h) and the lm_head input (2h)
+    if "projector" in trainable or "vision_tower" in trainable:
+        # Linear 1 input, GELU input, linear 2 input (the GELU output).
+        kept += b * shape.image_tokens * (2 * v["hidden_size"] + 4 * t["hidden_size"])
+    if "vision_tower" in trainable:
+        patches = b * (shape.image_tokens + 1)
+        vision_layer = vision_layer_bytes(patches, v["hidden_size"], v["intermediate_size"])
+        kept += stack_bytes(vision_layer, 2 * patches * v["hidden_size"], v["num_hidden_layers"], setup.checkpointing)
+        kept += vision_layer if setup.checkpointing else 0
+    return Activations(kept=kept * scale, loss=logits_bytes(tokens, t["vocab_size"]),
+                       held_logits=held_logits_bytes(tokens, t["vocab_size"], setup.mixed),
+                       recomputed_layer=(layer if setup.checkpointing else 0) * scale)
+
+
+def estimate_memory(shape: Shape, size: ModelSize, trainable: tuple[str, ...], setup: Setup) -> MemoryEstimate:
+    """Per-GPU bytes of one rank.
+
+    Raises:
+        ValueError: the setup asks for an offload its ZeRO stage cannot do.
+    """
+    states = model_state_bytes(size.trainable(trainable), size.frozen(trainable), size.largest_layer, setup)
+    buffers = deepspeed_buffer_bytes(size.total, setup)
+    activations = activation_bytes(shape, trainable, setup)
+    return MemoryEstimate(states, buffers, activations, overhead_bytes(states.total + buffers + activations.total))

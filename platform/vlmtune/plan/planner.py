@@ -1,0 +1,129 @@
+"""`plan_job`: a TuningJob -> memory, fit verdict, steps, tokens, FLOPs and GPU-hours on a GPU type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from vlmtune.bench.shapes import Shape
+from vlmtune.plan.budget import DEFAULT_MFU, Budget, budget, sample_count
+from vlmtune.plan.catalog import PlanError, resolve_shape
+from vlmtune.plan.estimate import MemoryEstimate, estimate_memory
+from vlmtune.plan.fit import Suggestion, suggest
+from vlmtune.plan.gpus import GPUS, GpuType, gpu_type
+from vlmtune.plan.memory import Setup
+from vlmtune.plan.params import ModelSize, model_size
+from vlmtune.spec import TuningJob
+from vlmtune.train.deepspeed_config import resolve_precision
+
+
+@dataclass(frozen=True)
+class Plan:
+    job: str
+    gpu: GpuType
+    shape: Shape
+    size: ModelSize
+    trainable: tuple[str, ...]
+    setup: Setup
+    memory: MemoryEstimate
+    suggestion: Suggestion | None
+    budget: Budget
+    notes: tuple[str, ...]
+
+    @property
+    def fits(self) -> bool:
+        return self.memory.total <= self.gpu.memory_bytes
+
+    def to_dict(self) -> dict:
+        suggestion = None
+        if self.suggestion is not None:
+            suggestion = {"changes": [asdict(c) for c in self.suggestion.changes],
+                          "set": [c.as_override() for c in self.suggestion.changes],
+                          "per_gpu_bytes": self.suggestion.per_gpu_bytes}
+        return {
+            "job": self.job, "fits": self.fits, "per_gpu_bytes": self.memory.total,
+            "gpu": {"type": self.gpu.name, "memory_bytes": self.gpu.memory_bytes, "peak_flops": self.gpu.peak_flops},
+            "breakdown": self.memory.breakdown(), "suggestion": suggestion,
+            "model": {"shape": self.shape.name, "params": self.size.parts, "trainable": list(self.trainable),
+                      "trainable_params": self.size.trainable(self.trainable)},
+            "setup": asdict(self.setup), **asdict(self.budget), "notes": list(self.notes),
+        }
+
+
+def gpu_for(job: TuningJob, requested: str | None) -> GpuType:
+    """`requested` (--gpu), else the job's node pool when it is named after a GPU type.
+
+    Raises:
+        PlanError: neither names a known GPU type.
+    """
+    name, field = (requested, "--gpu") if requested else (job.spec.resources.node_pool, "spec.resources.nodePool")
+    found = gpu_type(name) if name else None
+    if found is None:
+        problem = f"{name!r} is not a known GPU type" if name else "no GPU type given"
+        raise PlanError(field, problem, f"pass --gpu one of: {', '.join(GPUS)}")
+    return found
+
+
+def setup_of(job: TuningJob) -> Setup:
+    training, zero = job.spec.training, job.spec.training.deepspeed
+    return Setup(
+        ranks=job.spec.resources.workers, micro_batch=training.micro_batch_size,
+        global_batch=training.global_batch_size, seq_len=training.max_length,
+        precision=resolve_precision(job.spec), checkpointing=training.gradient_checkpointing,
+        zero_stage=zero.zero_stage, offload_optimizer=zero.offload_optimizer, offload_params=zero.offload_params,
+    )
+
+
+def plan_job(job: TuningJob, gpu: GpuType, *, jobs: Mapping[str, TuningJob] | None = None,
+             samples: int | None = None, shape: str | None = None, mean_tokens: int | None = None,
+             mfu: float = DEFAULT_MFU) -> Plan:
+    """Plan `job` on `gpu`: nothing is downloaded, nothing is read but local config.json files.
+
+    Args:
+        jobs: the other jobs of the file set, by name (to size `from: {job: ...}` models).
+        samples: training samples per epoch (else from the spec when it can tell).
+        shape: a shape name overriding the spec's model.
+        mean_tokens: mean tokens per sample for time estimates (default maxLength: an upper bound).
+        mfu: model-FLOPs utilisation assumed for GPU-hours.
+
+    Raises:
+        PlanError: the model cannot be sized, or the DeepSpeed settings are impossible.
+    """
+    resolved = resolve_shape(job, jobs, shape)
+    size = model_size(resolved)
+    trainable = tuple(part.value for part in job.spec.model.trainable)
+    setup = setup_of(job)
+
+    def per_gpu(candidate: Setup) -> int:
+        return estimate_memory(resolved, size, trainable, candidate).total
+
+    try:
+        memory = estimate_memory(resolved, size, trainable, setup)
+    except ValueError as err:
+        raise PlanError("spec.training.deepspeed", str(err), "set zeroStage to one that supports it") from err
+    fits = memory.total <= gpu.memory_bytes
+    count, source = sample_count(job.spec.data, samples)
+    training = job.spec.training
+    tokens = mean_tokens or training.max_length
+    costs = budget(resolved, samples=count, samples_source=source, epochs=training.epochs,
+                   global_batch=training.global_batch_size, max_steps=training.max_steps,
+                   tokens_per_sample=tokens, trainable_vision="vision_tower" in trainable,
+                   gpus=setup.ranks, peak_flops=gpu.peak_flops, mfu=mfu)
+    return Plan(job.name, gpu, resolved, size, trainable, setup, memory,
+                None if fits else suggest(setup, per_gpu, gpu.memory_bytes), costs,
+                tuple(_notes(job, setup, tokens)))
+
+
+def _notes(job: TuningJob, setup: Setup, tokens: int) -> list[str]:
+    notes = [f"memory is planned for every sample at maxLength {setup.seq_len} tokens (image tokens included)"]
+    if tokens == setup.seq_len:
+        notes.append("tokens, FLOPs and hours are upper bounds (every sample at maxLength); "
+                     "pass --mean-tokens N for a closer figure")
+    gpus = job.spec.resources.gpus_per_worker
+    if gpus == 0:
+        notes.append("resources.gpusPerWorker is 0: the job trains on CPU; figures assume one GPU per worker")
+    elif gpus > 1:
+        notes.append(f"each Ray worker runs one DeepSpeed rank on one GPU: {gpus - 1} of its {gpus} GPUs stay idle")
+    if setup.offload_optimizer or setup.offload_params:
+        notes.append("offload moves memory to the host: CPU memory is not checked")
+    return notes
