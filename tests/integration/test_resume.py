@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from vlmtune.data.mixture import plan_samples, sample_mixture
 from vlmtune.data.sources import read_sources
 from vlmtune.spec import load_jobs
 from vlmtune.train.ledger import read_ledger
+from vlmtune.train.trainer import sample_plan
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +54,7 @@ def expected_streams(repo: Path, out: Path, cache: Path, monkeypatch) -> list[li
     (job,) = load_jobs([repo / "jobs" / "smoke.yaml"], overrides(out))
     spec = job.spec
     records, _ = read_sources(spec.data.sources)
-    records = sample_mixture(records, spec.data.max_samples, spec.data.mixture.value, spec.data.seed)
-    plan = plan_samples(records, epochs=spec.training.epochs, max_steps=spec.training.max_steps,
-                        global_batch_size=spec.training.global_batch_size, workers=spec.resources.workers,
-                        seed=spec.data.seed)
+    plan = sample_plan(spec, records, image_tokens=64)  # the tiny preset's vision tower
     return [[record["key"] for record in stream] for stream in plan.per_rank]
 
 

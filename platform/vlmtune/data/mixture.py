@@ -10,6 +10,8 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from vlmtune.data.grouping import length_grouped_batches
+
 
 def by_task(records: list[dict]) -> dict[str, list[dict]]:
     tasks: dict[str, list[dict]] = defaultdict(list)
@@ -18,8 +20,33 @@ def by_task(records: list[dict]) -> dict[str, list[dict]]:
     return dict(sorted(tasks.items()))
 
 
-def task_quotas(sizes: dict[str, int], budget: int, mixture: str) -> dict[str, int]:
-    """Samples per task under `budget`: `uniform` water-fills equal shares, `proportional` scales sizes."""
+def select_tasks(records: list[dict], names: list[str] | None, count: int | None, seed: int) -> list[dict]:
+    """Keep the named tasks, or `count` tasks drawn with `seed`.
+
+    Raises:
+        ValueError: naming tasks the data does not have, or asking for more tasks than there are.
+    """
+    present = sorted({record["task"] for record in records})
+    if names is not None:
+        missing = sorted(set(names) - set(present))
+        if missing:
+            raise ValueError(f"spec.data.tasks: {missing} are not in the data; tasks present: {present}")
+        keep = set(names)
+    elif count is not None:
+        if count > len(present):
+            raise ValueError(f"spec.data.taskCount: {count} tasks asked for, the data has {len(present)}")
+        keep = set(random.Random(f"{seed}:tasks").sample(present, count))
+    else:
+        return records
+    return [record for record in records if record["task"] in keep]
+
+
+def task_quotas(sizes: dict[str, int], budget: int, mixture: str,
+                weights: dict[str, float] | None = None) -> dict[str, int]:
+    """Samples per task under `budget`: `uniform` water-fills equal shares, `proportional` scales sizes,
+    `weights` scales the given weights (a task's quota never exceeds its size)."""
+    if mixture == "weights":
+        return _weighted_quotas(sizes, budget, weights or {})
     total = sum(sizes.values())
     if budget >= total:
         return dict(sizes)
@@ -42,17 +69,53 @@ def task_quotas(sizes: dict[str, int], budget: int, mixture: str) -> dict[str, i
     return quotas
 
 
-def sample_mixture(records: list[dict], budget: int | None, mixture: str, seed: int) -> list[dict]:
+def _weighted_quotas(sizes: dict[str, int], budget: int, weights: dict[str, float]) -> dict[str, int]:
+    unknown = sorted(set(weights) - set(sizes))
+    if unknown:
+        raise ValueError(f"spec.data.weights: {unknown} are not in the data; tasks present: {sorted(sizes)}")
+    quotas, remaining = {task: 0 for task in sizes}, budget
+    open_tasks = {task for task, weight in weights.items() if weight > 0}
+    # Water-filling: a task that runs out of samples hands its share to the others, by weight.
+    while open_tasks and remaining > 0:
+        total = sum(weights[task] for task in open_tasks)
+        shares = {task: max(1, int(remaining * weights[task] / total)) for task in sorted(open_tasks)}
+        progressed = 0
+        for task, share in shares.items():
+            take = min(share, sizes[task] - quotas[task], remaining - progressed)
+            quotas[task] += take
+            progressed += take
+            if quotas[task] >= sizes[task]:
+                open_tasks.discard(task)
+        remaining -= progressed
+        if progressed == 0:
+            break
+    return quotas
+
+
+def sample_mixture(records: list[dict], budget: int | None, mixture: str, seed: int,
+                   weights: dict[str, float] | None = None) -> list[dict]:
     """Apply the budget per task (seeded choice within a task), keeping task order stable."""
     tasks = by_task(records)
     if budget is None:
         return [record for group in tasks.values() for record in group]
-    quotas = task_quotas({task: len(group) for task, group in tasks.items()}, budget, mixture)
+    quotas = task_quotas({task: len(group) for task, group in tasks.items()}, budget, mixture, weights)
     chosen = []
     for task, group in tasks.items():
         rng = random.Random(f"{seed}:{task}")
         chosen.extend(rng.sample(group, quotas[task]))
     return chosen
+
+
+def _epoch_order(records: list[dict], lengths: list[int] | None, micro: int | None, global_batch: int,
+                 seed: str) -> list[dict]:
+    if lengths is None or micro is None:
+        order = list(records)
+        random.Random(seed).shuffle(order)
+        return order
+    # Windows of one global batch keep every micro-batch inside one optimizer step, and every
+    # micro-batch but the epoch's last one full, so ranks split global batches on micro-batch edges.
+    batches = length_grouped_batches(lengths, micro, seed, megabatch=global_batch // micro)
+    return [records[index] for batch in batches for index in batch]
 
 
 @dataclass(frozen=True)
@@ -67,10 +130,19 @@ class SamplePlan:
     steps: int
     steps_per_epoch: int
     dropped_per_epoch: int
+    samples_per_epoch: int
 
 
 def plan_samples(records: list[dict], *, epochs: int, max_steps: int | None, global_batch_size: int,
-                 workers: int, seed: int) -> SamplePlan:
+                 workers: int, seed: int, micro_batch_size: int | None = None,
+                 lengths: list[int] | None = None) -> SamplePlan:
+    """Every rank's sample stream for the whole run.
+
+    With `lengths` (one per record) and `micro_batch_size`, each epoch's order is length-grouped:
+    shuffled, cut into windows of one global batch, sorted by length inside a window and cut into
+    micro-batches, so a micro-batch holds samples of similar length (less padding) while the
+    window order stays random. Without them the epoch order is a plain shuffle.
+    """
     steps_per_epoch = len(records) // global_batch_size
     if steps_per_epoch == 0:
         raise ValueError(
@@ -81,8 +153,7 @@ def plan_samples(records: list[dict], *, epochs: int, max_steps: int | None, glo
     stream: list[dict] = []
     epoch = 0
     while len(stream) < steps * global_batch_size:
-        order = list(records)
-        random.Random(f"{seed}:epoch:{epoch}").shuffle(order)
+        order = _epoch_order(records, lengths, micro_batch_size, global_batch_size, f"{seed}:epoch:{epoch}")
         stream.extend(order[: steps_per_epoch * global_batch_size])
         epoch += 1
     stream = stream[: steps * global_batch_size]
@@ -92,4 +163,5 @@ def plan_samples(records: list[dict], *, epochs: int, max_steps: int | None, glo
         batch = stream[start:start + global_batch_size]
         for rank in range(workers):
             per_rank[rank].extend(batch[rank * per_rank_batch:(rank + 1) * per_rank_batch])
-    return SamplePlan(per_rank, steps, steps_per_epoch, len(records) - steps_per_epoch * global_batch_size)
+    dropped = len(records) - steps_per_epoch * global_batch_size
+    return SamplePlan(per_rank, steps, steps_per_epoch, dropped, len(records))

@@ -29,7 +29,8 @@ from PIL import Image
 from vlmtune import storage
 from vlmtune.data.shards import (CAPPED, FORMAT, FORMAT_VERSION, MANIFEST, SCHEMA, ShardFormatError, ShardWriter,
                                  read_manifest)
-from vlmtune_model.template import SYSTEM_VICUNA_V1, normalize_turns
+from vlmtune.data.records import identify
+from vlmtune_model.template import SYSTEM_VICUNA_V1
 from vlmtune_model.tokenizer import IMAGE_TOKEN
 
 FORMATS = ("vision-flan", "llava")
@@ -161,32 +162,10 @@ def check_image(data: bytes) -> str | None:
 
 
 def _candidate(item: object, fmt: str, where: str, index: int, image_tokens: int) -> Candidate:
-    if not isinstance(item, dict):
-        raise ValueError("record is not a JSON object")
-    conversations = item.get("conversations")
-    if not isinstance(conversations, list) or not conversations:
-        raise ValueError("no conversations")
-    if not all(isinstance(turn, dict) and isinstance(turn.get("value", ""), str) for turn in conversations):
-        raise ValueError("malformed conversations")
-    normalize_turns(conversations)  # raises ValueError on records that cannot train
-    image = item.get("image") or ""
-    if not isinstance(image, str):
-        raise ValueError("malformed image field")
-    if fmt == "vision-flan":
-        task = item.get("task_name")
-        if not task:
-            raise ValueError("no task_name")
-        if not image:
-            raise ValueError("no image")
-        key = f"{task}/{image}"
-    else:
-        task = item.get("task_name") or "llava"
-        key = f"{task}/{item.get('id', index)}"
-    if image and (image.startswith("/") or ".." in image.split("/")):
-        raise ValueError("image path outside the image folder")
-    return Candidate(key=key, task=str(task), source_id=str(item.get("id", "")), image_name=image,
-                     conversations=json.dumps(conversations, ensure_ascii=False),
-                     est_tokens=estimate_tokens(conversations, bool(image), image_tokens), where=where)
+    ident = identify(item, fmt, index)
+    return Candidate(key=ident.key, task=ident.task, source_id=str(item.get("id", "")), image_name=ident.image,
+                     conversations=json.dumps(ident.conversations, ensure_ascii=False),
+                     est_tokens=estimate_tokens(ident.conversations, bool(ident.image), image_tokens), where=where)
 
 
 # ---------------------------------------------------------------- image stores

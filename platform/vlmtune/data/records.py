@@ -68,28 +68,53 @@ def to_records(raw: Iterable[dict], image_root: str, fmt: str, source: str) -> t
     return records, report
 
 
-def _record(item: dict, image_root: str, fmt: str, index: int) -> dict:
+@dataclass(frozen=True)
+class Identity:
+    """What makes a raw record trainable and unique: its checked conversations, task, key and image name."""
+
+    conversations: list
+    task: str
+    key: str
+    image: str
+
+
+def identify(item: object, fmt: str, index: int) -> Identity:
+    """Check one raw Vision-Flan or LLaVA record and name it.
+
+    Raises:
+        ValueError: with the reason the record cannot train (it is skipped and counted).
+    """
     if not isinstance(item, dict):
         raise ValueError("record is not a JSON object")
     conversations = item.get("conversations")
     if not isinstance(conversations, list) or not conversations:
         raise ValueError("no conversations")
+    if not all(isinstance(turn, dict) and isinstance(turn.get("value", ""), str) for turn in conversations):
+        raise ValueError("malformed conversations")
     normalize_turns(conversations)  # raises on records that cannot train
     image = item.get("image") or ""
+    if not isinstance(image, str):
+        raise ValueError("malformed image field")
     if fmt == "vision-flan":
         task = item.get("task_name")
         if not task:
             raise ValueError("no task_name")
         if not image:
             raise ValueError("no image")
-        # Vision-Flan ids repeat across tasks: key by task + image.
-        key = f"{task}/{image}"
+        key = f"{task}/{image}"  # Vision-Flan ids repeat across tasks: key by task + image
     else:
         task = item.get("task_name") or "llava"
         key = f"{task}/{item.get('id', index)}"
+    if image and (image.startswith("/") or ".." in image.split("/")):
+        raise ValueError("image path outside the image folder")
+    return Identity(conversations, str(task), key, image)
+
+
+def _record(item: dict, image_root: str, fmt: str, index: int) -> dict:
+    ident = identify(item, fmt, index)
     return {
-        "key": key,
-        "task": str(task),
-        "image": storage.join(image_root, image) if image else "",
-        "conversations": json.dumps(conversations, ensure_ascii=False),
+        "key": ident.key,
+        "task": ident.task,
+        "image": storage.join(image_root, ident.image) if ident.image else "",
+        "conversations": json.dumps(ident.conversations, ensure_ascii=False),
     }

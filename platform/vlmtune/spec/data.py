@@ -61,6 +61,8 @@ class Mixture(str, Enum):
     """Every task contributes equally (up to its size)."""
     proportional = "proportional"
     """Tasks contribute in proportion to their instance counts."""
+    weights = "weights"
+    """Tasks contribute in proportion to `weights` (tasks left out get none)."""
 
 
 class DataSpec(SpecModel):
@@ -68,11 +70,32 @@ class DataSpec(SpecModel):
 
     sources: list[DataSource] = Field(min_length=1)
     """Inputs, read in order and merged by task."""
+    tasks: list[str] | None = None
+    """Train only on these tasks (all tasks when omitted)."""
+    task_count: int | None = Field(default=None, ge=1)
+    """Train on this many tasks, drawn with `seed` (the paper's task-scaling studies)."""
     mixture: Mixture = Mixture.proportional
     """How tasks are weighted when `maxSamples` cuts the union."""
+    weights: dict[str, float] | None = None
+    """Relative weight per task name, for `mixture: weights`."""
     max_samples: int | None = Field(default=None, ge=1)
     """Total training-sample budget per epoch (all of the data when omitted)."""
     seed: int = 0
     """Seed of sampling and shuffling."""
     max_skipped_fraction: float = Field(default=0.05, ge=0, le=1)
     """Fail the run when more than this fraction of records or samples had to be skipped (bad data)."""
+
+    @model_validator(mode="after")
+    def _mixture_settings_agree(self) -> DataSpec:
+        if self.tasks is not None and self.task_count is not None:
+            raise ValueError("give `tasks` (names) or `taskCount` (a number), not both")
+        if self.mixture is Mixture.weights:
+            if not self.weights:
+                raise ValueError("mixture: weights needs `weights: {task: weight, ...}`")
+            if self.max_samples is None:
+                raise ValueError("mixture: weights needs `maxSamples`, the budget the weights divide")
+            if any(weight < 0 for weight in self.weights.values()) or not any(self.weights.values()):
+                raise ValueError("weights must be >= 0 with at least one above 0")
+        elif self.weights is not None:
+            raise ValueError("`weights` only applies with `mixture: weights`")
+        return self

@@ -72,6 +72,8 @@ class TrainingSpec(SpecModel):
     """Clip the global gradient norm to this value (0 disables)."""
     precision: Precision = Precision.auto
     """Numeric precision of training."""
+    group_by_length: bool = True
+    """Put samples of similar length in the same micro-batch (less padding), as LLaVA does."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
     seed: int = 0

@@ -11,7 +11,8 @@ import ray.train
 from ray.train.torch import TorchTrainer
 
 from vlmtune import storage
-from vlmtune.data.mixture import plan_samples, sample_mixture
+from vlmtune.data.mixture import plan_samples, sample_mixture, select_tasks
+from vlmtune.data.prepare import estimate_tokens
 from vlmtune.data.pipeline import build_train_datasets
 from vlmtune.data.sources import read_sources
 from vlmtune.spec import Resume, TuningJob
@@ -37,12 +38,9 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
     output_uri = storage.absolute(spec.output.uri)
     records, report = read_sources(spec.data.sources)
     _check_read_skips(report, spec.data.max_skipped_fraction)
-    records = sample_mixture(records, spec.data.max_samples, spec.data.mixture.value, spec.data.seed)
-    plan = plan_samples(records, epochs=spec.training.epochs, max_steps=spec.training.max_steps,
-                        global_batch_size=spec.training.global_batch_size, workers=spec.resources.workers,
-                        seed=spec.data.seed)
     source = model_source.model_source(spec.model, upstream_model_uri)
     processor = model_source.processor_config(source, spec.training.max_length)
+    plan = sample_plan(spec, records, processor.image_tokens)
     data_context = ray.data.DataContext.get_current()
     data_context.execution_options.preserve_order = True
     data_context.enable_progress_bars = False  # the train loop shows one bar for the whole job
@@ -69,10 +67,27 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
     if result.error:
         raise result.error
     history = read_history(output_uri)
-    data_report = {"samples": len(records), "steps": plan.steps, "stepsPerEpoch": plan.steps_per_epoch,
+    data_report = {"samples": plan.samples_per_epoch, "steps": plan.steps, "stepsPerEpoch": plan.steps_per_epoch,
                    "skippedRecords": report.skipped, "droppedPerEpoch": plan.dropped_per_epoch}
     storage.write_bytes(storage.join(output_uri, "data_report.json"), json.dumps(data_report, indent=2).encode())
     return TrainResult(job.name, output_uri, storage.join(output_uri, "model"), plan.steps, history, data_report)
+
+
+def sample_plan(spec, records: list[dict], image_tokens: int):
+    """Task selection, mixture and the per-rank streams: a pure function of the records and the spec."""
+    data, training = spec.data, spec.training
+    records = select_tasks(records, data.tasks, data.task_count, data.seed)
+    records = sample_mixture(records, data.max_samples, data.mixture.value, data.seed, data.weights)
+    lengths = [estimated_length(record, image_tokens) for record in records] if training.group_by_length else None
+    return plan_samples(records, epochs=training.epochs, max_steps=training.max_steps,
+                        global_batch_size=training.global_batch_size, workers=spec.resources.workers,
+                        seed=data.seed, micro_batch_size=training.micro_batch_size, lengths=lengths)
+
+
+def estimated_length(record: dict, image_tokens: int) -> int:
+    if record.get("est_tokens"):
+        return int(record["est_tokens"])
+    return estimate_tokens(json.loads(record["conversations"]), bool(record.get("image")), image_tokens)
 
 
 def _resume_point(job: TuningJob, output_uri: str) -> Latest | None:

@@ -49,3 +49,50 @@ def test_max_steps_caps_the_plan():
 def test_too_little_data_is_a_clear_error():
     with pytest.raises(ValueError, match="globalBatchSize"):
         plan_samples(records({"a": 3}), epochs=1, max_steps=None, global_batch_size=8, workers=1, seed=0)
+
+
+def test_select_tasks_by_name_and_by_count():
+    from vlmtune.data.mixture import select_tasks
+
+    data = records({"a": 2, "b": 2, "c": 2})
+    assert {r["task"] for r in select_tasks(data, ["a", "c"], None, seed=0)} == {"a", "c"}
+    drawn = {r["task"] for r in select_tasks(data, None, 2, seed=3)}
+    assert len(drawn) == 2 and drawn == {r["task"] for r in select_tasks(data, None, 2, seed=3)}
+    with pytest.raises(ValueError, match=r"spec.data.tasks: \['z'\] are not in the data"):
+        select_tasks(data, ["z"], None, seed=0)
+    with pytest.raises(ValueError, match="spec.data.taskCount: 4 tasks asked for, the data has 3"):
+        select_tasks(data, None, 4, seed=0)
+
+
+def test_weighted_quotas_follow_weights_and_refill_small_tasks():
+    assert task_quotas({"a": 100, "b": 100}, 40, "weights", {"a": 3, "b": 1}) == {"a": 30, "b": 10}
+    # b holds only 5: its share goes to a; c has no weight and gets nothing.
+    assert task_quotas({"a": 100, "b": 5, "c": 50}, 40, "weights", {"a": 1, "b": 1}) == {"a": 35, "b": 5, "c": 0}
+
+
+def test_length_grouped_plan_pads_less_and_keeps_every_sample_once():
+    from vlmtune.data.grouping import padding_fraction
+
+    data = records({"a": 64})
+    lengths = [10 + (i * 37) % 200 for i in range(64)]
+    length_of = {r["key"]: n for r, n in zip(data, lengths)}
+    kwargs = dict(epochs=1, max_steps=None, global_batch_size=16, workers=2, seed=0)
+    grouped = plan_samples(data, micro_batch_size=4, lengths=lengths, **kwargs)
+    plain = plan_samples(data, **kwargs)
+
+    def micro_batches(plan):
+        return [[length_of[r["key"]] for r in stream[i:i + 4]] for stream in plan.per_rank
+                for i in range(0, len(stream), 4)]
+
+    def padding(plan):
+        batches = micro_batches(plan)
+        flat = [n for batch in batches for n in batch]
+        index, groups = 0, []
+        for batch in batches:
+            groups.append(list(range(index, index + len(batch))))
+            index += len(batch)
+        return padding_fraction(flat, groups)
+
+    assert sorted(r["key"] for s in grouped.per_rank for r in s) == sorted(r["key"] for r in data)
+    assert padding(grouped) < padding(plain) / 2
+    assert grouped == plan_samples(data, micro_batch_size=4, lengths=lengths, **kwargs)

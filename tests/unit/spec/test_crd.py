@@ -84,7 +84,7 @@ def test_every_spec_and_status_field_is_explained(crds):
 def test_enums_defaults_and_optional_fields_survive_translation():
     spec = _schema(crd_for("TuningJob", KINDS["TuningJob"]))["properties"]["spec"]["properties"]
     mixture = spec["data"]["properties"]["mixture"]
-    assert mixture["enum"] == ["uniform", "proportional"] and mixture["default"] == "proportional"
+    assert mixture["enum"] == ["uniform", "proportional", "weights"] and mixture["default"] == "proportional"
     assert "uniform: Every task contributes equally" in mixture["description"]  # per-value docs for explain
     learning_rate = spec["training"]["properties"]["learningRate"]
     assert learning_rate["minimum"] == 0 and learning_rate["exclusiveMinimum"] is True

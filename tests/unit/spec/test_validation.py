@@ -189,3 +189,15 @@ def test_every_shipped_job_file_validates(repo):
     names = [job.name for job in load_jobs(files)]  # together: references between files resolve
     for path in files:
         assert load_jobs([path], known=names), path
+
+
+@pytest.mark.parametrize("data, message", [
+    ("mixture: weights, maxSamples: 10", "needs `weights"),
+    ("mixture: weights, weights: {a: 1}", "needs `maxSamples`"),
+    ("weights: {a: 1}", "only applies with `mixture: weights`"),
+    ("tasks: [a], taskCount: 2", "not both"),
+])
+def test_mixture_settings_that_contradict_each_other(tmp_path, data, message):
+    text = GOOD.replace("    sources: [{demo: {perTask: 4}}]", f"    sources: [{{demo: {{perTask: 4}}}}]\n    {data.replace(', ', chr(10) + '    ')}")
+    issue = only(issues(tmp_path, text), "spec.data")
+    assert message in issue.message
