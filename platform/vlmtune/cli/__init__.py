@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "eval": "vlmtune.cli.eval",
     "bench": "vlmtune.cli.bench",
     "plan": "vlmtune.cli.plan",
+    "report": "vlmtune.cli.report",
 }
 
 

@@ -9,6 +9,7 @@ import json
 import sys
 
 from vlmtune.plan import DEFAULT_MFU, GPUS, PlanError, gpu_for, plan_job, render
+from vlmtune.runners.pipeline import expand_jobs
 from vlmtune.spec import SpecError, TuningJob, load_jobs
 
 
@@ -31,7 +32,8 @@ def register(add_parser, name: str) -> None:
 
 def run(args) -> int:
     try:
-        jobs = [job for job in load_jobs(args.files, args.overrides) if isinstance(job, TuningJob)]
+        # An experiment is planned as the TuningJobs it expands into.
+        jobs = [job for job in expand_jobs(load_jobs(args.files, args.overrides)) if isinstance(job, TuningJob)]
     except SpecError as err:
         print(f"{len(err.issues)} problem(s) found:", file=sys.stderr)
         for issue in err.issues:

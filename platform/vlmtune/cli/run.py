@@ -16,6 +16,8 @@ def register(add_parser, name: str) -> None:
                         help="override a field in every job, e.g. --set spec.training.maxSteps=10")
     parser.add_argument("--spec-json", metavar="JSON",
                         help="job document(s) as JSON instead of FILE (what RayJobs and `vlmtune submit` pass)")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun every job from scratch, even those finished with the same spec")
     parser.add_argument("--verbose", action="store_true", help="stream Ray worker logs to the console")
     parser.set_defaults(handler=run)
 
@@ -30,14 +32,34 @@ def run(args) -> int:
     except SpecError as err:
         print(err, file=sys.stderr)
         return 1
-    from vlmtune.runners.local import run_jobs  # heavy imports only once the spec is valid
+    from vlmtune.runners.pipeline import run_pipeline  # heavy imports only once the spec is valid
 
     started = time.perf_counter()
-    results = run_jobs(jobs, verbose=args.verbose)
-    for result in results:
-        print(summary(result))
-    print(f"done in {time.perf_counter() - started:.0f}s")
+    result = run_pipeline(jobs, force=args.force, verbose=args.verbose, on_step=_announce, on_outcome=_print_outcome)
+    for written in result.reports.values():
+        print(_report_summary(written))
+    ran = sum(outcome.result is not None for outcome in result.outcomes)
+    print(f"done in {time.perf_counter() - started:.0f}s ({ran} ran, {len(result.outcomes) - ran} skipped)")
     return 0
+
+
+def _announce(step) -> None:
+    if step.action != "skip":
+        print(f"{step.job.name}: running ({step.reason})", flush=True)
+
+
+def _print_outcome(outcome) -> None:
+    if outcome.result is None:
+        print(f"{outcome.step.job.name}: skipped, {outcome.step.reason}", flush=True)
+    else:
+        print(summary(outcome.result), flush=True)
+
+
+def _report_summary(written: dict[str, str]) -> str:
+    from vlmtune import storage
+    from vlmtune.cli.report import render
+
+    return render(json.loads(storage.read_bytes(written["summary"])), written)
 
 
 def summary(result) -> str:

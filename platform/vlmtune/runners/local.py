@@ -9,30 +9,10 @@ from contextlib import contextmanager
 import ray
 
 from vlmtune import storage
-from vlmtune.spec import EvalJob, Job
+from vlmtune.runners.pipeline import execution_order, run_pipeline
+from vlmtune.spec import Job
 
-
-def execution_order(jobs: list[Job]) -> list[Job]:
-    """Jobs sorted so every job runs after the jobs it takes its model from (file order otherwise)."""
-    by_name = {job.name: job for job in jobs}
-    ordered, visiting, done = [], set(), set()
-
-    def visit(job: Job) -> None:
-        if job.name in done:
-            return
-        if job.name in visiting:
-            raise ValueError(f"jobs form a cycle through {job.name!r}")
-        visiting.add(job.name)
-        for upstream in job.upstream_jobs():
-            if upstream in by_name:
-                visit(by_name[upstream])
-        visiting.discard(job.name)
-        done.add(job.name)
-        ordered.append(job)
-
-    for job in jobs:
-        visit(job)
-    return ordered
+__all__ = ["execution_order", "logical_cpus", "output_model_uri", "ray_session", "run_jobs"]
 
 
 def logical_cpus(jobs: list[Job]) -> int:
@@ -65,25 +45,14 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
         ray.shutdown()
 
 
-def run_jobs(jobs: list[Job], verbose: bool = False, show_progress: bool = True):
-    """Run every job in dependency order; a job's `from: {job}` resolves to that job's exported model."""
-    from vlmtune.eval import run_eval_job
-    from vlmtune.train.trainer import run_tuning_job
+def run_jobs(jobs: list[Job], verbose: bool = False, show_progress: bool = True, force: bool = False):
+    """Run every job in dependency order (experiments expanded), skipping finished ones; see `runners.pipeline`.
 
-    results, models = [], {}
-    with ray_session(jobs, verbose):
-        for job in execution_order(jobs):
-            ref = job.spec.model.from_
-            upstream = models.get(ref.job) if ref else None
-            if ref and upstream is None:
-                raise ValueError(f"{job.name}: spec.model.from.job {ref.job!r} was not run in this invocation")
-            if isinstance(job, EvalJob):  # evaluates a model, exports none
-                results.append(run_eval_job(job, upstream, show_progress=show_progress))
-                continue
-            result = run_tuning_job(job, upstream, show_progress=show_progress)
-            models[job.name] = result.model_uri
-            results.append(result)
-    return results
+    Returns:
+        The TrainResult/EvalResult of every job that ran (skipped jobs have none).
+    """
+    outcomes = run_pipeline(jobs, force=force, verbose=verbose, show_progress=show_progress).outcomes
+    return [outcome.result for outcome in outcomes if outcome.result is not None]
 
 
 def output_model_uri(job: Job) -> str:

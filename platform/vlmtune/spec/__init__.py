@@ -4,6 +4,7 @@ from vlmtune.spec.base import API_GROUP, API_VERSION, SpecModel
 from vlmtune.spec.data import DataSource, DataSpec, DemoSource, Mixture, SourceFormat
 from vlmtune.spec.errors import SpecError, SpecIssue
 from vlmtune.spec.eval import BenchmarkName, BenchmarkSpec, EvalJob, EvalJobSpec, EvalModelSpec, GenerationSpec
+from vlmtune.spec.experiment import Expansion, Experiment, ExperimentSpec, StudyType, expand
 from vlmtune.spec.loading import KINDS, Job, apply_overrides, load_jobs, parse_documents
 from vlmtune.spec.metadata import ObjectMeta
 from vlmtune.spec.model import JobRef, ModelSpec, Preset, Projector, TrainablePart
@@ -14,8 +15,10 @@ from vlmtune.spec.tuning import TuningJob, TuningJobSpec
 
 __all__ = [
     "API_GROUP", "API_VERSION", "KINDS", "BenchmarkName", "BenchmarkSpec", "DataSource", "DataSpec",
-    "DeepSpeedSpec", "DemoSource", "EvalJob", "EvalJobSpec", "EvalModelSpec", "GenerationSpec", "Job",
-    "JobRef", "Mixture", "ModelSpec", "ObjectMeta", "OutputSpec", "Precision", "Preset", "Projector",
-    "ResourcesSpec", "Resume", "Schedule", "SourceFormat", "SpecError", "SpecIssue", "SpecModel", "TrainablePart",
-    "TrainingSpec", "TuningJob", "TuningJobSpec", "apply_overrides", "load_jobs", "parse_documents",
+    "DeepSpeedSpec", "DemoSource", "EvalJob", "EvalJobSpec", "EvalModelSpec", "Expansion", "Experiment",
+    "ExperimentSpec", "GenerationSpec", "Job", "JobRef", "Mixture", "ModelSpec", "ObjectMeta", "OutputSpec",
+    "Precision", "Preset", "Projector",
+    "ResourcesSpec", "Resume", "Schedule", "SourceFormat", "SpecError", "SpecIssue", "SpecModel", "StudyType",
+    "TrainablePart", "TrainingSpec", "TuningJob", "TuningJobSpec", "apply_overrides", "expand", "load_jobs",
+    "parse_documents",
 ]

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from vlmtune.spec.base import API_VERSION
 from vlmtune.spec.errors import SpecError, SpecIssue
 from vlmtune.spec.eval import EvalJob
+from vlmtune.spec.experiment import Experiment
 from vlmtune.spec.issues import issues_from_validation
 from vlmtune.spec.tuning import TuningJob
 
-Job = Union[TuningJob, EvalJob]
-KINDS: dict[str, type[Job]] = {"TuningJob": TuningJob, "EvalJob": EvalJob}
+Job = Union[TuningJob, EvalJob, Experiment]
+KINDS: dict[str, type[Job]] = {"TuningJob": TuningJob, "EvalJob": EvalJob, "Experiment": Experiment}
 
 
 def load_jobs(paths: Sequence[str | Path], overrides: Sequence[str] = (), known: Iterable[str] = ()) -> list[Job]:

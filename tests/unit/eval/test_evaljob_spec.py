@@ -82,7 +82,7 @@ def test_empty_benchmarks_and_zero_heldout_are_rejected():
 def test_the_shipped_eval_job_validates_and_uses_quickstarts_demo_suite(repo):
     job, = load_jobs([repo / "jobs" / "eval-demo.yaml"])
     quickstart = yaml.safe_load((repo / "jobs" / "quickstart.yaml").read_text())
-    source = quickstart["spec"]["data"]["sources"][0]["demo"]
+    source = quickstart["spec"]["stages"]["stage1"]["data"]["sources"][0]["demo"]  # an Experiment's stage 1
     for bench in job.spec.benchmarks:
         # Same suite parameters as the training job: its held-out images were never trained on.
         assert (bench.demo.per_task, bench.demo.heldout_per_task, bench.demo.seed) == (

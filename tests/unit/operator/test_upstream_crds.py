@@ -22,6 +22,8 @@ from vlmtune_operator.runtime import RuntimeConfig, parse_runtime
 from vlmtune_operator.status import Verdict, compose
 
 RUNTIMES = {"defaults": RuntimeConfig(), "gpu-cluster": parse_runtime(GPU_RUNTIME)}
+# A job file that renders with the default runtime (names no GPU node pool) for the negative controls.
+PLAIN_JOB_FILE = next(path for path in JOB_FILES if not needs_node_pool(load_job_file(path)))
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +75,14 @@ def test_gpu_two_stage_and_eval_rayjobs_are_accepted(rayjob_schema):
 
 
 def test_unknown_fields_are_rejected(rayjob_schema):
-    rayjob = render_jobs(load_jobs([JOB_FILES[0]]), RuntimeConfig())[0]
+    rayjob = render_jobs(load_jobs([PLAIN_JOB_FILE]), RuntimeConfig())[0]
     rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["gpus"] = 1
     _, errors = admit(rayjob_schema, rayjob)
     assert any("'gpus' was unexpected" in error for error in errors)
 
 
 def test_cel_rules_are_evaluated(rayjob_schema):
-    rayjob = render_jobs(load_jobs([JOB_FILES[0]]), RuntimeConfig())[0]
+    rayjob = render_jobs(load_jobs([PLAIN_JOB_FILE]), RuntimeConfig())[0]
     broken = copy.deepcopy(rayjob)
     rule = {"condition": {"jobStatus": "SUCCEEDED", "jobDeploymentStatus": "Failed"}, "policy": "DeleteCluster"}
     broken["spec"]["deletionStrategy"] = {"onSuccess": {"policy": "DeleteCluster"}, "deletionRules": [rule]}
@@ -99,7 +101,7 @@ def test_cel_rules_are_evaluated(rayjob_schema):
 
 
 def test_kueue_rules_bite():
-    rayjob = render_jobs(load_jobs([JOB_FILES[0]]), parse_runtime(GPU_RUNTIME))[0]
+    rayjob = render_jobs(load_jobs([PLAIN_JOB_FILE]), parse_runtime(GPU_RUNTIME))[0]
     rayjob["spec"]["shutdownAfterJobFinishes"] = False
     rayjob["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] = True
     groups = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"]
@@ -109,7 +111,7 @@ def test_kueue_rules_bite():
 
 
 def test_kuberay_rules_bite():
-    rayjob = render_jobs(load_jobs([JOB_FILES[0]]), RuntimeConfig())[0]
+    rayjob = render_jobs(load_jobs([PLAIN_JOB_FILE]), RuntimeConfig())[0]
     rayjob["metadata"]["name"] = "x" * 48
     rayjob["spec"]["shutdownAfterJobFinishes"] = False
     assert len(kuberay_errors(rayjob)) == 2

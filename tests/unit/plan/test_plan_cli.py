@@ -73,8 +73,10 @@ def test_jobs_that_cannot_be_planned_say_why(capsys, repo):
 
 
 def test_quickstart_plans_on_any_gpu(capsys, repo):
-    code, result, _ = plan(capsys, str(repo / "jobs" / "quickstart.yaml"), "--gpu", "a10g", "--json")
-    assert code == 0 and result["fits"] and result["samples"] == 96 * 13 and result["steps"] == 96 * 13 // 16 * 2
+    # The quickstart is an Experiment: planned as the TuningJobs it expands into (stage 1, stage 2, mixed).
+    code, results, _ = plan(capsys, str(repo / "jobs" / "quickstart.yaml"), "--gpu", "a10g", "--json")
+    assert code == 0 and all(result["fits"] for result in results) and len(results) == 3
+    assert results[0]["samples"] == 96 * 10 and results[0]["steps"] == 100
 
 
 def test_the_shipped_stage1_job(capsys, repo):

@@ -1,0 +1,38 @@
+"""`vlmtune report RUN_DIR`: the comparison report of an experiment's run folder (table, plots, JSON summary)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(add_parser, name: str) -> None:
+    parser = add_parser(name, help="comparison tables and plots of an experiment's run folder")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the experiment's spec.output.uri (local or s3://)")
+    parser.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from vlmtune import storage
+    from vlmtune.report import write_report
+
+    run_dir = storage.absolute(args.run_dir)
+    try:
+        written = write_report(run_dir)
+    except FileNotFoundError as err:
+        print(f"vlmtune report: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(storage.read_bytes(written["summary"]).decode(), end="")
+        return 0
+    print(render(json.loads(storage.read_bytes(written["summary"])), written))
+    return 0
+
+
+def render(summary: dict, written: dict[str, str]) -> str:
+    """The table and where the report's files are (what `vlmtune run` prints after an experiment too)."""
+    from vlmtune.report import table_markdown
+
+    files = [f"  {name:<16} {uri}" for name, uri in written.items()]
+    return f"\n{summary['experiment']} ({summary['study']}):\n\n{table_markdown(summary)}\n\n" + "\n".join(files)
