@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from vlmtune import storage
 from vlmtune.data import shards
 from vlmtune.data.demo import ensure_demo_suite
 from vlmtune.data.records import ReadReport, read_annotations, to_records
@@ -69,7 +68,3 @@ def _cap_per_task(records: list[dict], cap: int) -> list[dict]:
         if counts[record["task"]] <= cap:
             kept.append(record)
     return kept
-
-
-def absolute_output(uri: str) -> str:
-    return storage.absolute(uri)

@@ -8,11 +8,10 @@ from contextlib import contextmanager
 
 import ray
 
-from vlmtune import storage
 from vlmtune.runners.pipeline import execution_order, run_pipeline
 from vlmtune.spec import Job
 
-__all__ = ["execution_order", "logical_cpus", "output_model_uri", "ray_session", "run_jobs"]
+__all__ = ["execution_order", "logical_cpus", "ray_session", "run_jobs"]
 
 
 def logical_cpus(jobs: list[Job]) -> int:
@@ -53,7 +52,3 @@ def run_jobs(jobs: list[Job], verbose: bool = False, show_progress: bool = True,
     """
     outcomes = run_pipeline(jobs, force=force, verbose=verbose, show_progress=show_progress).outcomes
     return [outcome.result for outcome in outcomes if outcome.result is not None]
-
-
-def output_model_uri(job: Job) -> str:
-    return storage.join(storage.absolute(job.spec.output.uri), "model")

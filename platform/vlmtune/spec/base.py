@@ -27,3 +27,16 @@ class SpecModel(BaseModel):
     def to_doc(self) -> dict:
         """The camelCase document form (what a YAML file or a custom resource holds)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class JobKind:
+    """What every job kind answers, whatever its spec: its name and the jobs whose outputs it consumes."""
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def upstream_jobs(self) -> list[str]:
+        """Names of jobs whose outputs this job consumes (`spec.model.from`)."""
+        ref = getattr(self.spec.model, "from_", None)
+        return [ref.job] if ref else []

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vlmtune.spec.base import API_VERSION, SpecModel
+from vlmtune.spec.base import API_VERSION, JobKind, SpecModel
 from vlmtune.spec.data import DemoSource
 from vlmtune.spec.errors import FieldIssues
 from vlmtune.spec.metadata import ObjectMeta
@@ -123,7 +123,7 @@ class EvalJobSpec(SpecModel):
         return self
 
 
-class EvalJob(SpecModel):
+class EvalJob(JobKind, SpecModel):
     """An evaluation of one model on a list of benchmarks, written as a Kubernetes custom resource."""
 
     api_version: Literal["vlmtune.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
@@ -134,12 +134,3 @@ class EvalJob(SpecModel):
     """Name, namespace and labels (the Kueue queue label picks the tenant queue)."""
     spec: EvalJobSpec
     """The evaluation itself."""
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    def upstream_jobs(self) -> list[str]:
-        """Names of jobs whose outputs this job consumes."""
-        ref = self.spec.model.from_
-        return [ref.job] if ref else []

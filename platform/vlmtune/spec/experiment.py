@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from vlmtune.spec.base import API_VERSION, SpecModel
+from vlmtune.spec.base import API_VERSION, JobKind, SpecModel
 from vlmtune.spec.data import DataSpec
 from vlmtune.spec.errors import FieldIssues
 from vlmtune.spec.issues import issues_from_validation
@@ -140,7 +140,7 @@ class ExperimentSpec(SpecModel):
     """Run folder: each job writes under <uri>/<arm>/<stage>; the report goes to <uri>."""
 
 
-class Experiment(SpecModel):
+class Experiment(JobKind, SpecModel):
     """A comparison of training recipes under one budget, written as a Kubernetes custom resource."""
 
     api_version: Literal["vlmtune.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
@@ -151,10 +151,6 @@ class Experiment(SpecModel):
     """Name (the prefix of every generated job), namespace and labels (inherited by the generated jobs)."""
     spec: ExperimentSpec
     """The experiment itself."""
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
     def upstream_jobs(self) -> list[str]:
         """An experiment starts from a model, never from another job's output."""

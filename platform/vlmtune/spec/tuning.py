@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vlmtune.spec.base import API_VERSION, SpecModel
+from vlmtune.spec.base import API_VERSION, JobKind, SpecModel
 from vlmtune.spec.data import DataSpec
 from vlmtune.spec.errors import FieldIssues
 from vlmtune.spec.metadata import ObjectMeta
@@ -70,7 +70,7 @@ def _consistency_problems(spec: TuningJobSpec) -> list[tuple[tuple[str, ...], st
     return problems
 
 
-class TuningJob(SpecModel):
+class TuningJob(JobKind, SpecModel):
     """A training stage, written as a Kubernetes custom resource."""
 
     api_version: Literal["vlmtune.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
@@ -81,12 +81,3 @@ class TuningJob(SpecModel):
     """Name, namespace and labels (the Kueue queue label picks the tenant queue)."""
     spec: TuningJobSpec
     """The job itself."""
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    def upstream_jobs(self) -> list[str]:
-        """Names of jobs whose outputs this job consumes."""
-        ref = self.spec.model.from_
-        return [ref.job] if ref else []
