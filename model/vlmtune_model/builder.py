@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import (
@@ -17,15 +18,24 @@ from transformers import (
 )
 
 from vlmtune_model.image import ImageSpec
+from vlmtune_model.projector import (
+    ACTIVATIONS,
+    check_projector,
+    projector_kind,
+    shape_projector,
+)
 from vlmtune_model.tokenizer import image_token_id, tiny_tokenizer, with_image_token
-
-PROJECTORS = ("mlp2x_gelu",)
 
 
 @dataclass
 class BuiltModel:
     model: LlavaForConditionalGeneration
     tokenizer: PreTrainedTokenizerBase
+    lora: Any = None  # LoraAdapters once `apply_lora` injected adapters into `model`
+
+    @property
+    def projector(self) -> str:
+        return projector_kind(self.model.config)
 
     @property
     def image_spec(self) -> ImageSpec:
@@ -39,7 +49,7 @@ class BuiltModel:
         return patches + (self.model.config.vision_feature_select_strategy == "full")
 
 
-def tiny_config(tokenizer: PreTrainedTokenizerBase, image_size: int = 64) -> LlavaConfig:
+def tiny_config(tokenizer: PreTrainedTokenizerBase, image_size: int = 64, projector: str = "mlp2x_gelu") -> LlavaConfig:
     """A few-million-parameter LLaVA: 2-layer CLIP ViT (8px patches) + 2-layer Llama."""
     vision = CLIPVisionConfig(
         hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
@@ -53,44 +63,51 @@ def tiny_config(tokenizer: PreTrainedTokenizerBase, image_size: int = 64) -> Lla
     )
     return LlavaConfig(
         vision_config=vision, text_config=text, image_token_index=image_token_id(tokenizer),
-        image_seq_length=(image_size // 8) ** 2, projector_hidden_act="gelu",
+        image_seq_length=(image_size // 8) ** 2, projector_hidden_act=ACTIVATIONS[projector],
         vision_feature_select_strategy="default", vision_feature_layer=-2,
     )
 
 
-def build_tiny(seed: int = 0, image_size: int = 64) -> BuiltModel:
+def build_tiny(seed: int = 0, image_size: int = 64, projector: str = "mlp2x_gelu") -> BuiltModel:
     """The `tiny` preset: random init from configs, offline tokenizer; deterministic for a seed."""
+    check_projector(projector)
     tokenizer = tiny_tokenizer()
     torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(tiny_config(tokenizer, image_size))
+    model = LlavaForConditionalGeneration(tiny_config(tokenizer, image_size, projector))
+    shape_projector(model, projector)
     return BuiltModel(model, tokenizer)
 
 
 def load_export(path: str) -> BuiltModel:
-    """A model exported by a previous job (Hugging Face format, tokenizer beside it)."""
+    """A model exported by a previous job (Hugging Face format, tokenizer beside it).
+
+    A `linear` projector comes back as one: its identity linear_2 is frozen again.
+    """
     tokenizer = with_image_token(AutoTokenizer.from_pretrained(path))
     model = LlavaForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
+    if projector_kind(model.config) == "linear":
+        model.model.multi_modal_projector.linear_2.requires_grad_(False)
     return BuiltModel(model, tokenizer)
 
 
 def build_from_parts(language_model: str, vision_tower: str, projector: str = "mlp2x_gelu") -> BuiltModel:
     """LLaVA-1.5 assembly from a causal LM and a CLIP vision tower (hub ids or local folders).
 
-    The projector starts from random init; the vision feature is CLIP's second-to-last layer
-    without CLS, as in LLaVA-1.5.
+    The projector starts from random init (`load_projector_weights` can fill it from LLaVA's
+    stage-1 file); the vision feature is CLIP's second-to-last layer without CLS, as in LLaVA-1.5.
     """
-    if projector not in PROJECTORS:
-        raise ValueError(f"projector {projector!r} is not supported; choose from {PROJECTORS}")
+    check_projector(projector)
     tokenizer = with_image_token(AutoTokenizer.from_pretrained(language_model, use_fast=True))
     vision = CLIPVisionModel.from_pretrained(vision_tower, dtype=torch.float32)
     language = AutoModelForCausalLM.from_pretrained(language_model, dtype=torch.float32)
     vcfg = vision.config
     config = LlavaConfig(
         vision_config=vcfg, text_config=language.config, image_token_index=image_token_id(tokenizer),
-        image_seq_length=(vcfg.image_size // vcfg.patch_size) ** 2, projector_hidden_act="gelu",
+        image_seq_length=(vcfg.image_size // vcfg.patch_size) ** 2, projector_hidden_act=ACTIVATIONS[projector],
         vision_feature_select_strategy="default", vision_feature_layer=-2,
     )
     model = LlavaForConditionalGeneration(config)
+    shape_projector(model, projector)
     model.model.vision_tower.load_state_dict(vision.state_dict())
     model.model.language_model.load_state_dict(language.model.state_dict())
     model.lm_head.load_state_dict(language.lm_head.state_dict())

@@ -9,6 +9,7 @@ from transformers import CLIPImageProcessorPil, LlavaProcessor
 
 from vlmtune_model.builder import BuiltModel
 from vlmtune_model.image import CLIP_MEAN, CLIP_STD
+from vlmtune_model.lora import ADAPTER_DIR, merged_state_dict, save_adapter
 from vlmtune_model.tokenizer import IMAGE_TOKEN
 
 
@@ -28,9 +29,16 @@ def processor_for(built: BuiltModel) -> LlavaProcessor:
 
 
 def save_export(built: BuiltModel, state_dict: dict, directory: str | Path) -> Path:
-    """Write `state_dict` (full, consolidated) with config, tokenizer and processor to `directory`."""
+    """Write `state_dict` (full, consolidated) with config, tokenizer and processor to `directory`.
+
+    With LoRA, the adapters are merged into the weights (plain `from_pretrained` loads the result)
+    and also saved alone, in peft's format, under `directory/adapter`.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if built.lora is not None:
+        save_adapter(built.lora, state_dict, directory / ADAPTER_DIR)
+        state_dict = merged_state_dict(state_dict, built.lora.settings.scaling)
     built.model.save_pretrained(directory, state_dict=state_dict, safe_serialization=True)
     built.tokenizer.save_pretrained(directory)
     processor_for(built).save_pretrained(directory)

@@ -1,4 +1,4 @@
-"""The operator's one door to the API server: get/create of RayJobs, jobs and Kueue Workloads.
+"""The operator's one door to the API server: get/create of RayJobs and jobs, list of Kueue Workloads.
 
 Everything else in the operator is pure; this facade is the only module that does I/O, so handlers can be
 tested with a fake of it and the real one against an in-memory API server.
@@ -40,26 +40,21 @@ class KubeClient:
 
     def create_rayjob(self, namespace: str, body: dict) -> dict:
         """Create `body`; if a RayJob of that name already exists, return the existing one."""
-        try:
-            created = self._api.create_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", body)
-            if created is not None:
-                return created
-            # The generated client decodes only 201; an API server may also answer 200, with the body dropped.
-        except self._api_exception as err:
-            if err.status != 409:
-                raise
-        existing = self.get_rayjob(namespace, body["metadata"]["name"])
-        if existing is None:  # deleted between our create and get: let the caller's retry create it
-            raise RuntimeError(f"RayJob {body['metadata']['name']} was created but cannot be read back")
-        return existing
+        return self._create("ray.io", "v1", namespace, "rayjobs", body, self.get_rayjob)
 
-    def get_job(self, namespace: str, name: str) -> dict | None:
-        """The job custom resource called `name`, of whichever vlmtune kind it is."""
-        for kind in KINDS:
-            found = self._get(API_GROUP, VERSION, namespace, plural_of(kind), name)
+    def get_job(self, namespace: str, name: str, kind: str | None = None) -> dict | None:
+        """The job custom resource called `name`: of `kind`, or of whichever vlmtune kind it is."""
+        for each in [kind] if kind else KINDS:
+            found = self._get(API_GROUP, VERSION, namespace, plural_of(each), name)
             if found is not None:
                 return found
         return None
+
+    def create_job(self, namespace: str, body: dict) -> dict:
+        """Create the job custom resource `body` (an Experiment's child); if it exists, return the existing one."""
+        kind = body["kind"]
+        return self._create(API_GROUP, VERSION, namespace, plural_of(kind), body,
+                            lambda ns, name: self.get_job(ns, name, kind))
 
     def find_workload(self, namespace: str, owner_uid: str) -> dict | None:
         """The Kueue Workload admitting the object with `owner_uid` (None without Kueue or before it exists)."""
@@ -75,6 +70,20 @@ class KubeClient:
         items = listing.get("items") or []
         # After a requeue Kueue may briefly hold two; the newest is the one that decides.
         return max(items, key=lambda w: w.get("metadata", {}).get("creationTimestamp") or "", default=None)
+
+    def _create(self, group: str, version: str, namespace: str, plural: str, body: dict, read_back) -> dict:
+        try:
+            created = self._api.create_namespaced_custom_object(group, version, namespace, plural, body)
+            if created is not None:
+                return created
+            # The generated client decodes only 201; an API server may also answer 200, with the body dropped.
+        except self._api_exception as err:
+            if err.status != 409:
+                raise
+        existing = read_back(namespace, body["metadata"]["name"])
+        if existing is None:  # deleted between our create and get: let the caller's retry create it
+            raise RuntimeError(f"{plural} {body['metadata']['name']} was created but cannot be read back")
+        return existing
 
     def _get(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict | None:
         try:

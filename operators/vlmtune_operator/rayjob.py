@@ -29,10 +29,31 @@ GPU_TYPE_LABEL = "vlmtune.dev/gpu-type"
 SPEC_HASH_ANNOTATION = "vlmtune.dev/spec-hash"
 WORKER_GROUP = "workers"
 SHM_VOLUME = "dshm"
+ELASTIC_JOB_ANNOTATION = "kueue.x-k8s.io/elastic-job"
+"""Kueue's per-job opt-in to workload slicing: with the value "true" (and Kueue's ElasticJobsViaWorkloadSlices
+feature gate) Kueue lets a RayJob use the in-tree Ray autoscaler and admits each resize as a new slice."""
+AUTOSCALER_VERSION = "v2"
+"""Ray autoscaler v2 (KubeRay >= 1.5): the version Kueue's RayJob autoscaling support is built and tested with."""
+NO_DRAIN_ANNOTATIONS: dict[str, dict[str, str]] = {
+    "none": {},
+    "cluster-autoscaler": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+    "karpenter": {"karpenter.sh/do-not-disrupt": "true"},
+}
+"""Pod annotations that stop a node autoscaler from draining a node to consolidate it: evicting one Ray pod
+kills the whole training run (an elastic job's idle workers are removed by the Ray autoscaler, not by draining)."""
 
 
 class BuildError(ValueError):
     """The job cannot run on this cluster as configured; the message names the field and the fix."""
+
+    reason = "InvalidForCluster"
+    """The `status.reason` of a job refused for this error."""
+
+
+class ElasticJobsDisabled(BuildError):
+    """The job asks for elastic workers but the cluster's runtime config (Helm value elasticJobs.enabled) is off."""
+
+    reason = "ElasticJobsDisabled"
 
 
 def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | None = None,
@@ -51,6 +72,8 @@ def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | N
     document = entry_document(job, models or {})
     metadata = {"name": rayjob_name(job.kind, job.name), "namespace": namespace or job.metadata.namespace,
                 "labels": _labels(job, runtime), "annotations": {SPEC_HASH_ANNOTATION: spec_hash(job.to_doc())}}
+    if elastic_bounds(job, runtime) is not None:
+        metadata["annotations"][ELASTIC_JOB_ANNOTATION] = "true"
     if metadata["namespace"] is None:
         del metadata["namespace"]  # rendered without a namespace: `kubectl apply -n` decides
     spec = {
@@ -108,10 +131,38 @@ def _active_deadline(job: Job, runtime: RuntimeConfig) -> int | None:
     return job.spec.resources.active_deadline_seconds or runtime.active_deadline_seconds
 
 
+def elastic_bounds(job: Job, runtime: RuntimeConfig) -> tuple[int, int] | None:
+    """(minWorkers, maxWorkers) of an elastic job, None for a fixed-size one.
+
+    Raises:
+        ElasticJobsDisabled: the job is elastic but the cluster's runtime config turns elastic jobs off.
+    """
+    elastic = job.spec.resources.elastic
+    if elastic is None:
+        return None
+    if not runtime.elastic_jobs.enabled:
+        raise ElasticJobsDisabled(
+            "spec.resources.elastic: elastic jobs are off on this cluster (Helm value elasticJobs.enabled is "
+            "false: it needs Kueue's ElasticJobsViaWorkloadSlices feature gate); remove spec.resources.elastic "
+            "to run a fixed-size job of spec.resources.workers workers")
+    return elastic.min_workers, elastic.max_workers
+
+
+def _autoscaler_options(runtime: RuntimeConfig) -> dict:
+    elastic = runtime.elastic_jobs
+    amounts = {"cpu": elastic.autoscaler.cpu, "memory": elastic.autoscaler.memory}
+    return {"version": AUTOSCALER_VERSION, "upscalingMode": elastic.upscaling_mode,
+            "idleTimeoutSeconds": elastic.idle_timeout_seconds, "imagePullPolicy": runtime.image_pull_policy,
+            "resources": {"requests": dict(amounts), "limits": dict(amounts)}}
+
+
 def _cluster_spec(job: Job, runtime: RuntimeConfig) -> dict:
-    return {
+    elastic = elastic_bounds(job, runtime) is not None
+    spec = {
         "rayVersion": runtime.ray_version,
-        "enableInTreeAutoscaling": False,  # Kueue reserved fixed quota; autoscaling would leave it
+        # Fixed jobs: Kueue reserved fixed quota and autoscaling would leave it. Elastic jobs: Kueue admits
+        # every resize the autoscaler asks for as a workload slice.
+        "enableInTreeAutoscaling": elastic,
         # Anyone who reaches the Jobs API can run code on the cluster: require Ray's token.
         "authOptions": {"mode": runtime.ray_auth_mode},
         "headGroupSpec": {
@@ -122,15 +173,19 @@ def _cluster_spec(job: Job, runtime: RuntimeConfig) -> dict:
         },
         "workerGroupSpecs": [_worker_group(job, runtime)],
     }
+    if elastic:
+        spec["autoscalerOptions"] = _autoscaler_options(runtime)
+    return spec
 
 
 def _worker_group(job: Job, runtime: RuntimeConfig) -> dict:
-    resources = job.spec.resources
+    workers = job.spec.resources.workers
+    # Fixed size unless elastic: Ray Train's worker count is part of the spec and the batch size depends on it.
+    low, high = elastic_bounds(job, runtime) or (workers, workers)
     pool = _node_pool(job, runtime)
     return {
         "groupName": WORKER_GROUP,
-        # Fixed size: Ray Train's worker count is part of the spec and the batch size depends on it.
-        "replicas": resources.workers, "minReplicas": resources.workers, "maxReplicas": resources.workers,
+        "replicas": workers, "minReplicas": low, "maxReplicas": high,
         "rayStartParams": {},
         "template": _pod(job, runtime, "ray-worker", _worker_resources(job, runtime, pool), pool, head=False),
     }
@@ -188,7 +243,19 @@ def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool
         spec["nodeSelector"] = dict(pool.node_selector)
     if pool.tolerations:
         spec["tolerations"] = [toleration.to_doc() for toleration in pool.tolerations]
-    return {"metadata": {"labels": labels}, "spec": spec}
+    metadata: dict = {"labels": labels}
+    annotations = _no_drain(runtime) if head else NO_DRAIN_ANNOTATIONS[pool.autoscaler]
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"metadata": metadata, "spec": spec}
+
+
+def _no_drain(runtime: RuntimeConfig) -> dict[str, str]:
+    """The head may land on any autoscaled node (it has no pool): it carries every autoscaler's annotation."""
+    merged: dict[str, str] = {}
+    for pool in runtime.node_pools.values():
+        merged.update(NO_DRAIN_ANNOTATIONS[pool.autoscaler])
+    return merged
 
 
 def cpu_quantity(cpus: float) -> str:

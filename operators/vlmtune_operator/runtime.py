@@ -44,6 +44,10 @@ class NodePool(SpecModel):
     """CPU request and limit of one worker pod (defaults to the job's cpusPerWorker)."""
     memory: str | None = None
     """Memory request and limit of one worker pod (defaults to `workerMemory`)."""
+    autoscaler: Literal["none", "cluster-autoscaler", "karpenter"] = "none"
+    """Node autoscaler that adds and removes the pool's nodes; Ray pods on it are then marked so that it never
+    drains a node under a running job (`cluster-autoscaler.kubernetes.io/safe-to-evict: "false"` or
+    `karpenter.sh/do-not-disrupt: "true"`)."""
 
 
 class HeadResources(SpecModel):
@@ -51,6 +55,28 @@ class HeadResources(SpecModel):
 
     cpu: str = "2"
     memory: str = "8Gi"
+
+
+class AutoscalerResources(SpecModel):
+    """Requests and limits of the Ray autoscaler sidecar in the head pod of an elastic job."""
+
+    cpu: str = "500m"
+    memory: str = "512Mi"
+
+
+class ElasticJobs(SpecModel):
+    """Elastic jobs (`spec.resources.elastic`): the Ray autoscaler resizes the worker group between the job's
+    minWorkers and maxWorkers, and Kueue admits each resize as a workload slice. Needs Kueue with the
+    ElasticJobsViaWorkloadSlices feature gate and KubeRay >= 1.5 (autoscaler v2)."""
+
+    enabled: bool = False
+    """Build elastic RayJobs; when false a job with `spec.resources.elastic` is refused (ElasticJobsDisabled)."""
+    idle_timeout_seconds: int = Field(default=60, ge=0)
+    """Seconds a worker pod stays idle before the Ray autoscaler removes it (and Kueue shrinks the workload)."""
+    upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = "Default"
+    """Ray autoscaler upscaling: Conservative adds at most as many pending pods as the cluster has."""
+    autoscaler: AutoscalerResources = Field(default_factory=AutoscalerResources)
+    """Resources of the autoscaler sidecar."""
 
 
 class RuntimeConfig(SpecModel):
@@ -94,6 +120,8 @@ class RuntimeConfig(SpecModel):
     """How often the operator refreshes a job's status from its RayJob and Kueue Workload."""
     kueue_api_version: str = "kueue.x-k8s.io/v1beta2"
     """API version of Kueue Workloads read for admission status."""
+    elastic_jobs: ElasticJobs = Field(default_factory=ElasticJobs)
+    """Whether and how jobs with `spec.resources.elastic` get an autoscaling Ray cluster."""
 
 
 def parse_runtime(document: Any, source: str = "runtime config") -> RuntimeConfig:

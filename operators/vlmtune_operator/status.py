@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vlmtune.spec.metadata import QUEUE_LABEL
-from vlmtune.spec.status import TERMINAL_PHASES, Condition, JobStatus, Phase
+from vlmtune.spec.status import TERMINAL_PHASES, Condition, Phase, status_model
 
 from vlmtune_operator.chaining import artifact_uris
 
 TERMINAL = {phase.value for phase in TERMINAL_PHASES}
 MANAGED_CONDITIONS = ("Admitted", "Running", "Succeeded", "Failed")
 _NOT_STARTED_DEPLOYMENTS = {"Initializing", "Waiting", "Retrying"}
+KEPT_FIELDS = ("progress", "metrics", "results", "queue", "rayJobName", "dashboardURL", "startTime")
+"""Status fields a new verdict does not reset: they change only when something new is observed."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,13 @@ def vanished_verdict(ray_job_name: str) -> Verdict:
 
 
 def observe(*, kind: str, output_uri: str, generation: int | None, previous: Mapping, rayjob: Mapping | None,
-            workload: Mapping | None, readiness_deadline_seconds: int, now: datetime) -> dict | None:
-    """The new status document of a job whose RayJob was created, or None when there is nothing to change."""
+            workload: Mapping | None, readiness_deadline_seconds: int, now: datetime,
+            figures: Mapping | None = None) -> dict | None:
+    """The new status document of a job whose RayJob was created, or None when there is nothing to change.
+
+    Args:
+        figures: progress, metrics and results read from the run's files (None: unread, keep the previous).
+    """
     phase = previous.get("phase")
     if phase in TERMINAL or not previous.get("rayJobName"):
         return None
@@ -133,14 +140,14 @@ def observe(*, kind: str, output_uri: str, generation: int | None, previous: Map
         queue=((rayjob.get("metadata") or {}).get("labels") or {}).get(QUEUE_LABEL),
         startTime=status.get("startTime") or previous.get("startTime"),
         completionTime=status.get("endTime") if verdict.phase in TERMINAL_PHASES else None,
+        **dict(figures or {}),
     )
 
 
 def compose(previous: Mapping, verdict: Verdict, generation: int | None, now: datetime, *, kind: str | None = None,
             output_uri: str | None = None, admitted: bool | None = None, **fields) -> dict:
     """Merge a verdict into the previous status: conditions keep their transition times, progress is kept."""
-    keep = {key: previous[key] for key in ("progress", "metrics", "queue", "rayJobName", "dashboardURL", "startTime")
-            if previous.get(key) is not None}
+    keep = {key: previous[key] for key in KEPT_FIELDS if previous.get(key) is not None}
     if verdict.phase in TERMINAL_PHASES:
         keep.pop("dashboardURL", None)  # KubeRay deletes the cluster after the job; the link would be dead
         fields["completionTime"] = fields.get("completionTime") or now
@@ -151,7 +158,7 @@ def compose(previous: Mapping, verdict: Verdict, generation: int | None, now: da
     }
     if kind and output_uri and fields.get("rayJobName", previous.get("rayJobName")):
         document["artifacts"] = artifact_uris(kind, output_uri, succeeded=verdict.phase is Phase.Succeeded)
-    return JobStatus.model_validate(document).to_doc()  # validates what we write against our own CRD schema
+    return status_model(kind).model_validate(document).to_doc()  # what we write fits our own CRD schema
 
 
 def conditions(previous: list, verdict: Verdict, admitted: bool | None, generation: int | None,

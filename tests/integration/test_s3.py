@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from s3_server import running_s3
 
 from vlmtune import storage
 from vlmtune.data.demo import write_demo_suite
@@ -18,45 +18,17 @@ from vlmtune.data.sources import read_source
 from vlmtune.spec import DataSource
 
 pytestmark = pytest.mark.integration
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
 
 BUCKET = "vlmtune-data"
 PER_TASK = 2
 TASKS = 13
 
 
-class S3Server:
-    """moto's S3 in this process, stoppable and restartable on the same port (its state survives)."""
-
-    def __init__(self):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server = None
-
-    def start(self) -> None:
-        self._server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
 @pytest.fixture(scope="module")
 def s3():
-    server = S3Server()
-    server.start()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ENDPOINT_URL", server.endpoint)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    with running_s3(BUCKET) as server:
         yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

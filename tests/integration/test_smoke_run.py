@@ -20,7 +20,7 @@ def smoke_run(tmp_path_factory, repo):
     env = {**os.environ, "VLMTUNE_CACHE": str(tmp_path_factory.mktemp("cache"))}
     result = subprocess.run(
         [sys.executable, "-m", "vlmtune.cli", "run", str(repo / "jobs" / "smoke.yaml"),
-         "--set", f"spec.output.uri={out}"],
+         "--set", f"spec.output.uri={out}", "--set", "spec.output.mlflow.experiment=smoke"],
         cwd=repo, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -34,6 +34,37 @@ def test_summary_reports_falling_loss(smoke_run):
     assert [row["step"] for row in history] == [1, 2, 3, 4, 6]
     assert history[-1]["loss"] < history[0]["loss"]
     assert all(row["samples"] > 0 and row["tokens_per_s"] > 0 for row in history)
+    # Every row carries what the operator computes progress from; MFU is null on CPUs (no peak to divide by).
+    assert all(row["total_steps"] == 6 and row["mfu"] is None for row in history)
+    per_epoch = json.loads((out / "data_report.json").read_text())["stepsPerEpoch"]
+    assert [row["epoch"] for row in history] == [round(row["step"] / per_epoch, 4) for row in history]
+
+
+def test_tensorboard_shows_the_metrics_jsonl_figures(smoke_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _ = smoke_run
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    board = EventAccumulator(str(out / "tensorboard"))
+    board.Reload()
+    for name in ("loss", "learning_rate", "tokens_per_s", "skipped"):
+        events = board.Scalars(f"train/{name}")
+        assert [e.step for e in events] == [row["step"] for row in history]
+        assert [e.value for e in events] == pytest.approx([row[name] for row in history], rel=1e-6)
+    assert "train/mfu" not in board.Tags()["scalars"]
+
+
+def test_mlflow_run_holds_the_spec_and_the_metrics(smoke_run):
+    from mlflow.tracking import MlflowClient
+
+    out, _ = smoke_run
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    client = MlflowClient(f"sqlite:///{out}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    assert run.info.run_name == "smoke" and run.info.status == "FINISHED"
+    assert run.data.params["training.maxSteps"] == "6"
+    losses = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss"))
+    assert losses == [(row["step"], pytest.approx(row["loss"], rel=1e-9)) for row in history]
 
 
 def test_export_loads_and_generates(smoke_run):
@@ -57,4 +88,4 @@ def test_checkpoints_hold_every_rank_and_its_data_position(smoke_run):
         "zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"}
     for rank in (0, 1):
         position = json.loads((last / f"position_rank{rank}.json").read_text())
-        assert position == {"step": 6, "consumed": 6 * 4}  # 6 steps x (global 8 / 2 workers)
+        assert position == {"step": 6, "world_size": 2}  # the step is the data position at any world size

@@ -86,17 +86,48 @@ The namespaces the operator watches (tenants first, then operator.watchNamespace
 {{- end }}
 
 {{/*
+Node autoscaler of a node pool: its own `autoscaling.provider`, else the top-level one. Argument: (list $pool $root).
+*/}}
+{{- define "vlmtune.poolProvider" -}}
+{{- $pool := index . 0 }}{{- $root := index . 1 }}
+{{- dig "autoscaling" "provider" "" $pool | default $root.Values.autoscaling.provider }}
+{{- end }}
+
+{{/*
+Name of the Karpenter NodePool that provides a node pool. Argument: a node pool.
+*/}}
+{{- define "vlmtune.karpenterNodePoolName" -}}
+{{- default .name (dig "autoscaling" "karpenterNodePool" "" .) }}
+{{- end }}
+
+{{/*
 Node selector of a node pool: its own, plus `karpenter.sh/nodepool` when Karpenter provides the nodes.
 Argument: (list $pool $root). Output: YAML mapping (possibly `{}`).
 */}}
 {{- define "vlmtune.poolNodeSelector" -}}
-{{- $pool := index . 0 }}{{- $root := index . 1 }}{{- $name := $pool.name }}
+{{- $pool := index . 0 }}{{- $root := index . 1 }}
 {{- $selector := deepCopy (default dict $pool.nodeSelector) }}
-{{- if eq $root.Values.autoscaling.provider "karpenter" }}
-{{- $karpenter := default $name (dig "autoscaling" "karpenterNodePool" "" $pool) }}
-{{- $_ := set $selector "karpenter.sh/nodepool" $karpenter }}
+{{- if eq (include "vlmtune.poolProvider" .) "karpenter" }}
+{{- $_ := set $selector "karpenter.sh/nodepool" (include "vlmtune.karpenterNodePoolName" $pool) }}
 {{- end }}
 {{- toYaml $selector }}
+{{- end }}
+
+{{/*
+Node taints that a pool's tolerations tolerate, as a YAML list: what its autoscaled nodes must carry so that only
+tolerating pods land there. Tolerations without a key (tolerate everything) name no taint; one without an effect
+tolerates NoSchedule. Argument: a node pool.
+*/}}
+{{- define "vlmtune.poolTaints" -}}
+{{- $taints := list }}
+{{- range .tolerations }}
+{{- if .key }}
+{{- $taint := dict "key" .key "effect" (default "NoSchedule" .effect) }}
+{{- if and (eq (default "Equal" .operator) "Equal") .value }}{{ $_ := set $taint "value" .value }}{{ end }}
+{{- $taints = append $taints $taint }}
+{{- end }}
+{{- end }}
+{{- toYaml $taints }}
 {{- end }}
 
 {{/*
@@ -132,12 +163,6 @@ Node pools by name, as JSON (`include "vlmtune.poolsByName" . | fromJson`).
 Fail early, with the value path, on what the schema cannot say.
 */}}
 {{- define "vlmtune.validate" -}}
-{{- if .Values.elasticJobs.enabled }}
-{{- fail "elasticJobs.enabled: the vlmtune operator builds fixed-size RayJobs (minReplicas = maxReplicas = workers, no Ray autoscaler, no kueue.x-k8s.io/elastic-job annotation); leave it false until the operator supports elastic jobs" }}
-{{- end }}
-{{- if gt (int .Values.elasticJobs.minWorkers) (int .Values.elasticJobs.maxWorkers) }}
-{{- fail (printf "elasticJobs.minWorkers: %v is more than maxWorkers %v" .Values.elasticJobs.minWorkers .Values.elasticJobs.maxWorkers) }}
-{{- end }}
 {{- if and (not .Values.operator.clusterWide) (not (include "vlmtune.watchNamespaces" . | trim)) }}
 {{- fail "operator.clusterWide: false needs at least one tenant or operator.watchNamespaces entry (the operator would otherwise watch every namespace without the RBAC to do so)" }}
 {{- end }}
@@ -155,6 +180,7 @@ Fail early, with the value path, on what the schema cannot say.
 {{- fail (printf "nodePools[%d].autoscaling.minNodes: %v is more than maxNodes %v" $index .minNodes .maxNodes) }}
 {{- end }}
 {{- end }}
+{{- include "vlmtune.validateKarpenterPool" (list $index $pool $) }}
 {{- end }}
 {{- with .Values.runtime.defaultNodePool }}
 {{- if not (hasKey $pools .) }}
@@ -203,6 +229,40 @@ Fail early, with the value path, on what the schema cannot say.
 {{- end }}
 {{- if gt (int $promised) (int $capacity) }}
 {{- fail (printf "tenants[*].quotas.%s.gpus.nominal: the tenants are promised %d GPUs but node pool %s holds at most %d (maxNodes %v x gpusPerNode %v)" $name $promised $name $capacity $max $pool.gpusPerNode) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+What a node pool's autoscaler needs that the schema cannot say. Argument: (list $index $pool $root).
+*/}}
+{{- define "vlmtune.validateKarpenterPool" -}}
+{{- $index := index . 0 }}{{- $pool := index . 1 }}{{- $root := index . 2 }}
+{{- $scaling := default dict $pool.autoscaling }}
+{{- $provider := include "vlmtune.poolProvider" (list $pool $root) }}
+{{- if ne $provider "karpenter" }}
+{{- range $key := list "instanceTypes" "capacityTypes" "weight" "karpenterNodePool" }}
+{{- if hasKey $scaling $key }}
+{{- fail (printf "nodePools[%d].autoscaling.%s: only pools that Karpenter provides take it (this pool's provider is %s); size a cluster-autoscaler node group in the cloud provider instead" $index $key $provider) }}
+{{- end }}
+{{- end }}
+{{- else }}
+{{- if gt (int (default 0 $scaling.minNodes)) 0 }}
+{{- fail (printf "nodePools[%d].autoscaling.minNodes: %v, but a Karpenter NodePool keeps no minimum number of nodes; set it to 0, or use cluster-autoscaler for a warm pool" $index $scaling.minNodes) }}
+{{- end }}
+{{- if $root.Values.autoscaling.karpenter.createNodePools }}
+{{- if not (hasKey $scaling "maxNodes") }}
+{{- fail (printf "nodePools[%d].autoscaling.maxNodes: required for a Karpenter pool; maxNodes x gpusPerNode becomes the NodePool's GPU limit" $index) }}
+{{- end }}
+{{- if not $pool.gpusPerNode }}
+{{- fail (printf "nodePools[%d].gpusPerNode: required (at least 1) for a Karpenter pool; maxNodes x gpusPerNode becomes the NodePool's GPU limit" $index) }}
+{{- end }}
+{{- if not $root.Values.autoscaling.karpenter.nodeClassRef.name }}
+{{- fail (printf "autoscaling.karpenter.nodeClassRef.name: node pool %q uses karpenter; name the existing %s its NodePool launches nodes from (or set autoscaling.karpenter.createNodePools=false and create the NodePools yourself)" $pool.name $root.Values.autoscaling.karpenter.nodeClassRef.kind) }}
+{{- end }}
+{{- if hasKey (default dict $pool.nodeSelector) "karpenter.sh/nodepool" }}
+{{- fail (printf "nodePools[%d].nodeSelector: leave out karpenter.sh/nodepool; the chart adds it from autoscaling.karpenterNodePool" $index) }}
 {{- end }}
 {{- end }}
 {{- end }}

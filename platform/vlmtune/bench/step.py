@@ -16,9 +16,14 @@ import time
 
 import torch
 
-from vlmtune.bench.shapes import SHAPES, Shape, peak_flops, train_flops_per_sample
+from vlmtune.bench.shapes import SHAPES, Shape
+from vlmtune.train.flops import peak_flops, train_flops
 from vlmtune.train.plain_engine import PlainEngine
+from vlmtune.train.recompute import enable_checkpointing
 from vlmtune.train.step import MicroBatch, train_step
+
+
+TRAINABLE = ("projector", "language_model")  # the vision tower stays frozen, as in the paper's stages
 
 
 def synthetic_batches(shape: Shape, micro_batch: int, seq_len: int, count: int, image_token_id: int,
@@ -55,23 +60,10 @@ def build_shape_model(shape: Shape, device: str, dtype: torch.dtype, checkpointi
             model = LlavaForConditionalGeneration._from_config(config, attn_implementation="sdpa")
     finally:
         torch.set_default_dtype(default)
-    model.model.vision_tower.requires_grad_(False)  # frozen, as in the paper's stages
+    model.model.vision_tower.requires_grad_(False)  # see TRAINABLE
     if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        limit_checkpointing(model, checkpoint_layers)
+        enable_checkpointing(model, checkpoint_layers)
     return model, config.image_token_index
-
-
-def limit_checkpointing(model, checkpoint_layers: int | None) -> None:
-    """Recompute only the first `checkpoint_layers` decoder layers (selective checkpointing).
-
-    Each recomputed layer costs a second forward; memory left over after the fit is better spent
-    keeping activations of the remaining layers.
-    """
-    if checkpoint_layers is None:
-        return
-    for index, layer in enumerate(model.model.language_model.layers):
-        layer.gradient_checkpointing = index < checkpoint_layers
 
 
 def time_steps(engine, batches: list[MicroBatch], accumulation: int, steps: int, warmup: int,
@@ -102,9 +94,9 @@ def bench_gpu(shape_name: str, micro_batch: int, seq_len: int, accumulation: int
     batches = synthetic_batches(shape, micro_batch, seq_len, accumulation, image_token_id, dtype)
     seconds = time_steps(engine, batches, accumulation, steps, warmup, device, dtype)
     samples_per_s = micro_batch * accumulation / seconds
-    flops = train_flops_per_sample(shape, seq_len) * samples_per_s
+    flops = train_flops(shape, TRAINABLE).of_sample(seq_len) * samples_per_s
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    peak = peak_flops(name)
+    peak = peak_flops(name, "bf16" if dtype == torch.bfloat16 else "fp32")
     memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     return {
         "mode": "gpu", "device": name, "shape": shape.name, "seq_len": seq_len,

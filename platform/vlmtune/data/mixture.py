@@ -1,4 +1,4 @@
-"""Task mixture and the sample plan: which record each rank trains on at each step.
+"""Task mixture and the sample plan: which records each optimizer step trains on, micro-batch by micro-batch.
 
 Everything here is a pure function of the records and the spec, so the plan (and therefore
 every worker's data position) is reproducible on resume.
@@ -106,43 +106,60 @@ def sample_mixture(records: list[dict], budget: int | None, mixture: str, seed: 
     return chosen
 
 
-def _epoch_order(records: list[dict], lengths: list[int] | None, micro: int | None, global_batch: int,
-                 seed: str) -> list[dict]:
-    if lengths is None or micro is None:
+def _epoch_micro_batches(records: list[dict], lengths: list[int] | None, micro: int, global_batch: int,
+                         seed: str) -> list[list[dict]]:
+    if lengths is None:
         order = list(records)
         random.Random(seed).shuffle(order)
-        return order
+        return [order[i:i + micro] for i in range(0, len(order), micro)]
     # Windows of one global batch keep every micro-batch inside one optimizer step, and every
-    # micro-batch but the epoch's last one full, so ranks split global batches on micro-batch edges.
+    # micro-batch but the epoch's last one full, so steps split on micro-batch edges.
     batches = length_grouped_batches(lengths, micro, seed, megabatch=global_batch // micro)
-    return [records[index] for batch in batches for index in batch]
+    return [[records[index] for index in batch] for batch in batches]
 
 
 @dataclass(frozen=True)
 class SamplePlan:
-    """The whole run's sample order, split into per-rank streams.
+    """The whole run's sample order: for every optimizer step, its micro-batches in a fixed order.
 
-    Step s consumes `global_batch_size` samples; rank r trains on the r-th contiguous slice of
-    each global batch, so a rank's stream is fixed before training starts.
+    The plan does not depend on the number of workers. At world size W, rank r trains micro-batches
+    r, r+W, r+2W, ... of each step, so a data position is just a step: a run resumed at step s with
+    any W starts every rank's stream at step s, and the union of what the ranks train at a step is
+    always the same global batch.
     """
 
-    per_rank: list[list[dict]]
+    steps_plan: list[list[list[dict]]]  # step -> micro-batch -> records
     steps: int
     steps_per_epoch: int
     dropped_per_epoch: int
     samples_per_epoch: int
 
+    def rank_micro_batches(self, rank: int, world: int, start_step: int = 0) -> list[list[dict]]:
+        """Rank `rank` of `world`'s micro-batches from `start_step` on, in training order."""
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is outside world size {world}")
+        return [micro for step in self.steps_plan[start_step:] for micro in step[rank::world]]
+
+    def rank_stream(self, rank: int, world: int, start_step: int = 0) -> list[dict]:
+        """The same, flattened: the records rank `rank` trains from `start_step` on."""
+        return [record for micro in self.rank_micro_batches(rank, world, start_step) for record in micro]
+
+    def step_keys(self) -> list[list[list[str]]]:
+        """step -> micro-batch -> sample keys (what the sample ledger is checked against)."""
+        return [[[record["key"] for record in micro] for micro in step] for step in self.steps_plan]
+
 
 def plan_samples(records: list[dict], *, epochs: int, max_steps: int | None, global_batch_size: int,
-                 workers: int, seed: int, micro_batch_size: int | None = None,
-                 lengths: list[int] | None = None) -> SamplePlan:
-    """Every rank's sample stream for the whole run.
+                 micro_batch_size: int, seed: int, lengths: list[int] | None = None) -> SamplePlan:
+    """The whole run's micro-batches, step by step.
 
-    With `lengths` (one per record) and `micro_batch_size`, each epoch's order is length-grouped:
-    shuffled, cut into windows of one global batch, sorted by length inside a window and cut into
-    micro-batches, so a micro-batch holds samples of similar length (less padding) while the
-    window order stays random. Without them the epoch order is a plain shuffle.
+    With `lengths` (one per record), each epoch's order is length-grouped: shuffled, cut into
+    windows of one global batch, sorted by length inside a window and cut into micro-batches, so a
+    micro-batch holds samples of similar length (less padding) while the window order stays
+    random. Without them the epoch order is a plain shuffle cut into micro-batches.
     """
+    if global_batch_size % micro_batch_size:
+        raise ValueError(f"globalBatchSize {global_batch_size} is not a multiple of microBatchSize {micro_batch_size}")
     steps_per_epoch = len(records) // global_batch_size
     if steps_per_epoch == 0:
         raise ValueError(
@@ -150,18 +167,13 @@ def plan_samples(records: list[dict], *, epochs: int, max_steps: int | None, glo
             "lower spec.training.globalBatchSize or add data"
         )
     steps = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
-    stream: list[dict] = []
+    per_step = global_batch_size // micro_batch_size
+    micro_batches: list[list[dict]] = []
     epoch = 0
-    while len(stream) < steps * global_batch_size:
-        order = _epoch_order(records, lengths, micro_batch_size, global_batch_size, f"{seed}:epoch:{epoch}")
-        stream.extend(order[: steps_per_epoch * global_batch_size])
+    while len(micro_batches) < steps * per_step:
+        batches = _epoch_micro_batches(records, lengths, micro_batch_size, global_batch_size, f"{seed}:epoch:{epoch}")
+        micro_batches.extend(batches[: steps_per_epoch * per_step])  # whole steps only: the tail is dropped
         epoch += 1
-    stream = stream[: steps * global_batch_size]
-    per_rank_batch = global_batch_size // workers
-    per_rank: list[list[dict]] = [[] for _ in range(workers)]
-    for start in range(0, len(stream), global_batch_size):
-        batch = stream[start:start + global_batch_size]
-        for rank in range(workers):
-            per_rank[rank].extend(batch[rank * per_rank_batch:(rank + 1) * per_rank_batch])
+    steps_plan = [micro_batches[start:start + per_step] for start in range(0, steps * per_step, per_step)]
     dropped = len(records) - steps_per_epoch * global_batch_size
-    return SamplePlan(per_rank, steps, steps_per_epoch, dropped, len(records))
+    return SamplePlan(steps_plan, steps, steps_per_epoch, dropped, len(records))

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from vlmtune import storage
+from vlmtune.node_cache import local_copy
 from vlmtune_model.image import ImageSpec, pixel_values
 from vlmtune_model.template import Turn, normalize_turns, tokenize_conversation
 from vlmtune_model.tokenizer import IGNORE_INDEX, IMAGE_TOKEN, image_token_id
@@ -24,7 +25,7 @@ from vlmtune_model.tokenizer import IGNORE_INDEX, IMAGE_TOKEN, image_token_id
 class ProcessorConfig:
     """What preprocessing needs to know about the model; picklable, cheap to ship to Ray tasks."""
 
-    tokenizer: str  # "tiny" or a local folder holding a tokenizer
+    tokenizer: str  # "tiny", a local folder, hub id or s3:// folder holding a tokenizer
     image_size: int
     image_tokens: int
     max_length: int
@@ -36,7 +37,8 @@ class ProcessorConfig:
 
         if self.tokenizer == "tiny":
             return tiny_tokenizer()
-        return with_image_token(AutoTokenizer.from_pretrained(self.tokenizer))
+        # s3:// is fetched once per node (config and tokenizer files only), wherever this actor runs.
+        return with_image_token(AutoTokenizer.from_pretrained(local_copy(self.tokenizer, weights=False)))
 
 
 class Preprocessor:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vlmtune.bench.shapes import Shape, train_flops_per_sample
+from vlmtune.bench.shapes import Shape
 from vlmtune.spec import DataSpec
+from vlmtune.train.flops import train_flops
 
 VISION_FLAN_INSTANCES = 1_664_261
 """Vision-Flan 1.0 training instances (187 tasks, at most 10k each), for the hint when data is unknown."""
@@ -64,14 +65,16 @@ def train_steps(samples: int | None, epochs: int, global_batch: int, max_steps: 
 
 
 def budget(shape: Shape, *, samples: int | None, samples_source: str, epochs: int, global_batch: int,
-           max_steps: int | None, tokens_per_sample: int, trainable_vision: bool, gpus: int,
-           peak_flops: float, mfu: float = DEFAULT_MFU) -> Budget:
-    """Steps, tokens, model FLOPs and hours; FLOPs count no recomputation (MFU absorbs it)."""
+           max_steps: int | None, tokens_per_sample: int, trainable: tuple[str, ...], gpus: int,
+           peak_flops: float, mfu: float = DEFAULT_MFU, adapters: int = 0) -> Budget:
+    """Steps, tokens, model FLOPs and hours; FLOPs count no recomputation (MFU absorbs it) and
+    assume every sample has an image. `trainable` are the parts whose own weights train; `adapters`
+    LoRA weights in the language model."""
     steps = train_steps(samples, epochs, global_batch, max_steps)
     if steps is None:
         return Budget(samples, samples_source, None, tokens_per_sample, None, None, None, None, mfu)
     trained = steps * global_batch
-    flops = trained * train_flops_per_sample(shape, tokens_per_sample, trainable_vision)
+    flops = trained * train_flops(shape, trainable, adapters).of_sample(tokens_per_sample)
     gpu_hours = flops / (peak_flops * mfu) / 3600
     return Budget(samples, samples_source, steps, tokens_per_sample, trained * tokens_per_sample, flops,
                   gpu_hours, gpu_hours / gpus, mfu)

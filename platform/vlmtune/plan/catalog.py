@@ -15,7 +15,8 @@ from vlmtune.spec import TuningJob
 LLAMA_7B = {**LLAVA_7B.text, "vocab_size": 32000}  # llava-hf adds 64 padding rows to the vocabulary
 LLAMA_13B = LLAVA_13B.text
 CLIP_L14_336 = LLAVA_7B.vision
-TINY_PRESET = Shape("tiny", TINY.vision, {**TINY.text, "tie_word_embeddings": True})  # as vlmtune_model builds it
+# As vlmtune_model builds it: tied embeddings over the tiny tokenizer's 30,522 tokens + <image>.
+TINY_PRESET = Shape("tiny", TINY.vision, {**TINY.text, "vocab_size": 30_523, "tie_word_embeddings": True})
 
 LANGUAGE_MODELS: Mapping[str, dict] = {
     "lmsys/vicuna-7b-v1.5": LLAMA_7B,
@@ -87,6 +88,13 @@ def resolve_shape(job: TuningJob, jobs: Mapping[str, TuningJob] | None = None, o
 def shape_config(config: dict, keys: tuple[str, ...]) -> dict:
     """The entries of a Hugging Face config dict that size a model (missing optional ones dropped)."""
     return {key: config[key] for key in keys if config.get(key) is not None}
+
+
+def shape_of_config(config) -> Shape:
+    """The shape of a built model from its transformers `LlavaConfig` (what the train loop holds)."""
+    return Shape(getattr(config, "name_or_path", "") or "model",
+                 shape_config(config.vision_config.to_dict(), VISION_KEYS),
+                 shape_config(config.text_config.to_dict(), TEXT_KEYS))
 
 
 def _local_configs(uri: str, field: str, sub_configs: tuple[str | None, ...]) -> list[dict]:

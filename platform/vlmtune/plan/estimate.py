@@ -65,13 +65,15 @@ def activation_bytes(shape: Shape, trainable: tuple[str, ...], setup: Setup) -> 
     The language model always backpropagates (every trainable part sits at or before it); the
     projector keeps activations when it or the vision tower trains, the vision tower when it trains
     (with checkpointing, its recomputed layer is counted as kept: a small, safe overestimate).
-    fp32 doubles the 16-bit figures.
+    Selective checkpointing (`setup.checkpoint_layers`) keeps the full activations of the decoder
+    layers past the first N. fp32 doubles the 16-bit figures.
     """
     t, v, b = shape.text, shape.vision, setup.micro_batch
     scale = 1 if setup.mixed else 2
     tokens = b * setup.seq_len
     layer = decoder_layer_bytes(tokens, t["hidden_size"], t["intermediate_size"])
-    kept = stack_bytes(layer, 2 * tokens * t["hidden_size"], t["num_hidden_layers"], setup.checkpointing)
+    recomputed = setup.checkpointed_layers(t["num_hidden_layers"])
+    kept = stack_bytes(layer, 2 * tokens * t["hidden_size"], t["num_hidden_layers"], recomputed)
     kept += tokens * 8 * t["hidden_size"]  # final RMSNorm (6h) and the lm_head input (2h)
     if "projector" in trainable or "vision_tower" in trainable:
         # Linear 1 input, GELU input, linear 2 input (the GELU output).
@@ -79,11 +81,13 @@ def activation_bytes(shape: Shape, trainable: tuple[str, ...], setup: Setup) -> 
     if "vision_tower" in trainable:
         patches = b * (shape.image_tokens + 1)
         vision_layer = vision_layer_bytes(patches, v["hidden_size"], v["intermediate_size"])
-        kept += stack_bytes(vision_layer, 2 * patches * v["hidden_size"], v["num_hidden_layers"], setup.checkpointing)
+        # checkpointLayers limits the language model only: the vision tower recomputes every layer.
+        vision_recomputed = v["num_hidden_layers"] if setup.checkpointing else 0
+        kept += stack_bytes(vision_layer, 2 * patches * v["hidden_size"], v["num_hidden_layers"], vision_recomputed)
         kept += vision_layer if setup.checkpointing else 0
     return Activations(kept=kept * scale, loss=logits_bytes(tokens, t["vocab_size"]),
                        held_logits=held_logits_bytes(tokens, t["vocab_size"], setup.mixed),
-                       recomputed_layer=(layer if setup.checkpointing else 0) * scale)
+                       recomputed_layer=(layer if recomputed else 0) * scale)
 
 
 def estimate_memory(shape: Shape, size: ModelSize, trainable: tuple[str, ...], setup: Setup) -> MemoryEstimate:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vlmtune.bench.shapes import peak_flops
+from vlmtune.train.flops import peak_flops
 
 MIB = 2**20
 

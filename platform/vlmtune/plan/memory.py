@@ -40,10 +40,18 @@ class Setup:
     zero_stage: int
     offload_optimizer: bool = False
     offload_params: bool = False
+    checkpoint_layers: int | None = None
+    """With checkpointing, recompute only the first N decoder layers (None: all of them)."""
 
     @property
     def mixed(self) -> bool:
         return self.precision != "fp32"
+
+    def checkpointed_layers(self, layers: int) -> int:
+        """How many of a stack's `layers` keep only their input (0 without checkpointing)."""
+        if not self.checkpointing:
+            return 0
+        return layers if self.checkpoint_layers is None else min(self.checkpoint_layers, layers)
 
     def but(self, **changes) -> Setup:
         return replace(self, **changes)
@@ -114,10 +122,10 @@ def vision_layer_bytes(tokens: int, hidden: int, intermediate: int) -> int:
     return tokens * (16 * hidden + 6 * intermediate)
 
 
-def stack_bytes(layer_bytes: int, layer_input_bytes: int, layers: int, checkpointing: bool) -> int:
-    """What a stack of identical layers keeps through the backward pass: every layer's activations,
-    or (checkpointing) only each layer's input. The layer being recomputed comes on top."""
-    return layers * (layer_input_bytes if checkpointing else layer_bytes)
+def stack_bytes(layer_bytes: int, layer_input_bytes: int, layers: int, checkpointed_layers: int) -> int:
+    """What a stack of identical layers keeps through the backward pass: a checkpointed layer only
+    its input, the others all their activations. The layer being recomputed comes on top."""
+    return checkpointed_layers * layer_input_bytes + (layers - checkpointed_layers) * layer_bytes
 
 
 def logits_bytes(tokens: int, vocab: int) -> int:

@@ -7,7 +7,7 @@ builds one and compares.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vlmtune.bench.shapes import Shape
 
@@ -21,16 +21,26 @@ class ModelSize:
     largest_layer: int
     """Parameters of the largest single module (its own tensors, not its children's): what ZeRO-3
     gathers at once. Same definition as DeepSpeed's `model_to_params`."""
+    adapters: int = 0
+    """LoRA adapter parameters in the language model; when present, they train instead of its own weights."""
 
     @property
     def total(self) -> int:
-        return sum(self.parts.values())
+        return sum(self.parts.values()) + self.adapters
+
+    def trained_parts(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """The parts whose own weights train: with LoRA the language model trains its adapters only."""
+        return tuple(part for part in parts if not (self.adapters and part == "language_model"))
 
     def trainable(self, parts: tuple[str, ...]) -> int:
-        return sum(count for part, count in self.parts.items() if part in parts)
+        trained = self.trained_parts(parts)
+        return sum(count for part, count in self.parts.items() if part in trained) + self.adapters
 
     def frozen(self, parts: tuple[str, ...]) -> int:
         return self.total - self.trainable(parts)
+
+    def with_lora(self, adapters: int) -> ModelSize:
+        return replace(self, adapters=adapters)
 
 
 def model_size(shape: Shape) -> ModelSize:
@@ -40,6 +50,24 @@ def model_size(shape: Shape) -> ModelSize:
         parts={"vision_tower": sum(vision), "projector": sum(projector), "language_model": sum(text)},
         largest_layer=max(vision + projector + text),
     )
+
+
+def lora_parameters(text: dict, rank: int, targets: tuple[str, ...]) -> int:
+    """LoRA weights (A: rank x in, B: out x rank) on the named linear layers of every decoder layer.
+
+    Raises:
+        ValueError: a target that is not one of the Llama decoder's linear layers.
+    """
+    h, i = text["hidden_size"], text["intermediate_size"]
+    heads = text["num_attention_heads"]
+    kv_heads = text.get("num_key_value_heads") or heads
+    head_dim = text.get("head_dim") or h // heads
+    shapes = {"q_proj": (h, heads * head_dim), "k_proj": (h, kv_heads * head_dim),
+              "v_proj": (h, kv_heads * head_dim), "o_proj": (heads * head_dim, h),
+              "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+    if unknown := [name for name in targets if name not in shapes]:
+        raise ValueError(f"{unknown} are not linear layers of the language model; it has {sorted(shapes)}")
+    return text["num_hidden_layers"] * sum(rank * sum(shapes[name]) for name in targets)
 
 
 def _vision_modules(v: dict) -> list[int]:

@@ -12,7 +12,7 @@ from vlmtune.plan.estimate import MemoryEstimate, estimate_memory
 from vlmtune.plan.fit import Suggestion, suggest
 from vlmtune.plan.gpus import GPUS, GpuType, gpu_type
 from vlmtune.plan.memory import Setup
-from vlmtune.plan.params import ModelSize, model_size
+from vlmtune.plan.params import ModelSize, lora_parameters, model_size
 from vlmtune.spec import TuningJob
 from vlmtune.train.deepspeed_config import resolve_precision
 
@@ -71,7 +71,15 @@ def setup_of(job: TuningJob) -> Setup:
         global_batch=training.global_batch_size, seq_len=training.max_length,
         precision=resolve_precision(job.spec), checkpointing=training.gradient_checkpointing,
         zero_stage=zero.zero_stage, offload_optimizer=zero.offload_optimizer, offload_params=zero.offload_params,
+        checkpoint_layers=training.checkpoint_layers,
     )
+
+
+def _check_checkpoint_layers(setup: Setup, shape: Shape) -> None:
+    layers = shape.text["num_hidden_layers"]
+    if setup.checkpoint_layers is not None and setup.checkpoint_layers > layers:
+        raise PlanError("spec.training.checkpointLayers", f"{setup.checkpoint_layers} is more than the model's "
+                        f"{layers} decoder layers", f"lower it, or leave it out to checkpoint all {layers}")
 
 
 def plan_job(job: TuningJob, gpu: GpuType, *, jobs: Mapping[str, TuningJob] | None = None,
@@ -90,9 +98,10 @@ def plan_job(job: TuningJob, gpu: GpuType, *, jobs: Mapping[str, TuningJob] | No
         PlanError: the model cannot be sized, or the DeepSpeed settings are impossible.
     """
     resolved = resolve_shape(job, jobs, shape)
-    size = model_size(resolved)
+    size = model_size(resolved).with_lora(_adapters(job, resolved))
     trainable = tuple(part.value for part in job.spec.model.trainable)
     setup = setup_of(job)
+    _check_checkpoint_layers(setup, resolved)
 
     def per_gpu(candidate: Setup) -> int:
         return estimate_memory(resolved, size, trainable, candidate).total
@@ -107,11 +116,21 @@ def plan_job(job: TuningJob, gpu: GpuType, *, jobs: Mapping[str, TuningJob] | No
     tokens = mean_tokens or training.max_length
     costs = budget(resolved, samples=count, samples_source=source, epochs=training.epochs,
                    global_batch=training.global_batch_size, max_steps=training.max_steps,
-                   tokens_per_sample=tokens, trainable_vision="vision_tower" in trainable,
+                   tokens_per_sample=tokens, trainable=size.trained_parts(trainable), adapters=size.adapters,
                    gpus=setup.ranks, peak_flops=gpu.peak_flops, mfu=mfu)
     return Plan(job.name, gpu, resolved, size, trainable, setup, memory,
                 None if fits else suggest(setup, per_gpu, gpu.memory_bytes), costs,
                 tuple(_notes(job, setup, tokens)))
+
+
+def _adapters(job: TuningJob, shape: Shape) -> int:
+    lora = job.spec.model.lora
+    if lora is None:
+        return 0
+    try:
+        return lora_parameters(shape.text, lora.rank, tuple(lora.target_modules))
+    except ValueError as err:
+        raise PlanError("spec.model.lora.targetModules", str(err), "name the language model's linear layers") from err
 
 
 def _notes(job: TuningJob, setup: Setup, tokens: int) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlmtune.plan.memory import GIB
+from vlmtune.plan.memory import GIB, Setup
 from vlmtune.plan.planner import Plan
 
 
@@ -12,8 +12,11 @@ def render(plan: Plan, files: str = "FILE") -> str:
     states, acts = memory.states, memory.activations
     accumulation = setup.global_batch // (setup.ranks * setup.micro_batch)
     offload = [name for name, on in (("optimizer", setup.offload_optimizer), ("params", setup.offload_params)) if on]
-    parts = ", ".join(f"{part.replace('_', ' ')} {_count(n)}{'' if part in plan.trainable else ' frozen'}"
+    trained = size.trained_parts(plan.trainable)
+    parts = ", ".join(f"{part.replace('_', ' ')} {_count(n)}{'' if part in trained else ' frozen'}"
                       for part, n in size.parts.items())
+    if size.adapters:
+        parts += f", LoRA adapters {_count(size.adapters)}"
     header = (f"TuningJob/{plan.job} on {setup.ranks} x {gpu.name} ({_gib(gpu.memory_bytes)} GiB, "
               f"{gpu.peak_flops / 1e12:.0f} TFLOP/s bf16)")
     model = (f"  model     {plan.shape.name}: {_count(size.total)} params ({parts}); "
@@ -21,7 +24,7 @@ def render(plan: Plan, files: str = "FILE") -> str:
     settings = (f"  setup     {setup.precision}, ZeRO-{setup.zero_stage}"
                 f"{', offload ' + ' + '.join(offload) if offload else ''}, micro-batch {setup.micro_batch} x "
                 f"{setup.ranks} workers x {accumulation} accumulation = {setup.global_batch}, "
-                f"maxLength {setup.seq_len}, gradient checkpointing {'on' if setup.checkpointing else 'off'}")
+                f"maxLength {setup.seq_len}, gradient checkpointing {_checkpointing(setup)}")
     lines = [
         header,
         model,
@@ -35,7 +38,7 @@ def render(plan: Plan, files: str = "FILE") -> str:
         ("optimizer states (master + Adam)", states.optimizer),
         ("ZeRO-3 largest-module buffers", states.zero_buffers),
         ("DeepSpeed buckets, gathered params", memory.buffers),
-        (f"activations ({'layer inputs' if setup.checkpointing else 'all layers'})", acts.kept),
+        (f"activations ({_kept(setup)})", acts.kept),
         ("backward peak: " + ("loss" if acts.peak == acts.loss else "recomputed layer"), acts.peak),
         ("CUDA context + 10% fragmentation", memory.overhead),
     ]
@@ -82,3 +85,15 @@ def _count(n: int) -> str:
 
 def _value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _checkpointing(setup: Setup) -> str:
+    if not setup.checkpointing:
+        return "off"
+    return "on" if setup.checkpoint_layers is None else f"on for the first {setup.checkpoint_layers} layers"
+
+
+def _kept(setup: Setup) -> str:
+    if not setup.checkpointing:
+        return "all layers"
+    return "layer inputs" if setup.checkpoint_layers is None else "inputs of checkpointed layers, rest in full"

@@ -113,6 +113,10 @@ def spec_hash(job: TuningJob | EvalJob, upstreams: Mapping[str, tuple[str, str]]
         upstreams: upstream job name -> (its model URI, its spec hash).
     """
     spec = job.to_doc()["spec"]
+    # The worker count does not change what is trained (the sample plan and global batch do not depend
+    # on it, and checkpoints load at any world size): a job resumed with more or fewer workers continues.
+    for field in ("workers", "elastic"):
+        spec.get("resources", {}).pop(field, None)
     ref = spec["model"].pop("from", None)
     if ref is not None:
         spec["model"]["pretrained"] = upstreams[ref["job"]][0]

@@ -21,20 +21,19 @@ from pydantic.json_schema import GenerateJsonSchema
 from vlmtune.spec.base import API_GROUP, API_VERSION
 from vlmtune.spec.loading import KINDS
 from vlmtune.spec.metadata import PRIORITY_LABEL
-from vlmtune.spec.status import JobStatus
+from vlmtune.spec.status import STATUS_MODELS, JobStatus
 
 VERSION = API_VERSION.split("/", 1)[1]
 CATEGORY = "vlmtune"
 SHORT_NAMES = {"TuningJob": ["tj"]}
 """Explicit short names; other kinds get their initials (EvalJob -> ej) when that makes two letters or more."""
-STATUS_MODELS: dict[str, type[BaseModel]] = {}
-"""Kinds whose status differs from `JobStatus` (e.g. a pipeline's per-stage table)."""
 HEADER = "# Generated from the vlmtune.spec models by `vlmtune crds --write charts/vlmtune/crds`. Do not edit.\n"
 
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Lifecycle phase."},
     {"name": "Stage", "type": "string", "jsonPath": ".status.stage", "description": "Step inside the phase."},
-    {"name": "Progress", "type": "string", "jsonPath": ".status.progress", "description": "Steps done/planned."},
+    {"name": "Progress", "type": "string", "jsonPath": ".status.progress",
+     "description": "Steps done/planned (an Experiment: jobs succeeded/all)."},
     {"name": "Queue", "type": "string", "jsonPath": ".status.queue", "description": "Kueue LocalQueue."},
     {"name": "Priority", "type": "string", "jsonPath": ".metadata.labels." + PRIORITY_LABEL.replace(".", "\\."),
      "priority": 1, "description": "Kueue WorkloadPriorityClass."},

@@ -5,9 +5,9 @@ names (`<experiment>-<arm>-<stage>`) and outputs under the experiment's output, 
 and the operator's per-job machinery apply unchanged. The four generators follow the VISION-FLAN analyses:
 two-stage vs mixed, task-count scaling at a fixed total, stage-2 synthetic-data scaling, and trainable parts.
 
-On a cluster the whole experiment is one RayJob (its `resources` size the Ray cluster; arms run one after the
-other inside it through the same pipeline runner as `vlmtune run`), so it keeps `resources` and `output` at
-the top of its spec like every kind that runs on Ray.
+On a cluster the operator creates each generated job as a child TuningJob/EvalJob custom resource owned by
+the experiment (each with its own RayJob of `resources`, chained by `from: {job}`), and writes the report
+with a last small RayJob once every child succeeded.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class ExperimentSpec(SpecModel):
     evaluation: EvaluationSpec
     """How every arm's final model is evaluated."""
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    """Workers of every job (on a cluster: the size of the experiment's Ray cluster)."""
+    """Workers of every generated job (on a cluster: the size of each child job's Ray cluster)."""
     output: OutputSpec
     """Run folder: each job writes under <uri>/<arm>/<stage>; the report goes to <uri>."""
 
@@ -385,8 +385,11 @@ class _Builder:
     def stage2(self, arm: str, upstream: str, data: DataSpec | None = None,
                trainable: list[TrainablePart] | None = None) -> str:
         stage = self.spec.stages.stage2
-        model = {"from": {"job": upstream}, "projector": self.spec.base.model.projector.value,
-                 "trainable": [part.value for part in self.spec.base.model.trainable]}
+        base = self.spec.base.model
+        model = {"from": {"job": upstream}, "projector": base.projector.value,
+                 "trainable": [part.value for part in base.trainable]}
+        if base.lora is not None:  # stage 1's adapters are merged into its export; stage 2 trains fresh ones
+            model["lora"] = base.lora.to_doc()
         return self.tuning(arm, "stage2", data or stage.data, stage.steps, stage.training,
                            self._model(model, trainable))
 
@@ -435,7 +438,12 @@ class _Builder:
 
     @staticmethod
     def _model(model: dict, trainable: list[TrainablePart] | None) -> dict:
-        return model if trainable is None else {**model, "trainable": [part.value for part in trainable]}
+        if trainable is None:
+            return model
+        model = {**model, "trainable": [part.value for part in trainable]}
+        if TrainablePart.language_model not in trainable:
+            model.pop("lora", None)  # adapters live on the language model: an arm that freezes it has none
+        return model
 
 
 def _global_batch(spec: ExperimentSpec, stage: StageSpec) -> int:

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from vlmtune.spec.base import SpecModel
+from vlmtune.spec.errors import FieldIssues
+
+MLFLOW_DB = "mlflow.db"
+"""The SQLite MLflow store a run keeps in its (local) output folder when no trackingUri is given."""
+
+
+class MlflowSpec(SpecModel):
+    """Log the run to MLflow too: the flattened spec as params, the metrics at every report.
+    Needs the `mlflow` extra (`pip install 'vlmtune[mlflow]'`)."""
+
+    tracking_uri: str | None = None
+    """MLflow tracking server or store, e.g. http://mlflow.mlops:5000. Default: a SQLite store,
+    `mlflow.db` in the output folder (local outputs only; `mlflow ui --backend-store-uri sqlite:///PATH` reads it)."""
+    experiment: str = "vlmtune"
+    """Experiment the run is logged under; the run is named after the job."""
 
 
 class OutputSpec(SpecModel):
@@ -12,6 +27,8 @@ class OutputSpec(SpecModel):
 
     uri: str
     """Run folder: ./runs/NAME locally, s3://bucket/prefix on clusters."""
+    mlflow: MlflowSpec | None = None
+    """Also log to MLflow (metrics.jsonl and TensorBoard files under `<uri>/tensorboard/` are always written)."""
 
     @field_validator("uri")
     @classmethod
@@ -19,3 +36,13 @@ class OutputSpec(SpecModel):
         if not value.strip():
             raise ValueError("uri is empty: give a folder such as ./runs/my-job or s3://bucket/runs/my-job")
         return value.rstrip("/") or value
+
+    @model_validator(mode="after")
+    def _default_mlflow_store_needs_a_local_output(self) -> OutputSpec:
+        remote = "://" in self.uri and not self.uri.startswith("file://")
+        if self.mlflow is not None and self.mlflow.tracking_uri is None and remote:
+            problem = (f"required when uri is an object store ({self.uri}): the default store is a SQLite file "
+                       "in a local output folder")
+            fix = "set trackingUri to your MLflow server, e.g. http://mlflow.mlops:5000"
+            raise FieldIssues([(("mlflow", "trackingUri"), problem, fix)])
+        return self

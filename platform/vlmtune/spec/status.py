@@ -71,7 +71,8 @@ class JobStatus(SpecModel):
     stage: str | None = None
     """Finer step inside the phase, e.g. waiting-upstream, queued, initializing, training."""
     progress: str | None = None
-    """Optimizer steps done out of planned, e.g. 120/500."""
+    """Optimizer steps done out of planned, e.g. 120/500 (24%), read from the run's metrics.jsonl; for an
+    Experiment, its jobs that succeeded out of all, e.g. 2/5."""
     queue: str | None = None
     """Kueue LocalQueue the RayJob was submitted to."""
     conditions: list[Condition] = Field(default_factory=list)
@@ -81,10 +82,64 @@ class JobStatus(SpecModel):
     dashboard_url: str | None = Field(default=None, alias="dashboardURL")
     """Ray dashboard of the job's cluster, while it exists."""
     metrics: dict[str, float] | None = None
-    """Summary metrics of the run (e.g. final loss)."""
+    """Latest training figures from the run's metrics.jsonl (step, loss, learningRate, tokensPerSecond,
+    samplesPerSecond, mfu when measured), and the run's summary (e.g. loss.final) once job.json records it."""
+    results: dict[str, float] | None = None
+    """Headline benchmark figures of an EvalJob (e.g. pope.f1, mme.perception), once its results are written."""
     artifacts: Artifacts | None = None
     """Output locations; chaining uses `artifacts.model`."""
     start_time: datetime | None = None
     """When Kueue admitted the job and its Ray cluster began to start."""
     completion_time: datetime | None = None
     """When the job reached Succeeded or Failed."""
+
+
+class ChildStatus(SpecModel):
+    """One job an Experiment generated, as its own status reports it."""
+
+    name: str
+    """Name of the child TuningJob or EvalJob (same namespace)."""
+    kind: str
+    """TuningJob or EvalJob."""
+    stage: str
+    """stage1, stage2, train or eval."""
+    phase: Phase | None = None
+    """The child's phase (empty until its first status)."""
+    reason: str | None = None
+    """The child's reason for its phase."""
+    progress: str | None = None
+    """The child's progress, e.g. 37/128 (29%)."""
+
+
+class ArmStatus(SpecModel):
+    """One arm of an Experiment: its jobs together, and its evaluation's headline figures."""
+
+    name: str
+    """Arm name, e.g. two-stage, mixed, tasks-10."""
+    phase: Phase
+    """Failed if a job of the arm failed, Succeeded once all did, else the furthest state of its jobs."""
+    jobs: str
+    """Jobs of the arm that succeeded out of all, e.g. 2/3."""
+    results: dict[str, float] | None = None
+    """Headline figures of the arm's EvalJob, once it has them."""
+
+
+class ExperimentStatus(JobStatus):
+    """Observed state of an Experiment: its child jobs, per phase and per arm, and the comparison report."""
+
+    counts: dict[str, int] | None = None
+    """Child jobs per phase, e.g. {Succeeded: 2, Running: 1, Pending: 2}."""
+    children: list[ChildStatus] = Field(default_factory=list)
+    """Every child job in dependency order."""
+    arms: list[ArmStatus] = Field(default_factory=list)
+    """One row per arm."""
+    report: str | None = None
+    """report.md of the comparison, once the report step succeeded (summary.json and plots/ beside it)."""
+
+
+STATUS_MODELS: dict[str, type[JobStatus]] = {"Experiment": ExperimentStatus}
+"""Kinds whose status differs from `JobStatus`."""
+
+
+def status_model(kind: str | None) -> type[JobStatus]:
+    return STATUS_MODELS.get(kind or "", JobStatus)

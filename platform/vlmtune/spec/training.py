@@ -7,6 +7,7 @@ from enum import Enum
 from pydantic import Field, model_validator
 
 from vlmtune.spec.base import SpecModel
+from vlmtune.spec.errors import FieldIssues
 
 
 class Precision(str, Enum):
@@ -76,6 +77,9 @@ class TrainingSpec(SpecModel):
     """Put samples of similar length in the same micro-batch (less padding), as LLaVA does."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+    checkpoint_layers: int | None = Field(default=None, ge=1)
+    """With gradientCheckpointing, recompute only the first N decoder layers of the language model and keep
+    the rest's activations: faster where memory allows (`vlmtune plan` shows what fits). Default: all layers."""
     seed: int = 0
     """Seed of model initialisation and dropout."""
     log_every_steps: int = Field(default=10, ge=1)
@@ -90,3 +94,11 @@ class TrainingSpec(SpecModel):
     """Write the key of every trained sample under `<output>/samples/` (audits, exact-resume checks)."""
     deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
     """DeepSpeed ZeRO settings."""
+
+    @model_validator(mode="after")
+    def _checkpoint_layers_need_checkpointing(self) -> TrainingSpec:
+        if self.checkpoint_layers is not None and not self.gradient_checkpointing:
+            problem = f"{self.checkpoint_layers} layers to checkpoint, but gradientCheckpointing is off"
+            fix = "set gradientCheckpointing: true, or remove checkpointLayers"
+            raise FieldIssues([(("checkpointLayers",), problem, fix)])
+        return self

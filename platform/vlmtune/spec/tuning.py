@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -46,14 +47,14 @@ class TuningJobSpec(SpecModel):
 def _consistency_problems(spec: TuningJobSpec) -> list[tuple[tuple[str, ...], str, str | None]]:
     problems = []
     training, resources = spec.training, spec.resources
-    per_step = resources.workers * training.micro_batch_size
-    if training.global_batch_size % per_step:
-        lower = max(per_step, training.global_batch_size // per_step * per_step)
+    batch_problem = _global_batch_problem(training.global_batch_size, training.micro_batch_size, resources)
+    if batch_problem:
+        problems.append(batch_problem)
+    if resources.elastic and training.deepspeed.zero_stage == 3:
         problems.append((
-            ("training", "globalBatchSize"),
-            f"{training.global_batch_size} is not divisible by workers x microBatchSize = "
-            f"{resources.workers} x {training.micro_batch_size} = {per_step}",
-            f"use a multiple of {per_step} (e.g. {lower} or {lower + per_step}), or change workers/microBatchSize",
+            ("resources", "elastic"),
+            "ZeRO-3 checkpoints cannot be loaded at another world size here, which an elastic job needs",
+            "use training.deepspeed.zeroStage 0, 1 or 2, or remove resources.elastic",
         ))
     if training.precision in (Precision.fp16, Precision.bf16) and resources.gpus_per_worker == 0:
         problems.append((
@@ -68,6 +69,30 @@ def _consistency_problems(spec: TuningJobSpec) -> list[tuple[tuple[str, ...], st
             "remove offloadParams or set resources.gpusPerWorker",
         ))
     return problems
+
+
+def _global_batch_problem(global_batch: int, micro: int, resources) -> tuple | None:
+    """The global batch must split into whole micro-batches on every rank at every world size the job may
+    have (elastic jobs keep the global batch and recompute gradient accumulation per world size)."""
+    failing = [world for world in resources.world_sizes() if global_batch % (world * micro)]
+    if not failing:
+        return None
+    if resources.elastic is None:
+        per_step = resources.workers * micro
+        lower = max(per_step, global_batch // per_step * per_step)
+        return (("training", "globalBatchSize"),
+                f"{global_batch} is not divisible by workers x microBatchSize = "
+                f"{resources.workers} x {micro} = {per_step}",
+                f"use a multiple of {per_step} (e.g. {lower} or {lower + per_step}), or change workers/microBatchSize")
+    elastic = resources.elastic
+    every = math.lcm(*(world * micro for world in resources.world_sizes()))
+    suggestion = max(every, -(-global_batch // every) * every)
+    shown = ", ".join(str(world) for world in failing[:5]) + (", ..." if len(failing) > 5 else "")
+    return (("training", "globalBatchSize"),
+            f"{global_batch} is not divisible by W x microBatchSize ({micro}) for W = {shown}; an elastic job "
+            f"may train with any W in [{elastic.min_workers}, {elastic.max_workers}]",
+            f"use a multiple of {every} (lcm of W x microBatchSize over that range, e.g. {suggestion}), "
+            "or narrow resources.elastic / change microBatchSize")
 
 
 class TuningJob(JobKind, SpecModel):

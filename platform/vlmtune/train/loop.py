@@ -1,7 +1,9 @@
 """The one train loop, run by every Ray Train worker.
 
 Setup is split into named steps; the loop itself reads top to bottom: take a step's micro-batches
-from this rank's stream, step, report, checkpoint; export at the end.
+from this rank's stream, step, report, checkpoint; export at the end. The world size is Ray
+Train's (elastic jobs may restart at another one): the data position is the step, and gradient
+accumulation follows the world size so the global batch stays the same.
 """
 
 from __future__ import annotations
@@ -9,19 +11,31 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 import ray.train
 import ray.train.torch
 import torch
 
 from vlmtune import storage
-from vlmtune.data.pipeline import rank_dataset_name
+from vlmtune.data.pipeline import build_rank_dataset
+from vlmtune.data.preprocess import ProcessorConfig
 from vlmtune.spec import TuningJob
 from vlmtune.train import checkpoint as ckpt
-from vlmtune.train import model_source
+from vlmtune.train import model_source, preemption
 from vlmtune.train.deepspeed_config import deepspeed_config, resolve_precision
-from vlmtune.train.ledger import SampleLedger
-from vlmtune.train.metrics import MetricsWindow, SkipTotals, history_uri, read_history, to_jsonl
+from vlmtune.train.ledger import SampleLedger, forget_after
+from vlmtune.train.metrics import (
+    FlopsMeter,
+    MetricsWindow,
+    SkipTotals,
+    epoch_of,
+    history_uri,
+    read_history,
+    to_jsonl,
+)
+from vlmtune.train.recompute import enable_checkpointing
+from vlmtune.train.sinks import MetricSink, open_sinks
 from vlmtune.train.schedule import lr_multiplier
 from vlmtune.train.step import collate, train_step
 from vlmtune_model import save_export, set_trainable
@@ -37,54 +51,72 @@ class LoopConfig:
     source: model_source.ModelSource
     total_steps: int
     output_uri: str  # absolute
-    stream_offsets: tuple[int, ...]  # samples the driver already cut from the front of each rank's stream
-    resume_uri: str | None = None  # the checkpoint those streams were cut at (a killed job's newest)
+    plan: Any  # ray.ObjectRef of the run's SamplePlan: each worker takes its share from the step it starts at
+    processor: ProcessorConfig
+    resume_uri: str | None = None  # a killed job's newest checkpoint (Ray Train's own comes first)
+    steps_per_epoch: int | None = None  # for the metrics' epoch
 
 
 def train_loop_per_worker(config: dict) -> None:
     loop = config["loop"]
-    job = TuningJob.model_validate(loop.job)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    job = _at_world_size(TuningJob.model_validate(loop.job), world)
     spec = job.spec
-    rank = ray.train.get_context().get_world_rank()
     torch.set_num_threads(max(1, int(spec.resources.cpus_per_worker)))
     device, dtype = ray.train.torch.get_device(), DTYPES[resolve_precision(spec)]
 
     built = _setup_model(job, loop)
     engine = _setup_engine(job, built.model, loop.total_steps)
-    state = _restore(engine, rank, loop.resume_uri)
-    batches = _batches(job, rank, state.consumed - loop.stream_offsets[rank], built.tokenizer.pad_token_id)
+    state = _restore(engine, rank, world, loop.resume_uri, spec.training.seed)
+    batches = _batches(loop, rank, world, state.step, spec.training.micro_batch_size, built.tokenizer.pad_token_id)
     accumulation = spec.gradient_accumulation_steps
-    window, ledger, totals = MetricsWindow(), SampleLedger(), SkipTotals(spec.data.max_skipped_fraction)
+    window, ledger, totals = MetricsWindow(), SampleLedger(rank, world), SkipTotals(spec.data.max_skipped_fraction)
+    if rank == 0 and spec.training.record_samples:
+        forget_after(loop.output_uri, state.step)  # before step 1's collectives: no rank flushes before this
+    preemption.catch_sigterm()
+    watch = preemption.PreemptionWatch(device)
     history = read_history(loop.output_uri, state.step) if rank == 0 and state.step else []
     board = config.get("progress") if rank == 0 else None
+    meter = FlopsMeter.for_model(built.model, [p.value for p in spec.model.trainable], device, resolve_precision(spec))
+    sinks = open_sinks(job, loop.output_uri, state.step) if rank == 0 else []
 
-    for step in range(state.step, loop.total_steps):
-        micro_batches = [next(batches) for _ in range(accumulation)]
-        window.add(train_step(engine, micro_batches, device, dtype))
-        state = ckpt.TrainState(step=step + 1, consumed=state.consumed + sum(m.samples for m in micro_batches))
-        if spec.training.record_samples:
-            ledger.add(state.step, [key for m in micro_batches for key in m.keys])
-        last = state.step == loop.total_steps
-        checkpoint_due = _checkpoint_due(spec, state.step, last)
-        # Step 1 is always logged so runs report the loss they started from.
-        if state.step == 1 or state.step % spec.training.log_every_steps == 0 or checkpoint_due:
-            metrics = _metrics(engine, window.reduce(device), state)
-            totals.check(metrics)  # every rank sees the same reduced figures, so all stop together
-            history.append(metrics)
-            window = MetricsWindow()
-            if checkpoint_due:
-                ledger.flush(loop.output_uri, rank, state.step)
-            _report(engine, metrics, state, rank, loop, history, checkpoint=checkpoint_due)
-        if board:
-            board.post.remote(state.step, loop.total_steps, history[-1]["loss"] if history else None)
-    _export(engine, built, job, loop, rank)
+    succeeded = False
+    try:
+        for step in range(state.step, loop.total_steps):
+            micro_batches = [next(batches) for _ in range(accumulation)]
+            window.add(train_step(engine, micro_batches, device, dtype))
+            state = ckpt.TrainState(step=step + 1, world_size=world)
+            if spec.training.record_samples:
+                ledger.add(state.step, [m.keys for m in micro_batches])
+            last = state.step == loop.total_steps
+            interrupt = watch.check()
+            checkpoint_due = _checkpoint_due(spec, state.step, last) or interrupt.checkpoint
+            # Step 1 is always logged so runs report the loss they started from.
+            if state.step == 1 or state.step % spec.training.log_every_steps == 0 or checkpoint_due:
+                metrics = _metrics(engine, window.reduce(device, meter), state, loop)
+                totals.check(metrics)  # every rank sees the same reduced figures, so all stop together
+                history.append(metrics)
+                window = MetricsWindow()
+                if checkpoint_due:
+                    ledger.flush(loop.output_uri, state.step)
+                _report(engine, metrics, state, rank, loop, history, sinks, checkpoint=checkpoint_due)
+            if interrupt.stop:
+                preemption.stop_after_checkpoint(state.step, interrupt.reason)
+            if board:
+                board.post.remote(state.step, loop.total_steps, history[-1]["loss"] if history else None)
+        _export(engine, built, job, loop, rank)
+        succeeded = True
+    finally:
+        for sink in sinks:
+            sink.close(succeeded)
 
 
 def _setup_model(job: TuningJob, loop: LoopConfig):
     built = model_source.build(loop.source, seed=job.spec.training.seed)
     set_trainable(built.model, [part.value for part in job.spec.model.trainable])
     if job.spec.training.gradient_checkpointing:
-        built.model.gradient_checkpointing_enable()
+        enable_checkpointing(built.model, job.spec.training.checkpoint_layers)
     return built
 
 
@@ -104,42 +136,47 @@ def _setup_engine(job: TuningJob, model: torch.nn.Module, total_steps: int):
     return engine
 
 
-def _restore(engine, rank: int, resume_uri: str | None) -> ckpt.TrainState:
+def _at_world_size(job: TuningJob, world: int) -> TuningJob:
+    """The job as this run trains it: `workers` is the world size Ray Train gave (an elastic job's may
+    differ from the count it started with), so gradient accumulation and the DeepSpeed config follow."""
+    if job.spec.resources.workers == world:
+        return job
+    doc = job.to_doc()
+    doc["spec"]["resources"]["workers"] = world
+    return TuningJob.model_validate(doc)
+
+
+def _restore(engine, rank: int, world: int, resume_uri: str | None, seed: int) -> ckpt.TrainState:
     """Ray Train's checkpoint after an in-run restart; else the one the driver resumed the job from."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and resume_uri is not None:
         fs, path = storage.resolve(resume_uri)
         checkpoint = ray.train.Checkpoint(path=path, filesystem=fs)
     if checkpoint is None:
-        return ckpt.TrainState()
+        return ckpt.TrainState(world_size=world)
     with checkpoint.as_directory() as folder:
-        return ckpt.restore(engine, folder, rank)
+        return ckpt.restore(engine, folder, rank, world, seed)
 
 
-def _batches(job: TuningJob, rank: int, skip: int, pad_token_id: int):
-    """This rank's micro-batches, after skipping `skip` samples of its (possibly already cut) stream.
+def _batches(loop: LoopConfig, rank: int, world: int, start_step: int, micro: int, pad_token_id: int):
+    """This rank's micro-batches from `start_step` on: micro-batches rank, rank+world, ... of each step.
 
-    Skipping happens only when workers restart inside one run (Ray Train's FailureConfig); a new
-    run of a killed job gets streams the driver already cut at the checkpoint.
+    Built lazily from the plan in the object store, so a restart at any step and world size
+    preprocesses only what is left to train.
     """
-    if skip < 0:
-        raise RuntimeError(f"rank {rank}: the restored checkpoint is older than the stream the driver prepared")
-    micro = job.spec.training.micro_batch_size
-    shard = ray.train.get_dataset_shard(rank_dataset_name(rank))
-    for batch in shard.iter_batches(batch_size=micro, batch_format="numpy", drop_last=False, prefetch_batches=2):
-        if skip >= len(batch["key"]):
-            skip -= len(batch["key"])
-            continue
-        if skip:
-            batch = {name: values[skip:] for name, values in batch.items()}
-            skip = 0
+    records = ray.get(loop.plan).rank_stream(rank, world, start_step)
+    dataset = build_rank_dataset(records, loop.processor, batch_size=max(8, micro))
+    # Every planned micro-batch is full, so batches of `micro` rows are exactly the plan's micro-batches.
+    for batch in dataset.iter_batches(batch_size=micro, batch_format="numpy", drop_last=False, prefetch_batches=2):
         yield collate(batch, pad_token_id)
 
 
-def _metrics(engine, reduced: dict, state: ckpt.TrainState) -> dict:
+def _metrics(engine, reduced: dict, state: ckpt.TrainState, loop: LoopConfig) -> dict:
     grad_norm = engine.get_global_grad_norm()
     return {
         "step": state.step,
+        "total_steps": loop.total_steps,  # each row carries it: the operator computes progress from one row
+        "epoch": epoch_of(state.step, loop.steps_per_epoch),
         **reduced,
         "learning_rate": engine.get_lr()[0],
         "grad_norm": float(grad_norm) if grad_norm is not None else None,
@@ -152,9 +189,11 @@ def _checkpoint_due(spec, step: int, last: bool) -> bool:
 
 
 def _report(engine, metrics: dict, state: ckpt.TrainState, rank: int, loop: LoopConfig, history: list[dict],
-            checkpoint: bool) -> None:
+            sinks: list[MetricSink], checkpoint: bool) -> None:
     if rank == 0:
         storage.write_bytes(history_uri(loop.output_uri), to_jsonl(history))
+    for sink in sinks:  # rank 0's
+        sink.write(metrics)
     if not checkpoint:
         ray.train.report(metrics)
         return

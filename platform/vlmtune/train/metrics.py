@@ -1,16 +1,48 @@
-"""Training metrics: per-step figures reduced across ranks, kept as history, written as JSON lines."""
+"""Training metrics: per-step figures reduced across ranks, kept as history, written as JSON lines.
+
+A metric row holds: step, total_steps, epoch (fractional), loss, learning_rate, grad_norm, samples,
+tokens, samples_per_s, tokens_per_s, mfu (null on CPUs and unknown GPUs), skipped, truncated.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 
 from vlmtune import storage
+from vlmtune.train.flops import TrainFlops, mfu, peak_flops, train_flops
 from vlmtune.train.step import StepStats
+
+SCALARS = ("loss", "learning_rate", "grad_norm", "samples_per_s", "tokens_per_s", "mfu", "skipped")
+"""The row fields TensorBoard and MLflow get as time series."""
+
+
+@dataclass(frozen=True)
+class FlopsMeter:
+    """What turns a window's tokens into MFU: the model's FLOPs and one device's peak."""
+
+    flops: TrainFlops
+    peak: float | None
+    """FLOP/s of one device at the training precision; None on CPUs and unknown GPUs (MFU is then null)."""
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, trainable: Iterable[str], device: torch.device,
+                  precision: str) -> FlopsMeter:
+        """The meter of a built model (LoRA adapters included) training `trainable` on `device`."""
+        from vlmtune.plan.catalog import shape_of_config
+        from vlmtune_model.trainable import adapter_parameters
+
+        parts = set(trainable)
+        adapters = sum(p.numel() for p in adapter_parameters(model)) if "language_model" in parts else 0
+        if adapters:  # LoRA: the language model trains its adapters, not its own weights
+            parts.discard("language_model")
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+        return cls(train_flops(shape_of_config(model.config), parts, adapters), peak_flops(name, precision))
 
 
 @dataclass
@@ -23,6 +55,8 @@ class MetricsWindow:
     samples: int = 0
     skipped: int = 0
     truncated: int = 0
+    token_squares: int = 0
+    images: int = 0
 
     def add(self, stats: StepStats) -> None:
         self.losses.append(stats.loss)
@@ -30,28 +64,38 @@ class MetricsWindow:
         self.samples += stats.samples
         self.skipped += stats.skipped
         self.truncated += stats.truncated
+        self.token_squares += stats.token_squares
+        self.images += stats.images
 
-    def reduce(self, device: torch.device) -> dict:
-        """Sum over ranks (all ranks must call); losses are averaged over ranks and steps."""
+    def reduce(self, device: torch.device, meter: FlopsMeter | None = None) -> dict:
+        """Sum over ranks (all ranks must call); losses are averaged over ranks and steps, and so
+        is the elapsed time that rates and MFU divide by."""
         elapsed = time.perf_counter() - self.started
         mean_loss = sum(self.losses) / max(len(self.losses), 1)
-        values = torch.tensor([mean_loss, self.tokens, self.samples, self.skipped, self.truncated, elapsed],
-                              dtype=torch.float64, device=device)
+        values = torch.tensor([mean_loss, self.tokens, self.samples, self.skipped, self.truncated, elapsed,
+                               self.token_squares, self.images], dtype=torch.float64, device=device)
         world = 1
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(values)
             world = dist.get_world_size()
-        loss, tokens, samples, skipped, truncated, elapsed = values.tolist()
+        loss, tokens, samples, skipped, truncated, elapsed, token_squares, images = values.tolist()
         elapsed /= world
+        work = meter.flops.of_batch(tokens, token_squares, images) if meter else 0.0
         return {
             "loss": loss / world,
             "samples": int(samples),
             "tokens": int(tokens),
             "samples_per_s": samples / elapsed if elapsed else 0.0,
             "tokens_per_s": tokens / elapsed if elapsed else 0.0,
+            "mfu": mfu(work, elapsed, world, meter.peak) if meter else None,
             "skipped": int(skipped),
             "truncated": int(truncated),
         }
+
+
+def epoch_of(step: int, steps_per_epoch: int | None) -> float | None:
+    """Epochs done after `step` optimizer steps (fractional, as Hugging Face's Trainer logs them)."""
+    return round(step / steps_per_epoch, 4) if steps_per_epoch else None
 
 
 class SkippedTooMuch(RuntimeError):

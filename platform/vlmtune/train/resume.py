@@ -1,7 +1,8 @@
-"""Finding where a job left off: the newest complete checkpoint in its output, and each rank's position.
+"""Finding where a job left off: the newest complete checkpoint in its output.
 
-The driver uses it to start each rank's sample stream after what was already trained, so a resumed
-run neither repeats nor skips a sample and does not preprocess consumed samples again.
+Its step is the whole data position: workers start their slices of the sample plan there, at
+whatever world size the resumed run has, so it neither repeats nor skips a sample and does not
+preprocess consumed samples again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from vlmtune import storage
-from vlmtune.train.checkpoint import TrainState
+from vlmtune.train.checkpoint import TrainState, position_file
 
 CHECKPOINTS = "checkpoints"
 SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of a run's checkpoints
@@ -28,32 +29,36 @@ def checkpoints_uri(output_uri: str) -> str:
 class Latest:
     step: int
     uri: str
-    positions: list[TrainState]
+    world_size: int  # ranks that wrote it (a resumed run may have another number)
 
 
-def latest_checkpoint(output_uri: str, workers: int) -> Latest | None:
-    """The newest checkpoint that holds every rank's position, or None."""
+def latest_checkpoint(output_uri: str) -> Latest | None:
+    """The newest checkpoint every one of its ranks finished writing, or None."""
     fs, root = storage.resolve(checkpoints_uri(output_uri))
     if fs.get_file_info(root).type == pafs.FileType.NotFound:
         return None
     steps = sorted((int(m.group(1)), info.path) for info in fs.get_file_info(pafs.FileSelector(root))
                    if info.type == pafs.FileType.Directory and (m := _NAME.search(info.path)))
-    for step, path in reversed(steps):
-        files = [f"{path}/position_rank{rank}.json" for rank in range(workers)]
+    for _, path in reversed(steps):
+        first = f"{path}/{position_file(0)}"
+        if fs.get_file_info(first).type != pafs.FileType.File:
+            continue
+        state = TrainState(**json.loads(_read(fs, first)))
+        files = [f"{path}/{position_file(rank)}" for rank in range(state.world_size)]
         if all(fs.get_file_info(f).type == pafs.FileType.File for f in files):
             uri = f"s3://{path}" if output_uri.startswith("s3://") else path
-            return Latest(step, uri, [TrainState(**json.loads(_read(fs, f))) for f in files])
+            return Latest(state.step, uri, state.world_size)
     return None
 
 
-def prepare_resume(output_uri: str, workers: int) -> Latest | None:
+def prepare_resume(output_uri: str) -> Latest | None:
     """Pick the checkpoint to resume from and make it the only one Ray Train will see.
 
     Ray Train would restore from its own snapshot, which can lag behind a checkpoint written just
-    before a kill; the driver cuts the sample streams at the checkpoint it picked, so the snapshot
+    before a kill; the workers start the sample plan at the checkpoint picked here, so the snapshot
     goes, and so do the other checkpoints (partial ones newer than it, and older ones).
     """
-    latest = latest_checkpoint(output_uri, workers)
+    latest = latest_checkpoint(output_uri)
     fs, root = storage.resolve(checkpoints_uri(output_uri))
     if fs.get_file_info(root).type == pafs.FileType.NotFound:
         return latest
@@ -67,9 +72,9 @@ def prepare_resume(output_uri: str, workers: int) -> Latest | None:
 
 
 def clear_run(output_uri: str) -> None:
-    """Forget earlier progress: checkpoints, sample ledger and metrics (`resume: never`)."""
+    """Forget earlier progress: checkpoints, sample ledger, metrics and TensorBoard files (`resume: never`)."""
     fs, root = storage.resolve(output_uri)
-    for name in (CHECKPOINTS, "samples"):
+    for name in (CHECKPOINTS, "samples", "tensorboard"):
         if fs.get_file_info(f"{root}/{name}").type != pafs.FileType.NotFound:
             fs.delete_dir(f"{root}/{name}")
     if fs.get_file_info(f"{root}/metrics.jsonl").type == pafs.FileType.File:

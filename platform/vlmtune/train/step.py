@@ -38,6 +38,9 @@ class StepStats:
     samples: int
     skipped: int
     truncated: int
+    token_squares: int
+    """Sum over samples of their token count squared: what causal attention's FLOPs grow with."""
+    images: int
 
 
 def collate(batch: dict[str, np.ndarray], pad_token_id: int) -> MicroBatch:
@@ -70,7 +73,7 @@ def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
 
 def train_step(engine, micro_batches: list[MicroBatch], device: torch.device, dtype: torch.dtype) -> StepStats:
     """Run gradient accumulation over `micro_batches`; DeepSpeed steps the optimizer at the boundary."""
-    losses, tokens = [], 0
+    losses, tokens, token_squares, images = [], 0, 0, 0
     for micro in micro_batches:
         micro = micro.to(device, dtype)
         output = engine(input_ids=micro.input_ids, attention_mask=micro.attention_mask,
@@ -80,8 +83,10 @@ def train_step(engine, micro_batches: list[MicroBatch], device: torch.device, dt
         engine.step()
         losses.append(loss.detach().item())
         tokens += int(micro.attention_mask.sum())
+        token_squares += int((micro.attention_mask.sum(dim=1) ** 2).sum())
+        images += 0 if micro.pixel_values is None else int(micro.pixel_values.shape[0])
     return StepStats(
         loss=float(np.mean(losses)), tokens=tokens,
         samples=sum(m.samples for m in micro_batches), skipped=sum(m.skipped for m in micro_batches),
-        truncated=sum(m.truncated for m in micro_batches),
+        truncated=sum(m.truncated for m in micro_batches), token_squares=token_squares, images=images,
     )

@@ -1,4 +1,4 @@
-"""Driver side of a TuningJob: sample plan, Ray Data streams, Ray Train TorchTrainer, result."""
+"""Driver side of a TuningJob: sample plan, Ray Train TorchTrainer (fixed or elastic), result."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from ray.train.torch import TorchTrainer
 from vlmtune import storage
 from vlmtune.data.mixture import plan_samples, sample_mixture, select_tasks
 from vlmtune.data.prepare import estimate_tokens
-from vlmtune.data.pipeline import build_train_datasets
 from vlmtune.data.sources import read_sources
 from vlmtune.spec import Resume, TuningJob
 from vlmtune.train import model_source
 from vlmtune.train.metrics import read_history
+from vlmtune.train.mlflow_log import require_mlflow
 from vlmtune.train.loop import LoopConfig, train_loop_per_worker
 from vlmtune.train.resume import CHECKPOINTS, Latest, clear_run, prepare_resume
 from vlmtune.train.progress import ProgressBar, ProgressBoard
@@ -35,32 +35,26 @@ class TrainResult:
 def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_progress: bool = False) -> TrainResult:
     """Train `job` on the current Ray cluster (embedded or remote); blocks until done."""
     spec = job.spec
+    if spec.output.mlflow is not None:
+        require_mlflow()  # here, not first in a Ray worker: the error names the extra to install
     output_uri = storage.absolute(spec.output.uri)
     records, report = read_sources(spec.data.sources)
     _check_read_skips(report, spec.data.max_skipped_fraction)
     source = model_source.model_source(spec.model, upstream_model_uri)
     processor = model_source.processor_config(source, spec.training.max_length)
     plan = sample_plan(spec, records, processor.image_tokens)
-    data_context = ray.data.DataContext.get_current()
-    data_context.execution_options.preserve_order = True
-    data_context.enable_progress_bars = False  # the train loop shows one bar for the whole job
     latest = _resume_point(job, output_uri)
-    offsets = [state.consumed for state in latest.positions] if latest else [0] * spec.resources.workers
-    streams = [stream[offset:] for stream, offset in zip(plan.per_rank, offsets)]
-    datasets = build_train_datasets(streams, processor, batch_size=max(8, spec.training.micro_batch_size))
+    # Workers build their Ray Data streams from the plan at the step they start from, whatever their
+    # number (fresh run, restart after a failure, elastic resize, resumed job): one code path.
     loop = LoopConfig(job=job.to_doc(), source=source, total_steps=plan.steps, output_uri=output_uri,
-                      stream_offsets=tuple(offsets), resume_uri=latest.uri if latest else None)
+                      plan=ray.put(plan), processor=processor, resume_uri=latest.uri if latest else None,
+                      steps_per_epoch=plan.steps_per_epoch)
     board = ProgressBoard.remote()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"loop": loop, "progress": board},
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=spec.resources.workers, use_gpu=spec.resources.gpus_per_worker > 0,
-            resources_per_worker=_worker_resources(job),
-        ),
+        scaling_config=_scaling_config(job),
         run_config=_run_config(job, output_uri),
-        datasets=datasets,
-        dataset_config=ray.train.DataConfig(datasets_to_split=[]),
     )
     with ProgressBar(board, job.name, plan.steps) if show_progress else nullcontext():
         result = trainer.fit()
@@ -74,14 +68,17 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
 
 
 def sample_plan(spec, records: list[dict], image_tokens: int):
-    """Task selection, mixture and the per-rank streams: a pure function of the records and the spec."""
+    """Task selection, mixture and every step's micro-batches: a pure function of the records and the spec.
+
+    The plan does not depend on the number of workers (see `SamplePlan`), so neither does resuming it.
+    """
     data, training = spec.data, spec.training
     records = select_tasks(records, data.tasks, data.task_count, data.seed)
     records = sample_mixture(records, data.max_samples, data.mixture.value, data.seed, data.weights)
     lengths = [estimated_length(record, image_tokens) for record in records] if training.group_by_length else None
     return plan_samples(records, epochs=training.epochs, max_steps=training.max_steps,
-                        global_batch_size=training.global_batch_size, workers=spec.resources.workers,
-                        seed=data.seed, micro_batch_size=training.micro_batch_size, lengths=lengths)
+                        global_batch_size=training.global_batch_size, micro_batch_size=training.micro_batch_size,
+                        seed=data.seed, lengths=lengths)
 
 
 def estimated_length(record: dict, image_tokens: int) -> int:
@@ -95,7 +92,7 @@ def _resume_point(job: TuningJob, output_uri: str) -> Latest | None:
     if job.spec.training.resume is Resume.never:
         clear_run(output_uri)
         return None
-    return prepare_resume(output_uri, job.spec.resources.workers)
+    return prepare_resume(output_uri)
 
 
 def _check_read_skips(report, limit: float) -> None:
@@ -105,6 +102,16 @@ def _check_read_skips(report, limit: float) -> None:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(report.skipped.items()))
         raise ValueError(f"{skipped} of {total} records are unusable ({reasons}), more than "
                          f"spec.data.maxSkippedFraction = {limit:.1%}; first ones: {report.examples[:3]}")
+
+
+def _scaling_config(job: TuningJob) -> ray.train.ScalingConfig:
+    """A fixed worker count, or (min, max) for an elastic job: Ray Train starts with what the cluster
+    can place (at least min) and grows the group up to max as capacity appears."""
+    resources = job.spec.resources
+    elastic = resources.elastic
+    workers = (elastic.min_workers, elastic.max_workers) if elastic else resources.workers
+    return ray.train.ScalingConfig(num_workers=workers, use_gpu=resources.gpus_per_worker > 0,
+                                   resources_per_worker=_worker_resources(job))
 
 
 def _worker_resources(job: TuningJob) -> dict:

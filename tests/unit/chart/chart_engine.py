@@ -27,7 +27,7 @@ RELEASE = "vlmtune"
 NAMESPACE = "vlmtune-system"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
                   "ValidatingAdmissionPolicyBinding", "ResourceFlavor", "Cohort", "ClusterQueue",
-                  "WorkloadPriorityClass", "CustomResourceDefinition"}
+                  "WorkloadPriorityClass", "CustomResourceDefinition", "NodePool"}
 
 
 def helm():

@@ -103,6 +103,7 @@ class _RecordingApi:
 def test_client_calls_are_the_client_rows():
     pytest.importorskip("kubernetes")
     from vlmtune_operator.client import KubeClient
+    from vlmtune_operator.experiment import CHILD_KINDS
 
     recorded = set()
     for conflict in (False, True):
@@ -115,10 +116,15 @@ def test_client_calls_are_the_client_rows():
             client.create_rayjob("ns", {"metadata": {"name": "tj-a"}})
         except RuntimeError:
             pass  # created but not readable back: the get was still made
+        for kind in CHILD_KINDS:  # an Experiment creates its child jobs
+            try:
+                client.create_job("ns", {"kind": kind, "metadata": {"name": "a"}})
+            except RuntimeError:
+                pass
         recorded |= api.calls
     # Every public method of the facade was exercised.
     public = {name for name, _ in inspect.getmembers(KubeClient, inspect.isfunction) if not name.startswith("_")}
-    assert public == {"get_rayjob", "create_rayjob", "get_job", "find_workload"}
+    assert public == {"get_rayjob", "create_rayjob", "get_job", "create_job", "find_workload"}
     client_rows = {(verb, row["group"], row["resource"]) for row in TABLE if row["source"] == "client"
                    for verb in row["verbs"]}
     assert recorded == client_rows

@@ -11,10 +11,12 @@ import pytest
 import yaml
 from chart_engine import CHART, CLUSTER_SCOPED, NAMESPACE, SCENARIOS, chart, lint, render
 from chart_validate import KUBERNETES_VERSION, KUEUE_GROUP, builtin_errors, kueue_errors
+from karpenter_schema import nodepool_errors
 
 from vlmtune.spec import KINDS
 
 KUBERAY_MIN, KUEUE_MIN = "1.5.0", "0.16.0"
+CUSTOM_GROUPS = (KUEUE_GROUP + "/", "karpenter.sh/")
 
 
 def test_the_three_ci_scenarios_exist():
@@ -38,7 +40,7 @@ def test_objects_are_well_formed_and_unique(rendered, scenario):
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_builtin_objects_pass_strict_kubernetes_validation(rendered, scenario):
-    builtin = [obj for obj in rendered[scenario].objects if not obj["apiVersion"].startswith(KUEUE_GROUP + "/")]
+    builtin = [obj for obj in rendered[scenario].objects if not obj["apiVersion"].startswith(CUSTOM_GROUPS)]
     assert {"Deployment", "ServiceAccount", "ConfigMap", "ClusterRole"} <= {obj["kind"] for obj in builtin}
     for obj in builtin:
         errors = builtin_errors(obj)
@@ -54,6 +56,20 @@ def test_kueue_objects_are_admitted_by_the_kueue_crds(rendered, scenario, kueue_
         assert obj["apiVersion"] == "kueue.x-k8s.io/v1beta2"  # Kueue's storage version since v0.16
         errors = kueue_errors(obj, kueue_crd_schemas)
         assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: {errors}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_karpenter_nodepools_pass_the_focused_karpenter_check(rendered, scenario):
+    # Not the upstream CRD (none is in ../shared/crds): karpenter_schema.py is written from the karpenter.sh/v1 API.
+    nodepools = [obj for obj in rendered[scenario].objects if obj["apiVersion"].startswith("karpenter.sh/")]
+    karpenter_pools = [p for p in rendered[scenario].values["nodePools"]
+                       if p.get("autoscaling", {}).get("provider", rendered[scenario].values["autoscaling"]["provider"])
+                       == "karpenter"]
+    assert len(nodepools) == len(karpenter_pools)
+    for obj in nodepools:
+        assert obj["kind"] == "NodePool"
+        errors = nodepool_errors(obj)
+        assert not errors, f"NodePool/{obj['metadata']['name']}: {errors}"
 
 
 def test_the_kueue_validator_bites(rendered, kueue_crd_schemas):

@@ -67,9 +67,20 @@ def test_template_configmap(rendered, scenario, tmp_path):
         assert got.gpu_resource == pool.get("gpuResource", "nvidia.com/gpu")
         assert [t.to_doc() for t in got.tolerations] == pool.get("tolerations", [])
         assert (got.gpu_type, got.cpu, got.memory) == tuple(pool.get(k) or None for k in ("gpuType", "cpu", "memory"))
-        karpenter = values["autoscaling"]["provider"] == "karpenter"
+        provider = _provider(values, pool)
+        assert got.autoscaler == provider
+        karpenter = provider == "karpenter"
         extra = {"karpenter.sh/nodepool": pool["autoscaling"].get("karpenterNodePool") or pool["name"]} if karpenter else {}
         assert got.node_selector == {**pool.get("nodeSelector", {}), **extra}
+    elastic = values["elasticJobs"]
+    assert runtime.elastic_jobs.enabled is elastic["enabled"]
+    assert runtime.elastic_jobs.idle_timeout_seconds == elastic["idleTimeoutSeconds"]
+    assert runtime.elastic_jobs.upscaling_mode == elastic["upscalingMode"]
+    assert runtime.elastic_jobs.autoscaler.to_doc() == elastic["autoscaler"]
+
+
+def _provider(values: dict, pool: dict) -> str:
+    return pool.get("autoscaling", {}).get("provider") or values["autoscaling"]["provider"]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -177,8 +188,8 @@ def test_template_resourceflavors(rendered, scenario):
     values = out.values
     flavors = {f["metadata"]["name"]: f for f in out.of_kind("ResourceFlavor")}
     assert list(flavors) == [values["queues"]["cpuFlavor"]["name"]] + [p["name"] for p in values["nodePools"]]
-    provider = values["autoscaling"]["provider"]
     for pool in values["nodePools"]:
+        provider = _provider(values, pool)
         flavor = flavors[pool["name"]]
         assert flavor["spec"].get("tolerations", []) == pool.get("tolerations", [])
         annotations = flavor["metadata"].get("annotations", {})
@@ -283,6 +294,18 @@ def test_template_networkpolicy(rendered):
     assert not render(values={"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy")
 
 
+def test_operator_reads_the_object_store_through_a_named_secret():
+    plain = render()
+    container = plain.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "envFrom" not in container  # no Secret named: no credentials, no progress in status
+    out = render(values={"operator": {"objectStoreSecret": "runs-reader"},
+                         "networkPolicy": {"objectStorePorts": [9000]}})
+    container = out.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "runs-reader"}}]
+    operator = out.one("NetworkPolicy", f"{FULLNAME}-operator", NAMESPACE)
+    assert {"ports": [{"protocol": "TCP", "port": 9000}]} in operator["spec"]["egress"]  # MinIO
+
+
 def _cel_verdicts(policy: dict, obj: dict) -> dict[str, bool]:
     import celpy
 
@@ -328,10 +351,61 @@ def test_template_NOTES(rendered):
     notes = rendered["three-tenants-borrowing"].notes
     assert "vision: namespace team-vision, LocalQueue tuning -> ClusterQueue vlmtune-vision" in notes
     assert "kubectl apply -n team-vision -f jobs/stage1.yaml" in notes and "kubectl get tuningjobs" in notes
-    assert "a100-80gb: 0..4 nodes x 8 GPUs" in notes
+    # cluster-autoscaler pools: the node group's bounds, labels and taints, and how to scale from zero.
+    assert "a100-80gb (cluster-autoscaler): 0..4 nodes x 8 nvidia.com/gpu" in notes
+    assert "node labels: cloud.google.com/gke-accelerator=nvidia-a100-80gb" in notes
+    assert "node taints: amd.com/gpu:NoSchedule" in notes
+    assert ".../resources/amd.com/gpu=8" in notes
     assert "Priority classes (label kueue.x-k8s.io/priority-class): production, experiment" in notes
     assert "kuberayOperator.namespace is empty" in rendered["default"].notes
-    assert "set spec.limits to match" in rendered["autoscaling"].notes
+    assert "Autoscaled node pools" not in rendered["default"].notes
+    karpenter = rendered["autoscaling"].notes
+    assert "h100 (karpenter): 0..8 nodes x 8 nvidia.com/gpu" in karpenter
+    assert "Karpenter NodePool gpu-h100 (rendered by this chart)" in karpenter
+    assert "Elastic jobs are on" in karpenter and "ElasticJobsViaWorkloadSlices" in karpenter
+    assert "jobs with spec.resources.elastic fail with reason ElasticJobsDisabled" in notes
+    equal = render(values={"nodePools": [{"name": "gpu", "gpusPerNode": 8, "autoscaling": {
+        "provider": "cluster-autoscaler", "minNodes": 1, "maxNodes": 2}, "tolerations": [
+        {"key": "gpu", "operator": "Equal", "value": "a100", "effect": "NoExecute"}, {"operator": "Exists"}]}]}).notes
+    assert "node taints: gpu=a100:NoExecute\n" in equal and "Scale from zero" not in equal  # min 1: a node exists
+
+
+def test_template_karpenternodepools(rendered):
+    out = rendered["autoscaling"]
+    h100, l4 = out.of_kind("NodePool")
+    karpenter = out.values["autoscaling"]["karpenter"]
+    assert h100["metadata"]["name"] == "gpu-h100" and l4["metadata"]["name"] == "l4"
+    # The ResourceFlavor (and so every worker pod) selects exactly the nodes each NodePool launches.
+    for nodepool, pool in zip((h100, l4), out.values["nodePools"]):
+        flavor = out.one("ResourceFlavor", pool["name"])
+        assert flavor["spec"]["nodeLabels"]["karpenter.sh/nodepool"] == nodepool["metadata"]["name"]
+        spec = nodepool["spec"]["template"]["spec"]
+        pinned = {r["key"]: r["values"] for r in spec["requirements"]}
+        for key, value in flavor["spec"]["nodeLabels"].items():
+            assert key == "karpenter.sh/nodepool" or pinned[key] == [value]
+        assert pinned["node.kubernetes.io/instance-type"] == pool["autoscaling"]["instanceTypes"]
+        # The pool's tolerations are exactly what its nodes are tainted with.
+        assert spec["taints"] == [{"key": t["key"], "effect": t["effect"]} for t in pool["tolerations"]]
+        assert spec["nodeClassRef"] == karpenter["nodeClassRef"]
+        assert spec["expireAfter"] == "Never"
+        limit = pool["autoscaling"]["maxNodes"] * pool["gpusPerNode"]
+        assert nodepool["spec"]["limits"] == {"nvidia.com/gpu": str(limit)}
+        assert nodepool["spec"]["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m",
+                                                  "budgets": [{"nodes": "10%"}]}
+    assert {r["key"]: r["values"] for r in h100["spec"]["template"]["spec"]["requirements"]}[
+        "karpenter.sh/capacity-type"] == ["on-demand"]
+    assert {r["key"]: r["values"] for r in l4["spec"]["template"]["spec"]["requirements"]}[
+        "karpenter.sh/capacity-type"] == ["spot", "on-demand"]
+    assert h100["spec"]["weight"] == 50 and "weight" not in l4["spec"]
+    # Only karpenter pools get one, and only while the chart creates them.
+    assert not rendered["three-tenants-borrowing"].of_kind("NodePool") and not rendered["default"].of_kind("NodePool")
+    mine = render("autoscaling", values={"autoscaling": {"karpenter": {"createNodePools": False}}})
+    assert not mine.of_kind("NodePool")
+    assert "Karpenter NodePool gpu-h100 (yours: give it these requirements and taints)" in mine.notes
+    mixed = render("autoscaling", values={"nodePools": [
+        out.values["nodePools"][0], {"name": "l4", "gpusPerNode": 1, "autoscaling": {"provider": "none"}}]})
+    assert [n["metadata"]["name"] for n in mixed.of_kind("NodePool")] == ["gpu-h100"]
+    assert "karpenter.sh/nodepool" not in mixed.one("ResourceFlavor", "l4")["spec"].get("nodeLabels", {})
 
 
 def test_values_examples_in_ci_are_yaml():

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from chart_engine import CHART, merge, render, user_values
 
-from vlmtune_operator.runtime import NodePool, RuntimeConfig, Toleration
+from vlmtune_operator.runtime import AutoscalerResources, ElasticJobs, NodePool, RuntimeConfig, Toleration
 
 VALUES_TEXT = (CHART / "values.yaml").read_text(encoding="utf-8")
 DEFAULTS = yaml.safe_load(VALUES_TEXT)
@@ -42,11 +42,48 @@ BAD_VALUES = {
                              "/tenants/0/quotas/gpu/gpus/nominal", "does not match pattern"),
     "tag-inside-repository": ({"runtime": {"image": {"repository": "vlmtune:latest"}}}, "/runtime/image/repository",
                               "does not match pattern"),
+    "pool-autoscaler-typo": ({"nodePools": [{"name": "gpu", "autoscaling": {"provider": "karpenter-v1"}}]},
+                             "/nodePools/0/autoscaling/provider", "value must be one of"),
+    "capacity-type-typo": ({"autoscaling": {"karpenter": {"capacityTypes": ["ondemand"]}}},
+                           "/autoscaling/karpenter/capacityTypes/0", "value must be one of 'on-demand', 'spot'"),
+    "v1beta1-consolidation": ({"autoscaling": {"karpenter": {"disruption": {"consolidationPolicy": "WhenUnderutilized"}}}},
+                              "/autoscaling/karpenter/disruption/consolidationPolicy", "value must be one of"),
+    "duration-in-days": ({"autoscaling": {"karpenter": {"expireAfter": "30d"}}}, "/autoscaling/karpenter/expireAfter",
+                         "does not match pattern"),
+    "nodeclass-group-with-version": ({"autoscaling": {"karpenter": {"nodeClassRef": {"group": "karpenter.k8s.aws/v1"}}}},
+                                     "/autoscaling/karpenter/nodeClassRef/group", "does not match pattern"),
+    "pool-weight-out-of-range": ({"nodePools": [{"name": "gpu", "autoscaling": {"weight": 0}}]},
+                                 "/nodePools/0/autoscaling/weight", "minimum: got 0, want 1"),
+    "elastic-upscaling-typo": ({"elasticJobs": {"upscalingMode": "Fast"}}, "/elasticJobs/upscalingMode",
+                               "value must be one of 'Default', 'Aggressive', 'Conservative'"),
+    "elastic-idle-negative": ({"elasticJobs": {"idleTimeoutSeconds": -5}}, "/elasticJobs/idleTimeoutSeconds", "minimum"),
+    "elastic-not-a-bool": ({"elasticJobs": {"enabled": "yes"}}, "/elasticJobs/enabled", "got string, want boolean"),
+    "removed-elastic-bounds": ({"elasticJobs": {"maxWorkers": 8}}, "/elasticJobs",
+                               "additional properties 'maxWorkers' not allowed"),
 }
 
 # Checks the schema cannot express: the templates `fail` with the value path and the fix.
 BAD_COMBINATIONS = {
-    "elastic-jobs": ({"elasticJobs": {"enabled": True}}, "elasticJobs.enabled: the vlmtune operator builds fixed-size"),
+    "karpenter-without-nodeclass": ({"autoscaling": {"provider": "karpenter"}},
+                                    'autoscaling.karpenter.nodeClassRef.name: node pool "gpu" uses karpenter; name the '
+                                    'existing EC2NodeClass'),
+    "karpenter-min-nodes": (merge({"autoscaling": {"provider": "karpenter", "karpenter": {"nodeClassRef": {"name": "gpu"}}}}, {"nodePools": [{"name": "gpu", "gpusPerNode": 8,
+                                                         "autoscaling": {"minNodes": 1, "maxNodes": 4}}]}),
+                            "nodePools[0].autoscaling.minNodes: 1, but a Karpenter NodePool keeps no minimum"),
+    "karpenter-without-max": (merge({"autoscaling": {"provider": "karpenter", "karpenter": {"nodeClassRef": {"name": "gpu"}}}}, {"nodePools": [{"name": "gpu", "gpusPerNode": 8,
+                                                           "autoscaling": {"minNodes": 0}}]}),
+                              "nodePools[0].autoscaling.maxNodes: required for a Karpenter pool"),
+    "karpenter-without-gpus-per-node": (merge({"autoscaling": {"provider": "karpenter", "karpenter": {"nodeClassRef": {"name": "gpu"}}}}, {"nodePools": [{"name": "gpu", "autoscaling": {"maxNodes": 2}}]}),
+                                        "nodePools[0].gpusPerNode: required (at least 1) for a Karpenter pool"),
+    "karpenter-selector-by-hand": (merge({"autoscaling": {"provider": "karpenter", "karpenter": {"nodeClassRef": {"name": "gpu"}}}}, {"nodePools": [{
+        "name": "gpu", "gpusPerNode": 8, "nodeSelector": {"karpenter.sh/nodepool": "x"}, "autoscaling": {"maxNodes": 2}}]}),
+        "nodePools[0].nodeSelector: leave out karpenter.sh/nodepool"),
+    "instance-types-without-karpenter": ({"nodePools": [{"name": "gpu", "autoscaling": {"instanceTypes": ["p5.48xlarge"]}}]},
+                                         "nodePools[0].autoscaling.instanceTypes: only pools that Karpenter provides"),
+    "pool-provider-overrides-default": ({"autoscaling": {"provider": "karpenter"}, "nodePools": [{
+        "name": "gpu", "autoscaling": {"provider": "cluster-autoscaler", "weight": 10}}]},
+        "nodePools[0].autoscaling.weight: only pools that Karpenter provides take it (this pool's provider is "
+        "cluster-autoscaler)"),
     "unknown-flavor": ({"tenants": [{"name": "a", "namespace": "a", "quotas": {"a100": {"gpus": {"nominal": 1}}}}]},
                        'tenants[0].quotas.a100: no flavor of that name (known: cpu, gpu)'),
     "gpus-on-cpu-flavor": ({"tenants": [{"name": "a", "namespace": "a", "quotas": {"cpu": {"gpus": {"nominal": 1}}}}]},
@@ -184,8 +221,12 @@ def test_every_runtime_config_field_is_a_value():
     # The chart is the only way to set the operator's runtime config on a cluster: nothing may be unreachable.
     runtime = SCHEMA["properties"]["runtime"]["properties"]
     from_image = {"image", "imagePullPolicy"}  # runtime.image.{repository,tag,pullPolicy}
-    chart_owned = {"nodePools", "kueueApiVersion"}  # nodePools[] / the Kueue API version the chart renders
+    # nodePools[] / the Kueue API version the chart renders / the top-level elasticJobs value
+    chart_owned = {"nodePools", "kueueApiVersion", "elasticJobs"}
     assert _aliases(RuntimeConfig) == (set(runtime) - {"image"}) | from_image | chart_owned
     pool = SCHEMA["properties"]["nodePools"]["items"]["properties"]
-    assert _aliases(NodePool) <= set(pool)
+    assert _aliases(NodePool) <= set(pool) | {"autoscaler"}  # autoscaler: nodePools[].autoscaling.provider
+    elastic = SCHEMA["properties"]["elasticJobs"]["properties"]
+    assert _aliases(ElasticJobs) == set(elastic)
+    assert _aliases(AutoscalerResources) == set(elastic["autoscaler"]["properties"])
     assert _aliases(Toleration) == set(pool["tolerations"]["items"]["properties"])

@@ -31,24 +31,47 @@ def test_sample_mixture_is_seeded():
     assert first != sample_mixture(data, 20, "uniform", seed=2)
 
 
-def test_plan_splits_each_global_batch_across_ranks():
+def test_plan_is_steps_of_micro_batches():
     data = records({"a": 10, "b": 10})
-    plan = plan_samples(data, epochs=2, max_steps=None, global_batch_size=8, workers=2, seed=0)
+    plan = plan_samples(data, epochs=2, max_steps=None, global_batch_size=8, micro_batch_size=2, seed=0)
     assert plan.steps == 4 and plan.steps_per_epoch == 2 and plan.dropped_per_epoch == 4
-    assert [len(stream) for stream in plan.per_rank] == [16, 16]
-    epoch_keys = [r["key"] for stream in plan.per_rank for r in stream[:8]]
+    assert [[len(micro) for micro in step] for step in plan.steps_plan] == [[2, 2, 2, 2]] * 4
+    epoch_keys = [key for step in plan.step_keys()[:2] for micro in step for key in micro]
     assert len(set(epoch_keys)) == 16  # no sample twice within an epoch
-    assert plan == plan_samples(data, epochs=2, max_steps=None, global_batch_size=8, workers=2, seed=0)
+    assert plan == plan_samples(data, epochs=2, max_steps=None, global_batch_size=8, micro_batch_size=2, seed=0)
+
+
+def test_ranks_take_every_world_th_micro_batch_of_each_step():
+    plan = plan_samples(records({"a": 48}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=2, seed=0)
+    steps = plan.step_keys()
+    for world in (1, 2, 4):
+        streams = [plan.rank_micro_batches(rank, world) for rank in range(world)]
+        assert all(len(stream) == plan.steps * 4 // world for stream in streams)
+        for step in range(plan.steps):
+            per_rank = 4 // world  # micro-batches each rank trains in one step
+            trained = [[r["key"] for r in streams[rank][step * per_rank + i]]
+                       for i in range(per_rank) for rank in range(world)]
+            assert trained == steps[step]  # interleaved back, the ranks trained exactly the step's batch
+
+
+def test_a_stream_resumed_at_a_step_is_the_rest_of_the_stream_at_any_world_size():
+    plan = plan_samples(records({"a": 48}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=2, seed=0)
+    for world in (1, 2, 4):
+        for rank in range(world):
+            whole = plan.rank_stream(rank, world)
+            assert plan.rank_stream(rank, world, start_step=2) == whole[2 * 8 // world:]
+    with pytest.raises(ValueError, match="rank 2 is outside world size 2"):
+        plan.rank_stream(2, 2)
 
 
 def test_max_steps_caps_the_plan():
-    plan = plan_samples(records({"a": 40}), epochs=3, max_steps=2, global_batch_size=8, workers=1, seed=0)
-    assert plan.steps == 2 and len(plan.per_rank[0]) == 16
+    plan = plan_samples(records({"a": 40}), epochs=3, max_steps=2, global_batch_size=8, micro_batch_size=4, seed=0)
+    assert plan.steps == 2 and len(plan.rank_stream(0, 1)) == 16
 
 
 def test_too_little_data_is_a_clear_error():
     with pytest.raises(ValueError, match="globalBatchSize"):
-        plan_samples(records({"a": 3}), epochs=1, max_steps=None, global_batch_size=8, workers=1, seed=0)
+        plan_samples(records({"a": 3}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=4, seed=0)
 
 
 def test_select_tasks_by_name_and_by_count():
@@ -76,13 +99,12 @@ def test_length_grouped_plan_pads_less_and_keeps_every_sample_once():
     data = records({"a": 64})
     lengths = [10 + (i * 37) % 200 for i in range(64)]
     length_of = {r["key"]: n for r, n in zip(data, lengths)}
-    kwargs = dict(epochs=1, max_steps=None, global_batch_size=16, workers=2, seed=0)
-    grouped = plan_samples(data, micro_batch_size=4, lengths=lengths, **kwargs)
+    kwargs = dict(epochs=1, max_steps=None, global_batch_size=16, micro_batch_size=4, seed=0)
+    grouped = plan_samples(data, lengths=lengths, **kwargs)
     plain = plan_samples(data, **kwargs)
 
     def micro_batches(plan):
-        return [[length_of[r["key"]] for r in stream[i:i + 4]] for stream in plan.per_rank
-                for i in range(0, len(stream), 4)]
+        return [[length_of[key] for key in micro] for step in plan.step_keys() for micro in step]
 
     def padding(plan):
         batches = micro_batches(plan)
@@ -93,6 +115,6 @@ def test_length_grouped_plan_pads_less_and_keeps_every_sample_once():
             index += len(batch)
         return padding_fraction(flat, groups)
 
-    assert sorted(r["key"] for s in grouped.per_rank for r in s) == sorted(r["key"] for r in data)
+    assert sorted(r["key"] for r in grouped.rank_stream(0, 1)) == sorted(r["key"] for r in data)
     assert padding(grouped) < padding(plain) / 2
-    assert grouped == plan_samples(data, micro_batch_size=4, lengths=lengths, **kwargs)
+    assert grouped == plan_samples(data, lengths=lengths, **kwargs)

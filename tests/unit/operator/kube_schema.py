@@ -195,8 +195,9 @@ def kueue_errors(rayjob: dict) -> list[str]:
         return errors + ["rayClusterSpec is required for Kueue-managed jobs"]
     if not spec.get("shutdownAfterJobFinishes"):
         errors.append("a Kueue-managed RayJob must delete its cluster when it finishes")
-    if cluster.get("enableInTreeAutoscaling") and "kueue.x-k8s.io/elastic-job" not in \
-            (rayjob["metadata"].get("annotations") or {}):
+    # workloadslicing.Enabled: the annotation's value must be exactly "true" (and the feature gate on).
+    if cluster.get("enableInTreeAutoscaling") and \
+            (rayjob["metadata"].get("annotations") or {}).get("kueue.x-k8s.io/elastic-job") != "true":
         errors.append("in-tree autoscaling needs an elastic (workload-slicing) job")
     workers = cluster.get("workerGroupSpecs", [])
     submitter = 1 if spec.get("submissionMode", "K8sJobMode") == "K8sJobMode" else 0

@@ -85,6 +85,22 @@ def eval_doc(name: str = "eval-stage1", upstream: str = "visionflan-stage1") -> 
     }
 
 
+def experiment_doc(name: str = "compare", namespace: str = "team-vision", output: str = "s3://runs/compare") -> dict:
+    """A small mixed-vs-two-stage Experiment on the tiny model (two arms, five jobs), queued with a priority."""
+    stage = {"steps": 8, "data": {"sources": [{"demo": {"perTask": 8}}]}}
+    return {
+        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"kueue.x-k8s.io/queue-name": "tuning", "kueue.x-k8s.io/priority-class": "high"}},
+        "spec": {"study": {"type": "mixed-vs-two-stage"},
+                 "base": {"model": {"preset": "tiny"}, "training": {"globalBatchSize": 4, "microBatchSize": 2}},
+                 "stages": {"stage1": stage, "stage2": stage},
+                 "evaluation": {"benchmarks": [{"name": "pope", "demo": {}}]},
+                 "resources": {"workers": 2},
+                 "output": {"uri": output}},
+    }
+
+
 def job(doc: dict):
     return KINDS[doc["kind"]].model_validate(doc)
 
@@ -121,9 +137,18 @@ class FakeClient:
             self.rayjobs[key] = stored
         return copy.deepcopy(self.rayjobs[key])
 
-    def get_job(self, namespace, name):
+    def get_job(self, namespace, name, kind=None):
         found = self.jobs.get((namespace, name))
-        return copy.deepcopy(found) if found else None
+        return copy.deepcopy(found) if found and kind in (None, found.get("kind")) else None
+
+    def create_job(self, namespace, body):
+        self.creates += 1
+        key = (namespace, body["metadata"]["name"])
+        if key not in self.jobs:
+            stored = copy.deepcopy(body)
+            stored["metadata"].update(namespace=namespace, uid=f"job-uid-{len(self.jobs)}", generation=1)
+            self.jobs[key] = stored
+        return copy.deepcopy(self.jobs[key])
 
     def find_workload(self, namespace, owner_uid):
         return copy.deepcopy(self.workloads.get(owner_uid))

@@ -14,6 +14,7 @@ from vlmtune.spec import KINDS
 from vlmtune.spec.crd import plural_of
 
 from vlmtune_operator.handlers import configure, reconcile, refresh_status, register
+from vlmtune_operator.store import StoreReader
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 NS = "team-vision"
@@ -175,3 +176,41 @@ def test_configure_keeps_kopf_state_out_of_status():
     configure(settings)
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+
+
+def _running_job(client, runtime, output_uri: str, status_extra: dict | None = None) -> tuple[dict, dict]:
+    doc = stage_doc(output={"uri": output_uri}, training={"globalBatchSize": 128, "maxSteps": 128})
+    created = _reconcile(live(doc), client, runtime)
+    client.rayjobs[(NS, "tj-visionflan-stage1")]["status"] = {"jobDeploymentStatus": "Running",
+                                                             "jobStatus": "RUNNING"}
+    return doc, dict(created.status) | (status_extra or {})
+
+
+def test_timer_reads_progress_and_metrics_from_the_run_folder(client, gpu_runtime, tmp_path):
+    doc, status = _running_job(client, gpu_runtime, str(tmp_path))
+    row = {"step": 37, "loss": 2.5, "learning_rate": 1e-4, "tokens_per_s": 812.5, "samples_per_s": 3.0, "mfu": 0.42}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n" + '{"step": 38, "lo')  # 38 is being written
+    patch = kopf.Patch()
+    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, store=StoreReader())
+    assert patch.status["phase"] == "Running" and patch.status["progress"] == "37/128 (28%)"
+    assert patch.status["metrics"] == {"step": 37, "loss": 2.5, "learningRate": 1e-4, "tokensPerSecond": 812.5,
+                                       "samplesPerSecond": 3.0, "mfu": 0.42}
+
+
+def test_timer_keeps_the_last_figures_when_the_store_is_unreachable(client, gpu_runtime, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard port: nothing answers
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    doc, status = _running_job(client, gpu_runtime, "s3://runs/x", {"progress": "5/128 (3%)"})
+    patch = kopf.Patch()
+    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, store=StoreReader())
+    assert patch.status["phase"] == "Running" and "progress" not in patch.status  # unchanged, not cleared
+
+
+def test_timer_does_not_read_the_store_before_the_job_is_admitted(client, gpu_runtime, tmp_path):
+    doc, status = _running_job(client, gpu_runtime, str(tmp_path))
+    client.rayjobs[(NS, "tj-visionflan-stage1")]["status"] = {}  # suspended, waiting for Kueue
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 3, "loss": 1.0}) + "\n")  # an older run's
+    patch = kopf.Patch()
+    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, store=StoreReader())
+    assert "progress" not in patch.status

@@ -13,10 +13,11 @@ from operator_docs import (GPU_RUNTIME, JOB_FILES, artifacts_for, eval_doc, job,
                            stage2_doc, stage_doc)
 from kube_schema import RAYJOB_CRD, admit, crd_schema, kuberay_errors, kueue_errors, load_crd
 
-from vlmtune.spec import TuningJob, load_jobs
+from vlmtune.spec import Experiment, TuningJob, load_jobs
 from vlmtune.spec.crd import generate_crds
 from vlmtune.spec.status import Phase
 
+from vlmtune_operator.experiment import report_rayjob
 from vlmtune_operator.render import render_jobs
 from vlmtune_operator.runtime import RuntimeConfig, parse_runtime
 from vlmtune_operator.status import Verdict, compose
@@ -51,16 +52,24 @@ def test_job_files_exist():
 
 @pytest.mark.parametrize("runtime", RUNTIMES.values(), ids=RUNTIMES.keys())
 @pytest.mark.parametrize("path", JOB_FILES, ids=[p.name for p in JOB_FILES])
-def test_rayjobs_of_every_job_file_are_accepted(rayjob_schema, path, runtime):
+def test_rayjobs_of_every_job_file_are_accepted(rayjob_schema, our_schemas, path, runtime):
     jobs = load_job_file(path)
     if needs_node_pool(jobs) and not runtime.node_pools:
         pytest.skip(f"{path.name} names a GPU node pool; the default runtime configures none")
-    rayjobs = render_jobs(jobs, runtime, artifacts_for(jobs))
+    objects = render_jobs(jobs, runtime, artifacts_for(jobs))
+    rayjobs = [obj for obj in objects if obj["kind"] == "RayJob"]
     assert rayjobs, f"{path.name} renders no RayJob"
     for rayjob in rayjobs:
         defaulted = _assert_accepted(rayjob_schema, rayjob)
         assert defaulted["spec"]["submissionMode"] == "K8sJobMode"
         assert defaulted["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["numOfHosts"] == 1  # a schema default
+    for child in (obj for obj in objects if obj["kind"] != "RayJob"):  # an experiment's child jobs
+        defaulted, errors = admit(our_schemas[child["kind"]], child)
+        assert not errors, "\n".join(errors)
+        assert job(defaulted) == job(child)
+    for experiment in (loaded for loaded in jobs if isinstance(loaded, Experiment)):
+        report = _assert_accepted(rayjob_schema, report_rayjob(experiment, runtime))
+        assert "workerGroupSpecs" not in report["spec"]["rayClusterSpec"]  # the report needs no workers
 
 
 def test_gpu_two_stage_and_eval_rayjobs_are_accepted(rayjob_schema):

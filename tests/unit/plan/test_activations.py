@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vlmtune.bench.shapes import Shape
+from vlmtune.bench.shapes import LLAVA_7B, Shape
 from vlmtune.plan.estimate import Activations, activation_bytes
 from vlmtune.plan.memory import (
     GIB,
@@ -25,16 +25,17 @@ SMALL = Shape("small", vision=dict(hidden_size=2, intermediate_size=4, num_hidde
                         num_attention_heads=1, num_key_value_heads=1))
 
 
-def setup(checkpointing: bool, precision: str = "bf16", stage: int = 2) -> Setup:
+def setup(checkpointing: bool, precision: str = "bf16", stage: int = 2, layers: int | None = None) -> Setup:
     return Setup(ranks=1, micro_batch=1, global_batch=1, seq_len=16, precision=precision,
-                 checkpointing=checkpointing, zero_stage=stage)
+                 checkpointing=checkpointing, zero_stage=stage, checkpoint_layers=layers)
 
 
 def test_layer_formulas_on_small_numbers():
     assert decoder_layer_bytes(tokens=2, hidden=10, intermediate=20) == 2 * (24 * 10 + 8 * 20)
     assert vision_layer_bytes(tokens=3, hidden=10, intermediate=40) == 3 * (16 * 10 + 6 * 40)
-    assert stack_bytes(100, 10, layers=3, checkpointing=False) == 300
-    assert stack_bytes(100, 10, layers=3, checkpointing=True) == 30
+    assert stack_bytes(100, 10, layers=3, checkpointed_layers=0) == 300
+    assert stack_bytes(100, 10, layers=3, checkpointed_layers=3) == 30
+    assert stack_bytes(100, 10, layers=3, checkpointed_layers=1) == 10 + 200
     assert logits_bytes(tokens=3, vocab=5) == 180
     assert held_logits_bytes(3, 5, mixed=True) == 30 and held_logits_bytes(3, 5, mixed=False) == 60
 
@@ -50,6 +51,20 @@ def test_activations_of_a_small_shape_by_hand():
     checkpointed = activation_bytes(SMALL, ("projector", "language_model"), setup(checkpointing=True))
     assert checkpointed.kept == 2 * 128 + 512 + 80
     assert checkpointed.peak == 320 + 2560 and checkpointed.total == 848 + 2880
+
+
+def test_selective_checkpointing_lies_between_none_and_all():
+    parts = ("projector", "language_model")
+    full = activation_bytes(LLAVA_7B, parts, setup(checkpointing=False))
+    every = activation_bytes(LLAVA_7B, parts, setup(checkpointing=True))
+    by_count = [activation_bytes(LLAVA_7B, parts, setup(checkpointing=True, layers=n)) for n in range(0, 33)]
+    assert by_count[0] == full and by_count[32] == every
+    kept = [acts.kept for acts in by_count]
+    assert all(fewer > more for fewer, more in zip(kept, kept[1:]))  # fewer checkpointed layers keep more
+    # Each layer left out of checkpointing keeps its full activations instead of its input.
+    layer = decoder_layer_bytes(16, 4096, 11008)
+    assert kept[16] - kept[17] == layer - 2 * 16 * 4096
+    assert all(acts.recomputed_layer == layer for acts in by_count[1:])
 
 
 def test_frozen_parts_before_the_language_model_keep_nothing():

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from vlmtune.bench.shapes import LLAVA_13B, train_flops_per_sample
+from vlmtune.bench.shapes import LLAVA_13B
 from vlmtune.plan.budget import VISION_FLAN_INSTANCES, budget, sample_count, train_steps
 from vlmtune.spec import DataSpec
+from vlmtune.train.flops import train_flops
+
+
+STAGE = ("projector", "language_model")
 
 
 def data(**fields) -> DataSpec:
@@ -37,12 +41,21 @@ def test_files_need_max_samples_or_an_explicit_count():
 
 def test_flops_and_hours():
     costs = budget(LLAVA_13B, samples=1280, samples_source="--samples", epochs=1, global_batch=128,
-                   max_steps=None, tokens_per_sample=1000, trainable_vision=False, gpus=8, peak_flops=312e12,
+                   max_steps=None, tokens_per_sample=1000, trainable=STAGE, gpus=8, peak_flops=312e12,
                    mfu=0.5)
     assert (costs.steps, costs.tokens) == (10, 1_280_000)
-    assert costs.flops == pytest.approx(1280 * train_flops_per_sample(LLAVA_13B, 1000))
+    assert costs.flops == pytest.approx(1280 * train_flops(LLAVA_13B, STAGE).of_sample(1000))
     assert costs.gpu_hours == pytest.approx(costs.flops / (312e12 * 0.5) / 3600)
     assert costs.wall_hours == pytest.approx(costs.gpu_hours / 8)
     unknown = budget(LLAVA_13B, samples=None, samples_source="?", epochs=1, global_batch=128, max_steps=None,
-                     tokens_per_sample=1000, trainable_vision=False, gpus=8, peak_flops=312e12)
+                     tokens_per_sample=1000, trainable=STAGE, gpus=8, peak_flops=312e12)
     assert unknown.steps is None and unknown.gpu_hours is None
+
+
+def test_flops_follow_the_trainable_parts():
+    def flops(trainable: tuple[str, ...]) -> float:
+        return budget(LLAVA_13B, samples=128, samples_source="--samples", epochs=1, global_batch=128, max_steps=None,
+                      tokens_per_sample=1000, trainable=trainable, gpus=1, peak_flops=312e12).flops
+
+    # Projector only: the frozen language model still backpropagates activation gradients (4N, not 6N).
+    assert flops(("projector",)) < flops(STAGE) < flops(("vision_tower", "projector", "language_model"))

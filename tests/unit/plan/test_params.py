@@ -54,3 +54,30 @@ def test_trainable_and_frozen_split():
     trainable = ("projector", "language_model")
     assert size.frozen(trainable) == size.parts["vision_tower"]
     assert size.trainable(trainable) + size.frozen(trainable) == size.total
+
+
+@pytest.mark.parametrize("targets", [("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+                                     ("q_proj", "v_proj")])
+def test_lora_counts_equal_the_adapters_peft_injects(targets):
+    pytest.importorskip("peft")
+    from vlmtune.plan.params import lora_parameters
+    from vlmtune_model import build_tiny
+    from vlmtune_model.lora import LoraSettings, apply_lora
+
+    built = apply_lora(build_tiny(), LoraSettings(rank=4, target_modules=targets))
+    real = sum(p.numel() for name, p in built.model.named_parameters() if ".lora_" in name)
+    config = built.model.config.text_config
+    text = {"hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size,
+            "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": config.num_attention_heads,
+            "num_key_value_heads": config.num_key_value_heads}
+    assert lora_parameters(text, 4, targets) == real
+
+
+def test_lora_trains_adapters_instead_of_the_language_model():
+    size = model_size(LLAVA_7B)
+    lora = size.with_lora(1000)
+    parts = ("projector", "language_model")
+    assert lora.trained_parts(parts) == ("projector",)
+    assert lora.trainable(parts) == size.parts["projector"] + 1000
+    assert lora.frozen(parts) == size.parts["vision_tower"] + size.parts["language_model"]
+    assert lora.total == size.total + 1000

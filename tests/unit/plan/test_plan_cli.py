@@ -88,3 +88,41 @@ def test_the_shipped_stage1_job(capsys, repo):
     code, result, _ = plan(capsys, str(stage1), "--gpu", "a100-40gb", "--set", "spec.training.microBatchSize=16",
                            "--json")
     assert code == 1 and result["fits"] is False and result["suggestion"] is not None
+
+
+def test_checkpoint_layers_trade_memory_for_recompute(capsys):
+    def kept(*overrides: str) -> tuple[int, dict]:
+        code, result, _ = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", *overrides, "--json")
+        return result["breakdown"]["activations_kept"], result
+
+    all_layers, result = kept()
+    assert result["setup"]["checkpoint_layers"] is None
+    half, result = kept("--set", "spec.training.checkpointLayers=20")
+    assert result["setup"]["checkpoint_layers"] == 20
+    every, _ = kept("--set", "spec.training.checkpointLayers=40")  # the 13B model's 40 layers
+    none, _ = kept("--set", "spec.training.gradientCheckpointing=false")
+    assert every == all_layers < half < none
+    _, text, _ = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", "--set", "spec.training.checkpointLayers=20")
+    assert "gradient checkpointing on for the first 20 layers" in text
+
+
+def test_more_checkpoint_layers_than_the_model_has_is_an_error(capsys):
+    code, _, err = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", "--set", "spec.training.checkpointLayers=41")
+    assert code == 2 and "spec.training.checkpointLayers: 41 is more than the model's 40 decoder layers" in err
+
+
+def test_lora_plans_adapters_as_the_trainable_state(capsys):
+    _, full, _ = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", "--samples", "12800", "--json")
+    _, lora, _ = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", "--samples", "12800",
+                      "--set", "spec.model.lora.rank=128", "--json")
+    # Vicuna-13B: 40 layers, hidden 5120, intermediate 13824; r=128 on q, k, v, o, gate, up, down.
+    adapters = 40 * 128 * (4 * 2 * 5120 + 3 * (5120 + 13824))
+    assert lora["model"]["trainable_params"] == 31_467_520 + adapters
+    assert lora["breakdown"]["optimizer"] < full["breakdown"]["optimizer"] / 10
+    assert lora["per_gpu_bytes"] < full["per_gpu_bytes"]
+    assert lora["flops"] < full["flops"]
+
+
+def test_lora_target_that_llama_lacks_names_the_field(capsys):
+    code, _, err = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", "--set", "spec.model.lora.targetModules=[fc1]")
+    assert code != 0 and "spec.model.lora.targetModules" in err and "fc1" in err

@@ -159,3 +159,11 @@ def test_rerun_of_a_finished_experiment_skips_everything_without_ray_and_reports
     summary = json.loads(storage.read_bytes(result.reports["mini"]["summary"]))
     assert [arm["complete"] for arm in summary["arms"]] == [True, True]
     assert (tmp_path / "mini" / "experiment.json").exists() and (tmp_path / "mini" / "report.md").exists()
+
+
+def test_hash_ignores_the_worker_count():
+    """A job resumed with more or fewer workers (or made elastic) continues its run: same plan, same global batch."""
+    one = tuning("a", "/r/a")
+    doc = one.to_doc()
+    doc["spec"]["resources"] = {"workers": 1, "elastic": {"minWorkers": 1, "maxWorkers": 2}}
+    assert spec_hash(one, {}) == spec_hash(type(one).model_validate(doc), {})

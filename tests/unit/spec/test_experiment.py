@@ -127,6 +127,22 @@ def test_trainable_ablation_freezes_the_same_parts_in_both_stages():
     assert len({expansion.budget(arm) for arm in expansion.arms}) == 1
 
 
+def test_lora_carries_into_stage_two_and_is_dropped_by_arms_that_freeze_the_language_model():
+    doc = experiment_doc({"type": "trainable-ablation", "trainable": [["projector"], ["projector", "language_model"]]})
+    doc["spec"]["base"]["model"]["lora"] = {"rank": 4}
+    expansion = expand(build(doc))
+    frozen, adapted = expansion.arms
+    assert [expansion.job(name).spec.model.lora for name in frozen.jobs[:2]] == [None, None]
+    assert [expansion.job(name).spec.model.lora.rank for name in adapted.jobs[:2]] == [4, 4]
+
+
+def test_mixed_vs_two_stage_trains_fresh_adapters_in_stage_two():
+    doc = experiment_doc()
+    doc["spec"]["base"]["model"]["lora"] = {"rank": 4}
+    expansion = expand(build(doc))
+    assert expansion.job("study-two-stage-stage2").spec.model.lora.rank == 4
+
+
 def test_expansion_is_pure_and_every_name_is_a_dns_label():
     long_name = "a" * 60
     first, second = (expand(build(experiment_doc(name=long_name))) for _ in range(2))

@@ -1,0 +1,108 @@
+"""Read-only access to a run's files in its output folder: a local path or s3://.
+
+The operator only ever reads small files (job.json, results.json) and the tail of metrics.jsonl, never a
+whole history: a long run's metrics file grows without bound and the status timer runs every few seconds.
+S3 goes through s3fs (imported on first use, so the operator starts without it); credentials and the
+endpoint come from the usual AWS environment variables, which the chart sets from the object-store Secret
+(AWS_ENDPOINT_URL for MinIO and other S3-compatible stores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from vlmtune_operator.figures import METRICS_FILE, RECORD_FILE, RESULTS_FILE, RunFiles
+
+TAIL_BYTES = 64 * 1024
+"""How much of the end of metrics.jsonl is read: hundreds of rows, of which only the last matters."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not be asked (no credentials, no route, access denied); the message says which URI."""
+
+
+class StoreReader:
+    """Reads files of runs; a missing file is None, never an error."""
+
+    def __init__(self, tail_bytes: int = TAIL_BYTES):
+        self.tail_bytes = tail_bytes
+        self._s3 = None
+
+    def read_json(self, uri: str) -> dict | None:
+        """The JSON object in `uri`, or None when the file is missing, unfinished or not an object."""
+        data = self.read_tail(uri, max_bytes=None)
+        if data is None:
+            return None
+        try:
+            document = json.loads(data)
+        except ValueError:
+            return None  # written while we read it: next time
+        return document if isinstance(document, dict) else None
+
+    def read_tail(self, uri: str, max_bytes: int | None = TAIL_BYTES) -> bytes | None:
+        """The last `max_bytes` of `uri` (all of it when None), or None when it does not exist.
+
+        Raises:
+            StoreUnavailable: the store refused or could not be reached.
+        """
+        try:
+            if uri.startswith("s3://"):
+                return self._read_s3(uri.removeprefix("s3://"), max_bytes)
+            if "://" in uri and not uri.startswith("file://"):
+                raise StoreUnavailable(f"{uri}: only local paths and s3:// URIs can be read by the operator")
+            return _read_local(Path(uri.removeprefix("file://")).expanduser(), max_bytes)
+        except FileNotFoundError:
+            return None
+        except StoreUnavailable:
+            raise
+        except Exception as err:  # botocore and aiohttp errors are not OSErrors; all mean "not now"
+            raise StoreUnavailable(f"cannot read {uri}: {type(err).__name__}: {err}") from err
+
+    def _read_s3(self, path: str, max_bytes: int | None) -> bytes:
+        fs = self._s3_filesystem()
+        size = fs.info(path)["size"]
+        start = 0 if max_bytes is None else max(0, size - max_bytes)
+        return fs.cat_file(path, start=start, end=size) if size else b""
+
+    def _s3_filesystem(self):
+        if self._s3 is None:
+            import s3fs
+
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            # No listings cache: a status must show the file as it is now, not as it was at the last listing.
+            # Short timeouts and few retries: an unreachable store costs a status tick seconds, not minutes;
+            # the next tick asks again anyway.
+            self._s3 = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True,
+                                         client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+                                         config_kwargs={"connect_timeout": 3, "read_timeout": 10,
+                                                        "retries": {"max_attempts": 2, "mode": "standard"}})
+        return self._s3
+
+
+def read_run(reader: StoreReader, kind: str, output_uri: str) -> tuple[RunFiles, bool]:
+    """The files of one run that its status needs, and whether the metrics tail is the whole file.
+
+    Raises:
+        StoreUnavailable: the store refused or could not be reached.
+    """
+    record = reader.read_json(join(output_uri, RECORD_FILE))
+    if kind == "EvalJob":
+        results = None if (record or {}).get("phase") == "Succeeded" else reader.read_json(
+            join(output_uri, RESULTS_FILE))
+        return RunFiles(record=record, results=results), True
+    tail = reader.read_tail(join(output_uri, METRICS_FILE), reader.tail_bytes)
+    return RunFiles(metrics_tail=tail, record=record), tail is None or len(tail) < reader.tail_bytes
+
+
+def _read_local(path: Path, max_bytes: int | None) -> bytes:
+    with path.open("rb") as handle:
+        if max_bytes is not None:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - max_bytes))
+        return handle.read()
+
+
+def join(uri: str, name: str) -> str:
+    return f"{uri.rstrip('/')}/{name}"

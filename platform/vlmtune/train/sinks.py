@@ -1,0 +1,29 @@
+"""Where metric rows go besides metrics.jsonl: TensorBoard event files always, MLflow when the spec asks."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from vlmtune.spec import TuningJob
+
+
+class MetricSink(Protocol):
+    def write(self, row: dict) -> None: ...
+
+    def close(self, succeeded: bool = True) -> None: ...
+
+
+def open_sinks(job: TuningJob, output_uri: str, start_step: int) -> list[MetricSink]:
+    """Rank 0's sinks for a run that starts after `start_step` (0: a fresh run).
+
+    Raises:
+        MlflowMissing: `spec.output.mlflow` is set and MLflow is not installed.
+    """
+    from vlmtune.train.tensorboard_log import TensorBoardLog
+
+    sinks: list[MetricSink] = [TensorBoardLog(output_uri, start_step)]
+    if job.spec.output.mlflow is not None:
+        from vlmtune.train.mlflow_log import MlflowLog
+
+        sinks.append(MlflowLog(job, output_uri, resuming=start_step > 0))
+    return sinks
