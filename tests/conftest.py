@@ -26,4 +26,3 @@ def shared_crds() -> Path:
     if not folder.is_dir():
         pytest.skip("../shared/crds is not present beside the checkout")
     return folder
-
