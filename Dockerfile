@@ -65,9 +65,10 @@ ENTRYPOINT ["vlmtune-operator"]
 # Every Ray pod of a RayJob: KubeRay overrides the command with `ray start`, and the submitter runs the RayJob's
 # entrypoint `vlmtune run --spec-json ...`; `docker run IMAGE run jobs/smoke.yaml` runs a job locally.
 FROM base AS train
-# KubeRay's exec probes (older Ray, or when HTTP probes do not apply) call wget.
+# KubeRay's exec probes (older Ray, or when HTTP probes do not apply) call wget. On CPU nodes DeepSpeed
+# JIT-compiles its shared-memory collective op (deepspeed_shm_comm) on first use, which needs g++.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends wget \
+ && apt-get install -y --no-install-recommends wget g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=train-build /install /usr/local
 USER 65532:65532
