@@ -5,6 +5,7 @@ The same code runs on embedded Ray (a laptop) and on a cluster (a RayJob); actor
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -54,7 +55,8 @@ def predict(items: Sequence[Item], model_uri: str | None, generation: Generation
     order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
     rows = [{"row": i, "prompt": items[i].prompt, "image": items[i].image} for i in order]
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = show_progress
+    # Off a terminal Ray Data turns its bars into INFO log lines every few seconds: keep those out of CI logs.
+    context.enable_progress_bars = show_progress and sys.stderr.isatty()
     # About one block per batch: Ray Data's default of hundreds of tiny blocks only adds scheduling overhead.
     blocks = max(resources.workers, -(-len(rows) // generation.batch_size))
     answered = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(

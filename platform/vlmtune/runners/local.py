@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,12 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
     else:
         ray.init(num_cpus=logical_cpus(jobs), include_dashboard=False, log_to_driver=verbose,
                  configure_logging=True, logging_level="INFO" if verbose else "ERROR")
+    if not verbose:
+        # Ray Data logs every dataset's plan and progress on the driver, as Ray's own logs are kept to errors
+        # here; --verbose shows them. It sets up its loggers when first imported, so import it first.
+        import ray.data as _  # noqa: F401
+
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     try:
         yield
     finally:
