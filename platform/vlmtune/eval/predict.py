@@ -22,7 +22,7 @@ class Answerer:
         import torch
 
         from vlmtune.eval.generation import load_model
-        from vlmtune.train.model_source import local_copy
+        from vlmtune.node_cache import local_copy
 
         device = "cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
         self.built = load_model(None if model_uri is None else local_copy(model_uri), device)

@@ -35,7 +35,7 @@ from vlmtune.train.metrics import (
     to_jsonl,
 )
 from vlmtune.train.recompute import enable_checkpointing
-from vlmtune.train.sinks import MetricSink, open_sinks
+from vlmtune.train.sinks import MetricSink, metric_sinks
 from vlmtune.train.schedule import lr_multiplier
 from vlmtune.train.step import collate, train_step
 from vlmtune_model import save_export, set_trainable
@@ -64,7 +64,8 @@ def train_loop_per_worker(config: dict) -> None:
     job = _at_world_size(TuningJob.model_validate(loop.job), world)
     spec = job.spec
     torch.set_num_threads(max(1, int(spec.resources.cpus_per_worker)))
-    device, dtype = ray.train.torch.get_device(), DTYPES[resolve_precision(spec)]
+    precision = resolve_precision(spec)
+    device, dtype = ray.train.torch.get_device(), DTYPES[precision]
 
     built = _setup_model(job, loop)
     engine = _setup_engine(job, built.model, loop.total_steps)
@@ -78,11 +79,9 @@ def train_loop_per_worker(config: dict) -> None:
     watch = preemption.PreemptionWatch(device)
     history = read_history(loop.output_uri, state.step) if rank == 0 and state.step else []
     board = config.get("progress") if rank == 0 else None
-    meter = FlopsMeter.for_model(built.model, [p.value for p in spec.model.trainable], device, resolve_precision(spec))
-    sinks = open_sinks(job, loop.output_uri, state.step) if rank == 0 else []
+    meter = FlopsMeter.for_model(built.model, [p.value for p in spec.model.trainable], device, precision)
 
-    succeeded = False
-    try:
+    with metric_sinks(job, loop.output_uri, state.step, enabled=rank == 0) as sinks:
         for step in range(state.step, loop.total_steps):
             micro_batches = [next(batches) for _ in range(accumulation)]
             window.add(train_step(engine, micro_batches, device, dtype))
@@ -106,10 +105,6 @@ def train_loop_per_worker(config: dict) -> None:
             if board:
                 board.post.remote(state.step, loop.total_steps, history[-1]["loss"] if history else None)
         _export(engine, built, job, loop, rank)
-        succeeded = True
-    finally:
-        for sink in sinks:
-            sink.close(succeeded)
 
 
 def _setup_model(job: TuningJob, loop: LoopConfig):

@@ -19,9 +19,6 @@ from vlmtune.spec import LoraSpec, ModelSpec, Preset
 TINY_IMAGE_SIZE = 64
 TINY_PATCH_SIZE = 8
 
-__all__ = ["ModelSource", "build", "local_copy", "model_source", "processor_config"]
-
-
 @dataclass(frozen=True)
 class ModelSource:
     """A resolved model: the tiny preset, a complete LLaVA export, or parts to assemble."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from vlmtune.spec import TuningJob
@@ -11,6 +13,21 @@ class MetricSink(Protocol):
     def write(self, row: dict) -> None: ...
 
     def close(self, succeeded: bool = True) -> None: ...
+
+
+@contextmanager
+def metric_sinks(job: TuningJob, output_uri: str, start_step: int, enabled: bool) -> Iterator[list[MetricSink]]:
+    """The sinks of a run that starts after `start_step` (none where not `enabled`: only rank 0 writes), closed
+    on the way out as succeeded or not (a failed or preempted attempt leaves its MLflow run FAILED)."""
+    sinks = open_sinks(job, output_uri, start_step) if enabled else []
+    try:
+        yield sinks
+    except BaseException:
+        for sink in sinks:
+            sink.close(succeeded=False)
+        raise
+    for sink in sinks:
+        sink.close()
 
 
 def open_sinks(job: TuningJob, output_uri: str, start_step: int) -> list[MetricSink]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
-
-from vlmtune.spec import SpecError, load_jobs
+from spec_issues import raised_issue
+from vlmtune.spec import load_jobs
 
 JOB = """\
 apiVersion: vlmtune.dev/v1alpha1
@@ -28,11 +27,7 @@ def load(tmp_path, batch=24, workers=2, low=1, high=4, zero=""):
 
 
 def issue_at(tmp_path, path, **kwargs):
-    with pytest.raises(SpecError) as caught:
-        load(tmp_path, **kwargs)
-    matching = [issue for issue in caught.value.issues if issue.path == path]
-    assert matching, [str(issue) for issue in caught.value.issues]
-    return matching[0]
+    return raised_issue(path, load, tmp_path, **kwargs)
 
 
 def test_elastic_job_loads_and_round_trips(tmp_path):

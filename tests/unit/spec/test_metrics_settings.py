@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import yaml
-
-from vlmtune.spec import SpecError, load_jobs
+from spec_issues import raised_issue
+from vlmtune.spec import load_jobs
 
 
 def load(tmp_path, training: dict | None = None, output: dict | None = None):
@@ -21,11 +20,7 @@ def load(tmp_path, training: dict | None = None, output: dict | None = None):
 
 
 def issue_at(tmp_path, path: str, **sections):
-    with pytest.raises(SpecError) as caught:
-        load(tmp_path, **sections)
-    matching = [issue for issue in caught.value.issues if issue.path == path]
-    assert matching, [str(issue) for issue in caught.value.issues]
-    return matching[0]
+    return raised_issue(path, load, tmp_path, **sections)
 
 
 def test_checkpoint_layers_default_to_all(tmp_path):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from vlmtune.spec import LoraSpec, Projector, SpecError, load_jobs
+from spec_issues import raised_issue
+from vlmtune.spec import LoraSpec, Projector, load_jobs
 
 JOB = """\
 apiVersion: vlmtune.dev/v1alpha1
@@ -31,11 +32,7 @@ def load_model(tmp_path, model: str):
 
 
 def issue_at(tmp_path, model: str, field: str):
-    with pytest.raises(SpecError) as caught:
-        load_model(tmp_path, model)
-    matching = [issue for issue in caught.value.issues if issue.path == field]
-    assert matching, f"no issue at {field}: {[str(i) for i in caught.value.issues]}"
-    return matching[0]
+    return raised_issue(field, load_model, tmp_path, model)
 
 
 def test_projector_kinds(tmp_path):
