@@ -9,7 +9,7 @@ parameter can be put back together and handed to DeepSpeed's public fragment API
 (`safe_set_full_fp32_param`, `safe_set_full_optimizer_state`), which writes each rank's share for
 the current partitioning. Exact: no value is recomputed.
 
-Written against DeepSpeed 0.19's ZeRO-1/2 layout; `tests/unit/train/test_zero_reshard.py` checks it.
+Written against DeepSpeed 0.19's ZeRO-1/2 layout; `tests/unit/train/test_checkpoint_world_size.py` checks it.
 """
 
 from __future__ import annotations
