@@ -1,17 +1,21 @@
 """LLaVA-1.5 image preprocessing: pad to square with the CLIP mean colour, resize, normalize.
 
-Pure NumPy + PIL, so preprocessing runs in Ray Data CPU tasks without torchvision. This is the
-hot path of the data plane (one call per training sample), so it avoids work rather than
-re-deriving LLaVA's steps literally; `vlmtune bench data` measures it against LLaVA's loader.
+NumPy + PIL (+ libjpeg-turbo through simplejpeg), so preprocessing runs in Ray Data CPU tasks without
+torchvision. This is the hot path of the data plane (one call per training sample), so it avoids work
+rather than re-deriving LLaVA's steps literally; `vlmtune bench data` measures it against LLaVA's loader.
+Training ships the padded, resized image as uint8 (`square_pixels`: a quarter of float32's bytes) and
+normalizes on the accelerator (`normalize_pixels`); `pixel_values` does the same on the CPU for inference.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -110,3 +114,46 @@ def _decode_at_scale(image: Image.Image, size: int) -> None:
     scale = size / max(width, height)
     # A no-op for anything but an unloaded JPEG; it never goes below the requested size.
     image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+
+
+def decode(data: bytes, size: int) -> Image.Image:
+    """An RGB image from encoded bytes, decoded at the least resolution that still covers `size` once padded.
+
+    JPEGs are decoded by libjpeg-turbo with DCT scaling (1/2, 1/4, 1/8 of the pixels when that is enough) and
+    its accurate IDCT, as PIL's own JPEG decoder does, without PIL's per-image overhead; any other format, or
+    a JPEG libjpeg-turbo refuses (CMYK), goes through PIL.
+
+    Raises:
+        OSError / ValueError: the bytes are not a readable image.
+    """
+    if data[:2] == b"\xff\xd8":
+        try:
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            scale = size / max(width, height)
+            array = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=math.ceil(height * scale),
+                                           min_width=math.ceil(width * scale))
+            return Image.fromarray(array)
+        except ValueError:
+            pass  # PIL decides, and raises its own error for bad data
+    image = Image.open(io.BytesIO(data))
+    _decode_at_scale(image, size)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def square_pixels(data: bytes, spec: ImageSpec) -> np.ndarray:
+    """Decode, pad to square with the mean colour, bicubic-resize: an HWC uint8 array of `spec.size` squared."""
+    fill = tuple(int(round(channel * 255)) for channel in spec.mean)
+    return np.asarray(padded_resize(decode(data, spec.size), spec.size, fill))
+
+
+def normalize_pixels(pixels, spec: ImageSpec, dtype):
+    """NHWC uint8 tensor (on any device) -> NCHW `(x / 255 - mean) / std` in `dtype`.
+
+    The float32 arithmetic is `normalize`'s, step for step, so the result is bit-identical to CPU preprocessing.
+    """
+    import torch
+
+    mean = torch.tensor(spec.mean, dtype=torch.float32, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32, device=pixels.device).view(1, 3, 1, 1)
+    values = pixels.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    return ((values - mean) / std).to(dtype)

@@ -21,6 +21,7 @@ from vlmtune.train.flops import peak_flops, train_flops
 from vlmtune.train.plain_engine import PlainEngine
 from vlmtune.train.recompute import enable_checkpointing
 from vlmtune.train.step import MicroBatch, train_step
+from vlmtune_model.image import ImageSpec
 
 
 TRAINABLE = ("projector", "language_model")  # the vision tower stays frozen, as in the paper's stages
@@ -39,8 +40,10 @@ def synthetic_batches(shape: Shape, micro_batch: int, seq_len: int, count: int, 
                          torch.full((micro_batch, image_tokens), image_token_id), text], 1)
         labels = ids.clone()
         labels[:, : image_tokens + 1] = -100
-        pixels = torch.randn(micro_batch, 3, size, size, generator=generator).to(dtype)
-        batches.append(MicroBatch(ids, torch.ones_like(ids), labels, pixels, micro_batch, 0, 0, []))
+        # uint8 as the data plane ships them: the step's normalization on the GPU is part of what is timed.
+        pixels = torch.randint(0, 256, (micro_batch, size, size, 3), generator=generator, dtype=torch.uint8)
+        batches.append(MicroBatch(ids, torch.ones_like(ids), labels, pixels, micro_batch, 0, 0, [],
+                                  ImageSpec(size=size)))
     return batches
 
 

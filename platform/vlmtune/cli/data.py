@@ -19,7 +19,10 @@ def register(add_parser, name: str) -> None:
 
     prepare = sub.add_parser("prepare", help="convert raw Vision-Flan / LLaVA annotations + images into task shards")
     prepare.add_argument("--format", required=True, choices=["vision-flan", "llava"], dest="fmt")
-    prepare.add_argument("--annotations", required=True, help="JSON list of records (local path or s3://)")
+    prepare.add_argument("--annotations", required=True,
+                         help="JSON list or JSON Lines file (local or s3://), or a Hugging Face dataset: a "
+                              "save_to_disk folder, a local Hub snapshot, or hf://ORG/NAME from the Hub cache")
+    prepare.add_argument("--split", default="train", help="split of a Hugging Face dataset (default: %(default)s)")
     prepare.add_argument("--images", help="image folder or .zip (local or s3://; default: the annotations' folder)")
     prepare.add_argument("--out", required=True, help="output folder (local or s3://)")
     prepare.add_argument("--max-per-task", type=int, help="keep at most N instances per task (Vision-Flan: 10000)")
@@ -49,10 +52,14 @@ def run_demo(args) -> int:
 def run_prepare(args) -> int:
     from vlmtune.data.prepare import PrepareConfig, prepare
 
-    config = PrepareConfig(fmt=args.fmt, annotations=args.annotations, images=args.images, out=args.out,
-                           max_per_task=args.max_per_task, shard_size_mb=args.shard_size_mb,
-                           image_tokens=args.image_tokens, io_threads=args.io_threads)
-    result = prepare(config, progress=lambda line: print(line, file=sys.stderr))
+    try:
+        config = PrepareConfig(fmt=args.fmt, annotations=args.annotations, images=args.images, out=args.out,
+                               split=args.split, max_per_task=args.max_per_task, shard_size_mb=args.shard_size_mb,
+                               image_tokens=args.image_tokens, io_threads=args.io_threads)
+        result = prepare(config, progress=lambda line: print(line, file=sys.stderr))
+    except (ValueError, OSError) as err:  # unreadable input: one line naming the place, never a traceback
+        print(f"vlmtune data prepare: {err}", file=sys.stderr)
+        return 1
     manifest = result.manifest
     if result.up_to_date:
         print(f"{args.out}: up to date ({manifest['instances']} instances, {len(manifest['tasks'])} tasks)")

@@ -34,8 +34,15 @@ def run(args) -> int:
         return 1
     from vlmtune.runners.pipeline import run_pipeline  # heavy imports only once the spec is valid
 
+    from vlmtune.data.errors import DataError
+
     started = time.perf_counter()
-    result = run_pipeline(jobs, force=args.force, verbose=args.verbose, on_step=_announce, on_outcome=_print_outcome)
+    try:
+        result = run_pipeline(jobs, force=args.force, verbose=args.verbose, on_step=_announce,
+                              on_outcome=_print_outcome)
+    except DataError as err:  # raised before Ray starts, or arriving from a worker: one line, no traceback
+        print(f"vlmtune run: {err}", file=sys.stderr)
+        return 1
     for written in result.reports.values():
         print(_report_summary(written))
     ran = sum(outcome.result is not None for outcome in result.outcomes)

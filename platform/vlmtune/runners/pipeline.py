@@ -239,13 +239,14 @@ def run_pipeline(jobs: Sequence[Job], force: bool = False, verbose: bool = False
     for experiment in experiments:
         write_json(storage.join(output_uri(experiment), EXPERIMENT_FILE), expand(experiment).manifest())
     to_run = [step.job for step in steps if step.action != "skip"]
+    data = resolve_data(to_run)  # before Ray starts: a missing shard or bad annotation file is one line
     outcomes, models = [], {}
     # Nothing to run (a rerun of a finished pipeline) starts no Ray at all.
     with ray_session(to_run, verbose) if to_run else nullcontext():
         for step in steps:
             if on_step:
                 on_step(step)
-            outcome = _execute(step, models, show_progress)
+            outcome = _execute(step, models, show_progress, data.get(step.job.name))
             models[step.job.name] = outcome.record.get("artifacts", {}).get("model")
             outcomes.append(outcome)
             if on_outcome:
@@ -254,7 +255,19 @@ def run_pipeline(jobs: Sequence[Job], force: bool = False, verbose: bool = False
     return PipelineResult(outcomes, reports)
 
 
-def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool) -> Outcome:
+def resolve_data(jobs: Sequence[TuningJob | EvalJob]) -> dict[str, list]:
+    """Each TuningJob's sources as prepared datasets, their files checked (`data.resolve_sources`).
+
+    Raises:
+        DataError: a source is not prepared, damaged, or unreadable; the message names it and the fix.
+    """
+    from vlmtune.data.sources import resolve_sources
+
+    return {job.name: resolve_sources(job.spec.data.sources, output_uri(job))
+            for job in jobs if isinstance(job, TuningJob)}
+
+
+def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool, data: list | None) -> Outcome:
     from vlmtune.eval import run_eval_job
     from vlmtune.train.trainer import run_tuning_job
 
@@ -271,7 +284,7 @@ def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool) 
         result = run_eval_job(job, upstream, show_progress=show_progress)
     else:
         result = run_tuning_job(_fresh(job) if step.action == "restart" else job, upstream,
-                                show_progress=show_progress)
+                                show_progress=show_progress, data=data)
     record = finished_record(running, result, now_iso())
     write_json(record_uri(job), record)
     return Outcome(step, record, result)

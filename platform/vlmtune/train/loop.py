@@ -18,6 +18,8 @@ import ray.train.torch
 import torch
 
 from vlmtune import storage
+from vlmtune.data.catalog import ShardTable
+from vlmtune.data.mixture import rank_slice
 from vlmtune.data.pipeline import build_rank_dataset
 from vlmtune.data.preprocess import ProcessorConfig
 from vlmtune.spec import TuningJob
@@ -39,6 +41,7 @@ from vlmtune.train.sinks import MetricSink, metric_sinks
 from vlmtune.train.schedule import lr_multiplier
 from vlmtune.train.step import collate, train_step
 from vlmtune_model import save_export, set_trainable
+from vlmtune_model.image import ImageSpec
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -51,7 +54,8 @@ class LoopConfig:
     source: model_source.ModelSource
     total_steps: int
     output_uri: str  # absolute
-    plan: Any  # ray.ObjectRef of the run's SamplePlan: each worker takes its share from the step it starts at
+    plan: Any  # ray.ObjectRef of the plan's ids (steps, micro-batches, size): each worker copies out its share
+    shards: ShardTable  # where the planned ids live
     processor: ProcessorConfig
     resume_uri: str | None = None  # a killed job's newest checkpoint (Ray Train's own comes first)
     steps_per_epoch: int | None = None  # for the metrics' epoch
@@ -156,14 +160,16 @@ def _restore(engine, rank: int, world: int, resume_uri: str | None, seed: int) -
 def _batches(loop: LoopConfig, rank: int, world: int, start_step: int, micro: int, pad_token_id: int):
     """This rank's micro-batches from `start_step` on: micro-batches rank, rank+world, ... of each step.
 
-    Built lazily from the plan in the object store, so a restart at any step and world size
+    The plan's ids are read zero-copy from the object store and only this rank's slice is kept; Ray
+    Data then reads those rows from the shards, so a restart at any step and world size reads and
     preprocesses only what is left to train.
     """
-    records = ray.get(loop.plan).rank_stream(rank, world, start_step)
-    dataset = build_rank_dataset(records, loop.processor, batch_size=max(8, micro))
+    ids = rank_slice(ray.get(loop.plan), rank, world, start_step)
+    dataset = build_rank_dataset(loop.shards, ids, loop.processor, batch_size=max(8, micro))
+    image_spec = ImageSpec(size=loop.processor.image_size)
     # Every planned micro-batch is full, so batches of `micro` rows are exactly the plan's micro-batches.
     for batch in dataset.iter_batches(batch_size=micro, batch_format="numpy", drop_last=False, prefetch_batches=2):
-        yield collate(batch, pad_token_id)
+        yield collate(batch, pad_token_id, image_spec)
 
 
 def _metrics(engine, reduced: dict, state: ckpt.TrainState, loop: LoopConfig) -> dict:

@@ -11,9 +11,9 @@ import ray.train
 from ray.train.torch import TorchTrainer
 
 from vlmtune import storage
-from vlmtune.data.mixture import plan_samples, sample_mixture, select_tasks
-from vlmtune.data.prepare import estimate_tokens
-from vlmtune.data.sources import read_sources
+from vlmtune.data.catalog import Catalog, Selection, build_catalog
+from vlmtune.data.mixture import job_plan
+from vlmtune.data.sources import resolve_sources
 from vlmtune.spec import Resume, TuningJob
 from vlmtune.train import model_source
 from vlmtune.train.metrics import read_history
@@ -32,23 +32,29 @@ class TrainResult:
     data_report: dict
 
 
-def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_progress: bool = False) -> TrainResult:
-    """Train `job` on the current Ray cluster (embedded or remote); blocks until done."""
+def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_progress: bool = False,
+                   data: list[Selection] | None = None) -> TrainResult:
+    """Train `job` on the current Ray cluster (embedded or remote); blocks until done.
+
+    Args:
+        data: the job's resolved sources, when the caller already checked them (`data.resolve_sources`).
+    """
     spec = job.spec
     if spec.output.mlflow is not None:
         require_mlflow()  # here, not first in a Ray worker: the error names the extra to install
     output_uri = storage.absolute(spec.output.uri)
-    records, report = read_sources(spec.data.sources)
-    _check_read_skips(report, spec.data.max_skipped_fraction)
+    catalog = build_catalog(data if data is not None else resolve_sources(spec.data.sources, output_uri))
+    _check_read_skips(catalog, spec.data.max_skipped_fraction)
     source = model_source.model_source(spec.model, upstream_model_uri)
     processor = model_source.processor_config(source, spec.training.max_length)
-    plan = sample_plan(spec, records, processor.image_tokens)
+    plan = job_plan(spec, catalog, processor.image_tokens)
     latest = _resume_point(job, output_uri)
     # Workers build their Ray Data streams from the plan at the step they start from, whatever their
-    # number (fresh run, restart after a failure, elastic resize, resumed job): one code path.
+    # number (fresh run, restart after a failure, elastic resize, resumed job): one code path. The plan
+    # is one int64 array in the object store; each worker copies out its own slice.
     loop = LoopConfig(job=job.to_doc(), source=source, total_steps=plan.steps, output_uri=output_uri,
-                      plan=ray.put(plan), processor=processor, resume_uri=latest.uri if latest else None,
-                      steps_per_epoch=plan.steps_per_epoch)
+                      plan=ray.put(plan.ids), shards=catalog.table, processor=processor,
+                      resume_uri=latest.uri if latest else None, steps_per_epoch=plan.steps_per_epoch)
     board = ProgressBoard.remote()
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -62,29 +68,9 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
         raise result.error
     history = read_history(output_uri)
     data_report = {"samples": plan.samples_per_epoch, "steps": plan.steps, "stepsPerEpoch": plan.steps_per_epoch,
-                   "skippedRecords": report.skipped, "droppedPerEpoch": plan.dropped_per_epoch}
+                   "skippedRecords": catalog.skipped, "droppedPerEpoch": plan.dropped_per_epoch}
     storage.write_bytes(storage.join(output_uri, "data_report.json"), json.dumps(data_report, indent=2).encode())
     return TrainResult(job.name, output_uri, storage.join(output_uri, "model"), plan.steps, history, data_report)
-
-
-def sample_plan(spec, records: list[dict], image_tokens: int):
-    """Task selection, mixture and every step's micro-batches: a pure function of the records and the spec.
-
-    The plan does not depend on the number of workers (see `SamplePlan`), so neither does resuming it.
-    """
-    data, training = spec.data, spec.training
-    records = select_tasks(records, data.tasks, data.task_count, data.seed)
-    records = sample_mixture(records, data.max_samples, data.mixture.value, data.seed, data.weights)
-    lengths = [estimated_length(record, image_tokens) for record in records] if training.group_by_length else None
-    return plan_samples(records, epochs=training.epochs, max_steps=training.max_steps,
-                        global_batch_size=training.global_batch_size, micro_batch_size=training.micro_batch_size,
-                        seed=data.seed, lengths=lengths)
-
-
-def estimated_length(record: dict, image_tokens: int) -> int:
-    if record.get("est_tokens"):
-        return int(record["est_tokens"])
-    return estimate_tokens(json.loads(record["conversations"]), bool(record.get("image")), image_tokens)
 
 
 def _resume_point(job: TuningJob, output_uri: str) -> Latest | None:
@@ -95,13 +81,13 @@ def _resume_point(job: TuningJob, output_uri: str) -> Latest | None:
     return prepare_resume(output_uri)
 
 
-def _check_read_skips(report, limit: float) -> None:
-    skipped = sum(report.skipped.values())
-    total = skipped + report.kept
+def _check_read_skips(catalog: Catalog, limit: float) -> None:
+    skipped = sum(catalog.skipped.values())
+    total = skipped + catalog.size
     if total and skipped / total > limit:
-        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(report.skipped.items()))
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(catalog.skipped.items()))
         raise ValueError(f"{skipped} of {total} records are unusable ({reasons}), more than "
-                         f"spec.data.maxSkippedFraction = {limit:.1%}; first ones: {report.examples[:3]}")
+                         f"spec.data.maxSkippedFraction = {limit:.1%}; first ones: {list(catalog.skip_examples[:3])}")
 
 
 def _scaling_config(job: TuningJob) -> ray.train.ScalingConfig:
