@@ -89,24 +89,31 @@ def tokenize_conversation(
         ids, labels (-100 outside answers) and whether truncation cut the sample.
     """
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    ids, labels = [tokenizer.bos_token_id], [IGNORE_INDEX]
-    prefix = system + " "
+    texts, prefix = [], system + " "
     for turn in turns:
+        texts.append(f"{prefix}{USER}: {turn.text} {ASSISTANT}:" if turn.role == "human" else turn.text)
         if turn.role == "human":
-            piece = _encode(tokenizer, f"{prefix}{USER}: {turn.text} {ASSISTANT}:", image_id, image_tokens)
+            prefix = ""
+    # One tokenizer call for all pieces: on short Vision-Flan prompts the call's bookkeeping costs as much
+    # as the encoding itself.
+    pieces = tokenizer(texts, add_special_tokens=False).input_ids
+    ids, labels = [tokenizer.bos_token_id], [IGNORE_INDEX]
+    for turn, piece in zip(turns, pieces):
+        piece = _expand(piece, image_id, image_tokens)
+        if turn.role == "human":
             ids += piece
             labels += [IGNORE_INDEX] * len(piece)
-            prefix = ""
         else:
-            piece = _encode(tokenizer, turn.text, image_id, image_tokens) + [tokenizer.eos_token_id]
+            piece = piece + [tokenizer.eos_token_id]
             ids += piece
             labels += piece
     truncated = len(ids) > max_length
     return Tokenized(ids[:max_length], labels[:max_length], truncated)
 
 
-def _encode(tokenizer: PreTrainedTokenizerBase, text: str, image_id: int, image_tokens: int) -> list[int]:
-    ids = tokenizer(text, add_special_tokens=False).input_ids
+def _expand(ids: list[int], image_id: int, image_tokens: int) -> list[int]:
+    if image_id not in ids:
+        return ids
     expanded = []
     for token in ids:
         expanded.extend([image_id] * image_tokens if token == image_id else [token])

@@ -7,7 +7,8 @@ import tempfile
 
 import torch
 
-from vlmtune.bench.shapes import TINY
+from vlmtune_model.shapes import TINY
+from vlmtune.bench.step import synthetic_batches, time_steps
 
 THREADS = 1  # the same intra-op threads on both sides, as each Ray worker gets one CPU
 
@@ -23,7 +24,6 @@ def _setup(micro_batch: int, accumulation: int):
 
 
 def _plain_seconds_per_step(micro_batch: int, accumulation: int, steps: int, warmup: int) -> float:
-    from vlmtune.bench.step import time_steps
     from vlmtune.train.plain_engine import PlainEngine
 
     model, batches = _setup(micro_batch, accumulation)
@@ -35,7 +35,6 @@ def _ray_worker(config: dict) -> None:
     import deepspeed
     import ray.train
 
-    from vlmtune.bench.step import time_steps
 
     torch.set_num_threads(THREADS)
     model, batches = _setup(config["micro_batch"], config["accumulation"])

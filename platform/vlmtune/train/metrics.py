@@ -34,7 +34,7 @@ class FlopsMeter:
     def for_model(cls, model: torch.nn.Module, trainable: Iterable[str], device: torch.device,
                   precision: str) -> FlopsMeter:
         """The meter of a built model (LoRA adapters included) training `trainable` on `device`."""
-        from vlmtune.plan.catalog import shape_of_config
+        from vlmtune_model.shapes import Shape
         from vlmtune_model.trainable import adapter_parameters
 
         parts = set(trainable)
@@ -42,7 +42,7 @@ class FlopsMeter:
         if adapters:  # LoRA: the language model trains its adapters, not its own weights
             parts.discard("language_model")
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-        return cls(train_flops(shape_of_config(model.config), parts, adapters), peak_flops(name, precision))
+        return cls(train_flops(Shape.of_config(model.config), parts, adapters), peak_flops(name, precision))
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vlmtune.bench.shapes import LLAVA_13B
+from vlmtune_model.shapes import LLAVA_13B
 from vlmtune.plan.budget import VISION_FLAN_INSTANCES, budget, sample_count, train_steps
 from vlmtune.spec import DataSpec
 from vlmtune.train.flops import train_flops
