@@ -19,6 +19,7 @@ import torch
 
 from vlmtune import storage
 from vlmtune.data.catalog import ShardTable
+from vlmtune.data.errors import find_data_error
 from vlmtune.data.mixture import rank_slice
 from vlmtune.data.pipeline import build_rank_dataset
 from vlmtune.data.preprocess import ProcessorConfig
@@ -168,8 +169,16 @@ def _batches(loop: LoopConfig, rank: int, world: int, start_step: int, micro: in
     dataset = build_rank_dataset(loop.shards, ids, loop.processor, batch_size=max(8, micro))
     image_spec = ImageSpec(size=loop.processor.image_size)
     # Every planned micro-batch is full, so batches of `micro` rows are exactly the plan's micro-batches.
-    for batch in dataset.iter_batches(batch_size=micro, batch_format="numpy", drop_last=False, prefetch_batches=2):
-        yield collate(batch, pad_token_id, image_spec)
+    try:
+        for batch in dataset.iter_batches(batch_size=micro, batch_format="numpy", drop_last=False,
+                                          prefetch_batches=2):
+            yield collate(batch, pad_token_id, image_spec)
+    except Exception as err:
+        # A damaged shard arrives wrapped by Ray Data; re-raised as itself it reaches the driver intact.
+        found = find_data_error(err)
+        if found is None:
+            raise
+        raise found from None
 
 
 def _metrics(engine, reduced: dict, state: ckpt.TrainState, loop: LoopConfig) -> dict:

@@ -12,6 +12,7 @@ from ray.train.torch import TorchTrainer
 
 from vlmtune import storage
 from vlmtune.data.catalog import Catalog, Selection, build_catalog
+from vlmtune.data.errors import find_data_error
 from vlmtune.data.mixture import job_plan
 from vlmtune.data.sources import resolve_sources
 from vlmtune.spec import Resume, TuningJob
@@ -62,10 +63,14 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
         scaling_config=_scaling_config(job),
         run_config=_run_config(job, output_uri),
     )
-    with ProgressBar(board, job.name, plan.steps) if show_progress else nullcontext():
-        result = trainer.fit()
-    if result.error:
-        raise result.error
+    try:
+        with ProgressBar(board, job.name, plan.steps) if show_progress else nullcontext():
+            trainer.fit()  # raises the run's error (Ray Train's WorkerGroupError holds each rank's)
+    except Exception as err:
+        found = find_data_error(err)  # a damaged shard is one line, not a trace from every rank
+        if found is None:
+            raise
+        raise found from None
     history = read_history(output_uri)
     data_report = {"samples": plan.samples_per_epoch, "steps": plan.steps, "stepsPerEpoch": plan.steps_per_epoch,
                    "skippedRecords": catalog.skipped, "droppedPerEpoch": plan.dropped_per_epoch}
