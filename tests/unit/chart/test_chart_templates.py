@@ -34,10 +34,10 @@ def _runtime_of(out, tmp_path: Path):
     return runtime
 
 
-def _job_on(pool: str, namespace: str, gpus: int = 1):
+def _job_on(pool: str, namespace: str, gpus: int = 1, output: str = "s3://vlmtune-runs/vlmtune-jobs/smoke"):
     return load_jobs([JOBS / "smoke.yaml"], overrides=[f"spec.resources.nodePool={pool}",
                                                        f"spec.resources.gpusPerWorker={gpus}",
-                                                       f"metadata.namespace={namespace}"])
+                                                       f"metadata.namespace={namespace}", f"spec.output.uri={output}"])
 
 
 def test_every_template_has_a_test():
@@ -95,7 +95,8 @@ def test_runtime_node_pools_match_kueue_flavors(rendered, scenario, tmp_path):
     covered = out.of_kind("ClusterQueue")[0]["spec"]["resourceGroups"][0]["coveredResources"]
     for pool in out.values["nodePools"]:
         flavor = out.one("ResourceFlavor", pool["name"])
-        rayjob = render_jobs(_job_on(pool["name"], tenant["namespace"]), runtime)[0]
+        rayjob = render_jobs(_job_on(pool["name"], tenant["namespace"], output=tenant["outputPrefix"] + "smoke"),
+                             runtime)[0]
         worker = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
         assert worker.get("nodeSelector", {}) == flavor["spec"].get("nodeLabels", {})
         assert worker.get("tolerations", []) == flavor["spec"].get("tolerations", [])
@@ -294,15 +295,21 @@ def test_template_networkpolicy(rendered):
     assert not render(values={"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy")
 
 
-def test_operator_reads_the_object_store_through_a_named_secret():
-    plain = render()
-    container = plain.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert "envFrom" not in container  # no Secret named: no credentials, no progress in status
-    out = render(values={"operator": {"objectStoreSecret": "runs-reader"},
-                         "networkPolicy": {"objectStorePorts": [9000]}})
-    container = out.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert container["envFrom"] == [{"secretRef": {"name": "runs-reader"}}]
-    operator = out.one("NetworkPolicy", f"{FULLNAME}-operator", NAMESPACE)
+def test_operator_reads_runs_only_with_each_tenants_own_secret(rendered):
+    # No credential of the operator's own: it reads a tenant's runs with the Secret in that tenant's namespace.
+    for scenario, out in rendered.items():
+        container = out.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert "envFrom" not in container, scenario
+    out = rendered["three-tenants-borrowing"]
+    secrets = {(role["metadata"]["namespace"], tuple(rule["resourceNames"])) for role in out.of_kind("Role")
+               for rule in role["rules"] if rule["resources"] == ["secrets"]}
+    assert secrets == {("team-vision", ("object-store",)), ("team-language", ("language-store",)),
+                       ("interns", ("object-store",))}
+    runtime = parse_runtime(out.one("ConfigMap"))
+    assert runtime.tenants["team-language"].object_store_secret == "language-store"
+    assert not [role for role in render().of_kind("Role") if role["metadata"]["name"].endswith("-secrets")]
+    minio = render(values={"networkPolicy": {"objectStorePorts": [9000]}})
+    operator = minio.one("NetworkPolicy", f"{FULLNAME}-operator", NAMESPACE)
     assert {"ports": [{"protocol": "TCP", "port": 9000}]} in operator["spec"]["egress"]  # MinIO
 
 
