@@ -56,7 +56,7 @@ def register(registry: kopf.OperatorRegistry, client_factory, runtime: RuntimeCo
             if (body.get("status") or {}).get("children"):
                 reconcile_experiment(body, patch, client(), runtime)
         else:
-            refresh_status(body, patch, client(), runtime, stores=made[1] if client() else None)
+            refresh_status(body, patch, client(), runtime, stores=made[1])
 
     for kind in kinds:
         plural = plural_of(kind)

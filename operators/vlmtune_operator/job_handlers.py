@@ -187,6 +187,16 @@ def _artifacts(rayjob: Mapping, job: Job) -> dict | None:
     return None if run is None else run_artifacts(run, None, succeeded=False)[0]
 
 
+def _upstream_deadline(upstreams, runtime: RuntimeConfig) -> datetime | None:
+    """The latest of the upstream jobs' own deadlines, plus one poll: by then each has run or failed, and so has
+    this job. None when an upstream waits for its owner (spec.suspend), which no deadline bounds."""
+    deadlines = [parse_time((upstream.get("status") or {}).get("deadline")) for upstream in upstreams
+                 if (upstream.get("status") or {}).get("phase") != Phase.Succeeded.value]
+    if not deadlines or None in deadlines:
+        return None
+    return max(deadlines) + timedelta(seconds=runtime.upstream_poll_seconds)
+
+
 def _await_upstreams(job: Job, body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig, previous: dict,
                      now: datetime) -> dict[str, str]:
     """The upstream jobs' recorded models once all succeeded; meanwhile a WaitingForUpstream status and a retry.
@@ -218,12 +228,13 @@ def _await_upstreams(job: Job, body: Mapping, patch: kopf.Patch, client, runtime
         return resolution.models
     since = parse_time(previous.get("waitingSince")) if previous.get("stage") == "waiting-upstream" else None
     since = since or now
-    deadline = None
     if any(upstream is None for upstream in found.values()) and runtime.queue_deadline_seconds:
         deadline = since + timedelta(seconds=runtime.queue_deadline_seconds)
         if now > deadline:
             message = f"{resolution.message}; no such job appeared within {runtime.queue_deadline_seconds}s"
             fail(body, patch, previous, Verdict(Phase.Failed, "UpstreamMissing", message, "done"), now)
+    else:
+        deadline = _upstream_deadline(found.values(), runtime)
     verdict = Verdict(Phase.Pending, "WaitingForUpstream", resolution.message, "waiting-upstream", deadline)
     patch_status(patch, previous, compose_status(body, previous, verdict, now, upstreams=seen or None,
                                                  waitingSince=since))

@@ -96,6 +96,7 @@ def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | N
         "ttlSecondsAfterFinished": runtime.ttl_seconds_after_finished,
         "backoffLimit": runtime.backoff_limit,
         "rayClusterSpec": _cluster_spec(job, runtime, namespace),
+        "submitterPodTemplate": submitter_template(runtime),
     }
     deadline = remaining_deadline(job, runtime, active_seconds)
     if deadline is not None:
@@ -183,6 +184,19 @@ def _autoscaler_options(runtime: RuntimeConfig) -> dict:
             "idleTimeoutSeconds": elastic.idle_timeout_seconds, "imagePullPolicy": runtime.image_pull_policy,
             "resources": {"requests": dict(amounts), "limits": dict(amounts)},
             "securityContext": copy.deepcopy(CONTAINER_SECURITY)}
+
+
+SUBMITTER_CONTAINER = "ray-job-submitter"
+"""KubeRay v1.7.0's name for it (utils.SubmitterContainerName); KubeRay fills in the `ray job submit` command."""
+
+
+def submitter_template(runtime: RuntimeConfig) -> dict:
+    """KubeRay's default submitter pod (common.GetSubmitterTemplate: the head's image, 500m/200Mi to 1/1Gi, never
+    restarted), made to meet the "restricted" profile like the Ray pods."""
+    resources = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+    container = {"name": SUBMITTER_CONTAINER, "image": runtime.image, "imagePullPolicy": runtime.image_pull_policy,
+                 "resources": resources, "securityContext": copy.deepcopy(CONTAINER_SECURITY)}
+    return {"spec": {"restartPolicy": "Never", "securityContext": pod_security(runtime), "containers": [container]}}
 
 
 def pod_security(runtime: RuntimeConfig) -> dict:

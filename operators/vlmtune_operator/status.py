@@ -130,11 +130,11 @@ def classify(rayjob: Mapping, admission: Admission, previous_phase: str | None) 
     if deployment in ("Failed", "ValidationFailed"):
         reason = status.get("reason") or ("ValidationFailed" if deployment == "ValidationFailed" else "RayJobFailed")
         return Verdict(Phase.Failed, reason, message, "done")
-    if admission.deactivated:
+    if admission.deactivated and admission.deactivation_cause in KUEUE_DEACTIVATIONS:
         return _deactivated(admission)
     # KubeRay finishes a suspension it began even when the flag is cleared meanwhile (the suspend is atomic).
     if (rayjob.get("spec") or {}).get("suspend") or deployment == "Suspending":
-        return _suspended(admission, previous_phase)
+        return _deactivated(admission) if admission.deactivated else _suspended(admission, previous_phase)
     if deployment == "Suspended":  # Kueue unsuspended it; KubeRay moves it to New next
         return Verdict(Phase.Queued, "Admitted", "admitted by Kueue; starting", "admitted")
     if deployment in ("", "New"):

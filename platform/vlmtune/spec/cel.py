@@ -11,8 +11,9 @@ from __future__ import annotations
 from vlmtune.spec.eval import BenchmarkName
 from vlmtune.spec.metadata import _DNS_LABEL
 
-WORLD_SIZES = "[" + ",".join(str(n) for n in range(1, 1025)) + "]"
-"""Every worker count an elastic job may have (ElasticSpec allows 1..1024): CEL has no range()."""
+STEPS = "[" + ",".join(str(n) for n in range(32)) + "]"
+"""0..31: CEL has no range(), so worker counts minWorkers + 32 i + j (i, j in 0..31) cover any elastic range
+(ElasticSpec allows 1..1024 workers)."""
 NAME_RULE = {
     "rule": f"self.metadata.name.size() <= 63 && self.metadata.name.matches('{_DNS_LABEL.pattern}')",
     "message": "metadata.name: at most 63 characters, lowercase letters, digits and '-' (an RFC 1123 label: it "
@@ -38,9 +39,11 @@ def _batch_rules(training: str, resources: str, where: str) -> list[dict]:
         _rule(f"{present(resources + '.elastic')} || {gbs} % (self.{resources}.workers * {micro}) == 0",
               f"{where}.{training}.globalBatchSize: must be divisible by {resources}.workers x "
               f"{training}.microBatchSize"),
-        # A conditional, not ||: evaluators need not short-circuit, and the list is long.
-        _rule(f"!{present(resources + '.elastic')} ? true : {WORLD_SIZES}.all(w, w < {elastic}.minWorkers || "
-              f"w > {elastic}.maxWorkers || {gbs} % (w * {micro}) == 0)",
+        # Conditionals, not ||: evaluators need not short-circuit, and each skipped branch is a loop not run.
+        _rule(f"!{present(resources + '.elastic')} ? true : {STEPS}.all(i, "
+              f"{elastic}.minWorkers + 32 * i > {elastic}.maxWorkers ? true : {STEPS}.all(j, "
+              f"{elastic}.minWorkers + 32 * i + j > {elastic}.maxWorkers ? true : "
+              f"{gbs} % (({elastic}.minWorkers + 32 * i + j) * {micro}) == 0))",
               f"{where}.{training}.globalBatchSize: must be divisible by W x microBatchSize for every worker count "
               f"W in [elastic.minWorkers, elastic.maxWorkers]"),
         _rule(f"!{present(resources + '.elastic')} || self.{training}.deepspeed.zeroStage != 3",
@@ -161,7 +164,8 @@ RULES: dict[str, list[dict]] = {
         _rule(f"!{present('weights')} || (self.weights.all(k, double(self.weights[k]) >= 0.0) && "
               "self.weights.exists(k, double(self.weights[k]) > 0.0))",
               "data.weights: must be >= 0 with at least one above 0"),
-        _rule(f"self.mixture == 'weights' || !{present('weights')}", "data.weights: only applies with mixture: weights"),
+        _rule(f"self.mixture == 'weights' || !{present('weights')}",
+              "data.weights: only applies with mixture: weights"),
     ],
     # OutputSpec._not_blank and _default_mlflow_store_needs_a_local_output
     "OutputSpec": [

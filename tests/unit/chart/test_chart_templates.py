@@ -314,11 +314,39 @@ def test_operator_reads_runs_only_with_each_tenants_own_secret(rendered):
 
 
 def _cel_verdicts(policy: dict, obj: dict) -> dict[str, bool]:
+    """Each validation's verdict on `obj`, with the policy's variables bound as the API server binds them."""
     import celpy
 
     env = celpy.Environment()
-    return {rule["message"]: bool(env.program(env.compile(rule["expression"])).evaluate(
-        {"object": celpy.json_to_cel(obj)})) for rule in policy["spec"]["validations"]}
+    activation = {"object": celpy.json_to_cel(obj)}
+    variables = {celpy.celtypes.StringType(v["name"]): env.program(env.compile(v["expression"])).evaluate(activation)
+                 for v in policy["spec"].get("variables", [])}
+    activation["variables"] = celpy.celtypes.MapType(variables)
+    return {rule["message"]: bool(env.program(env.compile(rule["expression"])).evaluate(activation))
+            for rule in policy["spec"]["validations"]}
+
+
+def test_each_tenant_writes_only_under_its_own_prefix(rendered):
+    pytest.importorskip("celpy")
+    out = rendered["three-tenants-borrowing"]
+    policies = {binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"][0]:
+                out.one("ValidatingAdmissionPolicy", binding["spec"]["policyName"])
+                for binding in out.of_kind("ValidatingAdmissionPolicyBinding")
+                if binding["spec"]["policyName"].startswith(f"{FULLNAME}-storage-")}
+    assert set(policies) == {"team-vision", "team-language", "interns"}
+    for policy in policies.values():
+        rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
+        assert rule["apiGroups"] == ["vlmtune.dev"] and set(rule["resources"]) == {"tuningjobs", "evaljobs",
+                                                                                  "experiments"}
+
+    def allowed(namespace: str, uri: str) -> bool:
+        return all(_cel_verdicts(policies[namespace], {"spec": {"output": {"uri": uri}}}).values())
+
+    assert allowed("team-vision", "s3://research-runs/team-vision/stage1")
+    assert allowed("team-vision", "s3://research-runs/team-vision/")
+    assert not allowed("team-language", "s3://research-runs/team-vision/stage1")  # another tenant's figures
+    assert not allowed("team-vision", "s3://research-runs/team-visionary/x")  # a longer name is not inside
+    assert not allowed("team-vision", "./runs/stage1")  # a local path
 
 
 def test_template_admissionpolicy(rendered, tmp_path):
