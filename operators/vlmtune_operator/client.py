@@ -11,7 +11,11 @@ from vlmtune.spec import KINDS
 from vlmtune.spec.base import API_GROUP
 from vlmtune.spec.crd import VERSION, plural_of
 
+from vlmtune_operator.errors import RayJobRefused
+
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+ADMISSION_DENIALS = ("denied request", "admission webhook", "ValidatingAdmissionPolicy")
+"""Words of a 403 that admission, not RBAC, answered (RBAC's 403 says `cannot create resource`)."""
 """Kueue labels each Workload with the uid of the job object it admits."""
 
 
@@ -41,8 +45,18 @@ class KubeClient:
         return self._get("ray.io", "v1", namespace, "rayjobs", name)
 
     def create_rayjob(self, namespace: str, body: dict) -> dict:
-        """Create `body`; if a RayJob of that name already exists, return the existing one."""
-        return self._create("ray.io", "v1", namespace, "rayjobs", body, self.get_rayjob)
+        """Create `body`; if a RayJob of that name already exists, return the existing one.
+
+        Raises:
+            RayJobRefused: admission refused it (422 Invalid, or 403 from an admission policy or webhook, not RBAC).
+        """
+        try:
+            return self._create("ray.io", "v1", namespace, "rayjobs", body, self.get_rayjob)
+        except self._api_exception as err:
+            if refused_by_admission(err.status, err.body):
+                raise RayJobRefused(f"the API server refused RayJob {body['metadata']['name']}: "
+                                    f"{_server_message(err.body)}") from None
+            raise
 
     def delete_rayjob(self, namespace: str, name: str, uid: str) -> None:
         """Delete the RayJob `name` if it is still the one with `uid` (never a newer one of the same name); KubeRay
@@ -119,3 +133,18 @@ class KubeClient:
             if err.status == 404:
                 return None
             raise
+
+
+def refused_by_admission(status: int | None, body) -> bool:
+    """422 (the schema or a policy found it invalid), or a 403 that admission gave; RBAC's 403 is retried (a fixed
+    Role lets the next attempt through)."""
+    return status == 422 or (status == 403 and any(word in str(body or "") for word in ADMISSION_DENIALS))
+
+
+def _server_message(body) -> str:
+    import json
+
+    try:
+        return json.loads(body).get("message") or str(body)
+    except (TypeError, ValueError, AttributeError):
+        return str(body)

@@ -11,3 +11,10 @@ class BuildError(ValueError):
 
     def __reduce__(self):
         return (type(self), (str(self),))
+
+
+class RayJobRefused(BuildError):
+    """The API server's admission (a ValidatingAdmissionPolicy, a webhook, the schema) refused the RayJob: retrying
+    the same RayJob would be refused forever, so the job fails with the server's words."""
+
+    reason = "RayJobRefused"

@@ -92,9 +92,9 @@ def _report_step(experiment: Experiment, body: Mapping, patch: kopf.Patch, clien
             fail(body, patch, previous, vanished_verdict(previous["rayJobName"]), now)
         try:
             built = report_rayjob(experiment, runtime, namespace)
-        except BuildError as err:
+            rayjob = client.create_rayjob(namespace, with_owner(built, owner_reference(body)))
+        except BuildError as err:  # RayJobRefused too
             fail(body, patch, previous, Verdict(Phase.Failed, err.reason, str(err), "done"), now)
-        rayjob = client.create_rayjob(namespace, with_owner(built, owner_reference(body)))
     meta = rayjob.get("metadata") or {}
     refuse_foreign(rayjob, experiment, body, patch, previous, now)
     fields = {"rayJobName": meta["name"], "queue": (meta.get("labels") or {}).get(QUEUE_LABEL),

@@ -64,9 +64,9 @@ def reconcile(body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig, 
     models = _await_upstreams(job, body, patch, client, runtime, previous, now)
     try:
         rayjob = build_rayjob(job, runtime, models, namespace, int(previous.get("activeSeconds") or 0))
-    except BuildError as err:
+        created = client.create_rayjob(namespace, with_owner(rayjob, owner_reference(body)))
+    except BuildError as err:  # RayJobRefused too: what admission refuses it refuses again
         fail(body, patch, previous, Verdict(Phase.Failed, err.reason, str(err), "done"), now)
-    created = client.create_rayjob(namespace, with_owner(rayjob, owner_reference(body)))
     _adopt(created, job, body, patch, runtime, previous, now)
 
 

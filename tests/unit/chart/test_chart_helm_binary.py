@@ -182,3 +182,24 @@ def _kinds():
     from vlmtune.spec import KINDS
 
     return KINDS
+
+
+def test_the_umbrella_passes_its_vlmtune_values_through(helm, tmp_path):
+    # Only the file:// dependency can be fetched offline: with the two remote ones left out, the umbrella vendors
+    # charts/vlmtune and renders it with the values under `vlmtune:`.
+    copy = tmp_path / "charts"
+    shutil.copytree(CHART, copy / "vlmtune")
+    shutil.copytree(STACK, copy / "vlmtune-stack")
+    chart_yaml = copy / "vlmtune-stack" / "Chart.yaml"
+    metadata = yaml.safe_load(chart_yaml.read_text())
+    metadata["dependencies"] = [d for d in metadata["dependencies"] if d["repository"].startswith("file://")]
+    chart_yaml.write_text(yaml.safe_dump(metadata, sort_keys=False))
+    (copy / "vlmtune-stack" / "Chart.lock").unlink()
+    code, _, err = helm("dependency", "build", str(copy / "vlmtune-stack"))
+    assert code == 0, err
+    values = tmp_path / "stack-values.yaml"
+    values.write_text(yaml.safe_dump({"vlmtune": yaml.safe_load(EXAMPLES_VALUES.read_text())}))
+    code, out, err = helm("template", RELEASE, str(copy / "vlmtune-stack"), "-n", NAMESPACE, "-f", str(values))
+    assert code == 0, err
+    objects = {(obj["kind"], obj["metadata"]["name"]) for obj in _objects(out)}
+    assert objects == {(obj["kind"], obj["metadata"]["name"]) for obj in render("one-tenant").objects}

@@ -446,3 +446,15 @@ def test_template_karpenternodepools(rendered):
 def test_values_examples_in_ci_are_yaml():
     for path in filter(None, SCENARIOS.values()):
         assert isinstance(yaml.safe_load(path.read_text()), dict), path
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_policies_cover_every_namespace_the_operator_runs_jobs_in(rendered, scenario):
+    # Even cluster-wide (the `autoscaling` scenario), the operator creates RayJobs only in tenant namespaces (it
+    # refuses jobs elsewhere), and those are exactly where the policies bind and the LocalQueues exist.
+    out = rendered[scenario]
+    tenants = set(parse_runtime(out.one("ConfigMap")).tenants)
+    bound = {namespace for binding in out.of_kind("ValidatingAdmissionPolicyBinding")
+             for namespace in binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"]}
+    queues = {queue["metadata"]["namespace"] for queue in out.of_kind("LocalQueue")}
+    assert tenants == bound == queues == {t["namespace"] for t in out.values["tenants"]}

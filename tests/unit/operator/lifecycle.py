@@ -32,6 +32,7 @@ from operator_docs import FakeClient
 
 from vlmtune.spec.metadata import QUEUE_LABEL
 
+from vlmtune_operator.errors import RayJobRefused
 from vlmtune_operator.job_handlers import reconcile, refresh_status
 from vlmtune_operator.rayjob import rayjob_name
 from vlmtune_operator.status import can_still_run
@@ -85,12 +86,19 @@ class Cluster(FakeClient):
         self.kueue_never_unsuspends = False  # kueue#13413: admitted, but the job is never started
         self.manage_jobs_without_queue_name = False
         self.missing_queues: set[str] = set()
+        self.refuse = None  # RayJob -> the admission denial's message, or None to admit it
         self.deleted_workloads: list[str] = []
 
     # -- the facade (what the operator may do)
 
     def create_rayjob(self, namespace, body):
-        """Create, or (409) return the RayJob of that name; every created object gets its own uid."""
+        """Create, or (409) return the RayJob of that name; every created object gets its own uid.
+
+        Raises:
+            RayJobRefused: when `refuse` (an admission policy of the scenario) finds something to refuse.
+        """
+        if self.refuse is not None and self.refuse(body):
+            raise RayJobRefused(f"the API server refused RayJob {body['metadata']['name']}: {self.refuse(body)}")
         self.creates += 1
         key = (namespace, body["metadata"]["name"])
         if key not in self.rayjobs:

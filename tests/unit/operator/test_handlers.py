@@ -234,3 +234,39 @@ def test_timer_does_not_read_the_store_before_the_job_is_admitted(client, gpu_ru
     patch = kopf.Patch()
     refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, stores=Stores(client, gpu_runtime))
     assert "progress" not in patch.status
+
+
+class _RefusingApi:
+    """A CustomObjectsApi whose create answers like the API server does when something refuses the object."""
+
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+    def create_namespaced_custom_object(self, *args, **kwargs):
+        from kubernetes.client.exceptions import ApiException
+
+        error = ApiException(status=self.status, reason="Forbidden")
+        error.body = json.dumps({"kind": "Status", "message": self.message})
+        raise error
+
+
+@pytest.mark.parametrize("status, message, refused", [
+    (403, 'rayjobs.ray.io "tj-x" is forbidden: ValidatingAdmissionPolicy \'vlmtune-rayjobs\' with binding '
+          '\'vlmtune-rayjobs\' denied request: Ray clusters must use token auth', True),
+    (422, 'RayJob.ray.io "tj-x" is invalid: spec.rayClusterSpec: Required value', True),
+    (403, 'rayjobs.ray.io is forbidden: User "system:serviceaccount:vlmtune-system:vlmtune" cannot create '
+          'resource "rayjobs"', False),  # RBAC: a fixed Role lets a retry through
+])
+def test_admission_refusals_are_final_and_rbac_denials_are_retried(status, message, refused):
+    pytest.importorskip("kubernetes")
+    from kubernetes.client.exceptions import ApiException
+
+    from vlmtune_operator.client import KubeClient
+    from vlmtune_operator.errors import RayJobRefused
+
+    client = KubeClient(_RefusingApi(status, message))
+    expected = RayJobRefused if refused else ApiException
+    with pytest.raises(expected) as caught:
+        client.create_rayjob("team-vision", {"metadata": {"name": "tj-x"}})
+    if refused:
+        assert str(caught.value).endswith(message)

@@ -541,3 +541,12 @@ def test_labels_and_annotations_are_not_spec_drift():
     job.body["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] = "2"
     job.change()
     assert not [c for c in job.status["conditions"] if c["type"] == "SpecOutOfDate"]
+
+
+def test_a_rayjob_admission_refuses_fails_the_job_with_its_words():
+    # E.g. Ray token auth turned off on a cluster whose policy requires it: the create is refused, for good.
+    job = world()
+    job.cluster.refuse = lambda rayjob: ("ValidatingAdmissionPolicy 'vlmtune-rayjobs' denied request: "
+                                         "spec.rayClusterSpec.authOptions.mode: Ray clusters must use token auth")
+    _run(job, [(apply, "Failed", "RayJobRefused")])
+    assert "must use token auth" in job.status["message"] and job.cluster.creates == 0
