@@ -107,6 +107,10 @@ class EvalJobSpec(SpecModel):
     """Generation workers (Ray actors, one model each) and their hardware."""
     output: OutputSpec
     """Where predictions, results.json, results.md and charts go."""
+    suspend: bool | None = None
+    """On a cluster, true pauses the job: its RayJob is deleted (its GPUs and queue quota freed) and no
+    other is created; false (or no value) resumes it: the evaluation runs again.
+    The one spec field that may change after creation; local runs ignore it."""
 
     @model_validator(mode="after")
     def _each_benchmark_once(self) -> EvalJobSpec:

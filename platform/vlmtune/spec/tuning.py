@@ -30,6 +30,10 @@ class TuningJobSpec(SpecModel):
     """Workers and hardware."""
     output: OutputSpec
     """Where checkpoints, metrics and the exported model go."""
+    suspend: bool | None = None
+    """On a cluster, true pauses the job: its RayJob is deleted (its GPUs and queue quota freed) and no
+    other is created; false (or no value) resumes it: training continues from its last checkpoint.
+    The one spec field that may change after creation; local runs ignore it."""
 
     @model_validator(mode="after")
     def _consistent(self) -> TuningJobSpec:
