@@ -40,7 +40,8 @@ def test_score_each_demo_benchmark_from_a_predictions_file(name, demo_data, tmp_
                  "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     expected = BENCHMARKS[name].score(items, predictions)
-    assert printed == json.loads(json.dumps({**expected, "missingPredictions": 0, "unusedPredictions": 0}))
+    assert printed == json.loads(json.dumps({**expected, "missingPredictions": 0, "unusedPredictions": 0,
+                                                   "emptyPredictions": 0}))
     # Hand-computed: MME images get one right of two (acc 50 + acc+ 0 per subtask, 6 perception and
     # 2 cognition subtasks); every MMBench question has a wrong rotation; the rest get half right.
     assert BENCHMARKS[name].headline(printed) | {"mc.singleAccuracy": None} == {
@@ -59,7 +60,7 @@ def test_bad_inputs_exit_1_with_a_message(demo_data, tmp_path, capsys):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"question_id": 1}\n')
     assert main(["eval", "score", "--benchmark", "mme", "--data", demo_data["mme"], "--predictions", str(path)]) == 1
-    assert "line 1: expected an object with question_id and prediction" in capsys.readouterr().err
+    assert f"{path} line 1: expected an object with question_id and prediction" in capsys.readouterr().err
     assert main(["eval", "score", "--benchmark", "pope", "--data", str(tmp_path / "none"),
                  "--predictions", str(path)]) == 1
     assert "no such file or folder" in capsys.readouterr().err
