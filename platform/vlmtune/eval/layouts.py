@@ -52,7 +52,8 @@ def read_parquet_rows(uri: str) -> list[dict]:
 
 def _split_files(fs: pafs.FileSystem, uri: str, path: str) -> list[str]:
     entries = fs.get_file_info(pafs.FileSelector(path))
-    files = sorted(entry.path for entry in entries if entry.type == pafs.FileType.File and entry.path.endswith(".parquet"))
+    files = sorted(entry.path for entry in entries
+                   if entry.type == pafs.FileType.File and entry.path.endswith(".parquet"))
     if files:
         return files
     below = sorted({entry.path[len(path):].strip("/").split("/")[0]

@@ -51,8 +51,8 @@ def test_predictions_file_round_trip_and_errors():
 
 def test_result_files_keyed_by_id_and_llava_answer_files_are_read():
     # MM-Vet / MMMU result files: one JSON object, id -> answer; LLaVA answer files name the answer `text`.
-    assert loads_jsonl(b'{"v1_0": "4", "v1_1": "cat"}') == [
-        {"question_id": "v1_0", "prediction": "4", "_line": 1}, {"question_id": "v1_1", "prediction": "cat", "_line": 2}]
+    assert loads_jsonl(b'{"v1_0": "4", "v1_1": "cat"}') == [{"question_id": "v1_0", "prediction": "4", "_line": 1},
+                                                            {"question_id": "v1_1", "prediction": "cat", "_line": 2}]
     llava = loads_jsonl(b'{"question_id": 0, "prompt": "Q", "text": "A dog.", "answer_id": "x"}\n')
     assert align([_item("0")], llava).predictions == ["A dog."]
 
