@@ -193,6 +193,15 @@ def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dic
                   for item, prediction in zip(items, predictions, strict=True)])
 
 
+def chance(items: Sequence[Item]) -> dict[str, float]:
+    """Accuracy of random letters: 1/k per k-option question, and (1/k)^k for all k rotations right."""
+    options = {item.source_id: len(item.options) for item in items if item.options}
+    if not options:
+        return {}
+    return {"mc.singleAccuracy": sum(1 / k for k in options.values()) / len(options),
+            "mc.circularAccuracy": sum((1 / k) ** k for k in options.values()) / len(options)}
+
+
 def headline(result: dict) -> dict[str, float]:
     return {"mc.circularAccuracy": result["circularAccuracy"], "mc.singleAccuracy": result["singleAccuracy"]}
 

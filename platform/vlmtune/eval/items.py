@@ -33,6 +33,25 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Question:
+    prompt: str
+    """User turn without the image token; the image is put in front, as LLaVA-1.5 does."""
+    image: bytes | None
+    """Encoded image; None for a text-only question (a judge's review prompt)."""
+    system: str | None = None
+    """System prompt of the template; None: vicuna_v1's own."""
+    max_new_tokens: int | None = None
+    """Longest answer; None: the caller's default."""
+    temperature: float = 0.0
+    """0: greedy; above 0: sampled at that temperature (seeded, so a rerun samples the same)."""
+
+    @property
+    def settings(self) -> tuple:
+        """What must be equal for questions to share one generate() call."""
+        return self.image is None, self.system, self.max_new_tokens, self.temperature
+
+
+@dataclass(frozen=True)
 class Prediction:
     """One answer read from a predictions file (or handed over by the runner)."""
 
@@ -123,6 +142,18 @@ def parse_predictions(records: Iterable[Prediction | dict], source: str = "predi
 def _preview(value) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def item_record(item: Item) -> dict:
+    """An item as JSON, without its image (what the comparison report needs to re-score resamples)."""
+    return {"question_id": item.question_id, "question": item.question, "answer": item.answer, "group": item.group,
+            "options": list(item.options), "source_id": item.source_id, "extra": item.extra}
+
+
+def item_from_record(record: dict) -> Item:
+    return Item(question_id=record["question_id"], question=record["question"], prompt="", image=None,
+                answer=record["answer"], group=record["group"], options=tuple(record.get("options") or ()),
+                source_id=record.get("source_id", ""), extra=dict(record.get("extra") or {}))
 
 
 def prediction_records(items: Sequence[Item], predictions: Sequence[str]) -> list[dict]:

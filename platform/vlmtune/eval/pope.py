@@ -102,6 +102,16 @@ def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dic
                   for item, prediction in zip(items, predictions, strict=True)])
 
 
+def chance(items: Sequence[Item]) -> dict[str, float]:
+    """Figures of fair coin-flip answers: accuracy 0.5, F1 2p/(2p+1) per split for a share p of yes labels, and
+    0.5 as the unbiased yes-ratio."""
+    splits: dict[str, list[bool]] = {}
+    for item in items:
+        splits.setdefault(item.group, []).append(item.answer.lower().strip() != "no")
+    f1s = [2 * (sum(labels) / len(labels)) / (2 * (sum(labels) / len(labels)) + 1) for labels in splits.values()]
+    return {"pope.f1": sum(f1s) / len(f1s), "pope.accuracy": 0.5, "pope.yesRatio": 0.5} if f1s else {}
+
+
 def headline(result: dict) -> dict[str, float]:
     return {"pope.f1": result["meanF1"], "pope.accuracy": result["overall"]["accuracy"],
             "pope.yesRatio": result["overall"]["yesRatio"]}
