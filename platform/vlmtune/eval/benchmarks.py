@@ -92,8 +92,8 @@ def score_predictions(name: str, items: Sequence[Item], records: Sequence[dict],
     bench = BENCHMARKS[name]
     alignment = align(items, records, source, match_text=bench.match_text)
     result = bench.score(items, alignment.predictions, reviews)
-    return {**result, "missingPredictions": alignment.missing, "unusedPredictions": alignment.unused,
-            **counts(alignment.predictions)}
+    return {**result, "items": len(items), "missingPredictions": alignment.missing,
+            "unusedPredictions": alignment.unused, **counts(alignment.predictions)}
 
 
 def load_items(name: str, data: str, limit: int | None = None) -> list[Item]:

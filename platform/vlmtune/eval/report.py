@@ -52,8 +52,8 @@ def _answers(benchmarks: dict[str, dict]) -> dict:
 
 
 def _questions(result: dict) -> int:
-    # Every result counts its questions; MMBench counts source questions and asked rotations apart.
-    return int(result.get("askedQuestions", result.get("questions", 0)))
+    # `items`: every question put to the model (MMBench's rotations each count), as scoring counted them.
+    return int(result.get("items", result.get("askedQuestions", result.get("questions", 0))))
 
 
 def _cell(value) -> str:

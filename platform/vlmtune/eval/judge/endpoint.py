@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from vlmtune.eval.judge.requests import JudgeError, JudgeRequest, Reply
@@ -126,7 +126,7 @@ class EndpointJudge:
             futures = {pool.submit(self.ask, request): index for index, request in enumerate(requests)}
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)  # cache each reply at once
                 for future in done:
                     if future.exception() is not None:
                         for other in pending:
