@@ -67,7 +67,8 @@ def test_a_request_as_openai_expects_it_and_the_reply_text():
     assert (reply.text, reply.model) == ("8 6\nBoth fine.", "judge-test")
     body, = server.bodies
     assert body["model"] == "gpt-4-0613" and body["authorization"] == "Bearer sk-test"
-    assert body["messages"] == [{"role": "system", "content": "be precise"}, {"role": "user", "content": "compare these"}]
+    assert body["messages"] == [{"role": "system", "content": "be precise"},
+                                {"role": "user", "content": "compare these"}]
     assert (body["temperature"], body["max_tokens"]) == (0.2, 1024)
 
 

@@ -21,6 +21,14 @@ def test_grades_are_parsed_as_the_official_grader(reply, grade):
     assert parse_grade(reply) == grade
 
 
+def test_the_prompt_is_the_published_one_byte_for_byte():
+    import hashlib
+
+    # sha256 of `prompt` in yuweihao/MM-Vet's mm-vet_evaluator.py at acde843e.
+    assert hashlib.sha256(mmvet.PROMPT.encode()).hexdigest() == (
+        "d1b3e0a5b4e72c888b77164489d705bba4dd149934fff564dfba6443d81afe3f")
+
+
 def _item(truth="-1<AND>-5", capabilities=("math",)):
     return Item("v1_0", "What is x in the equation?", "What is x in the equation?", b"", truth, "math",
                 extra={"capabilities": list(capabilities)})
