@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -128,7 +129,8 @@ class ChoiceRow:
     rotation: int = 0
 
 
-def is_right(answer: str, prediction: str | None, options: Sequence[str]) -> bool:
+@functools.lru_cache(maxsize=1 << 16)  # a bootstrap re-scores the same answers a thousand times
+def is_right(answer: str, prediction: str | None, options: tuple[str, ...]) -> bool:
     return extract_option(prediction, dict(zip(LETTERS, options))) == answer
 
 
@@ -140,7 +142,7 @@ def score(rows: Sequence[ChoiceRow]) -> dict:
         by_source.setdefault(row.source_id, []).append(row)
     groups: dict[str, list[tuple[bool, bool]]] = {}
     for source_rows in by_source.values():
-        right = [is_right(row.answer, row.prediction, row.options) for row in source_rows]
+        right = [is_right(row.answer, row.prediction, tuple(row.options)) for row in source_rows]
         first = [r for row, r in zip(source_rows, right) if row.rotation == 0]
         groups.setdefault(source_rows[0].group, []).append((all(right), bool(first and first[0])))
     outcomes = [outcome for values in groups.values() for outcome in values]
