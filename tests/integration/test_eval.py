@@ -80,7 +80,8 @@ def test_eval_job_runs_end_to_end_and_its_predictions_rescore_the_same(exported_
         "mc.singleAccuracy", "heldout.accuracy", "heldout.meanTaskAccuracy", "forgetting.meanAccuracy",
         "mmvet.total", "mmmu.accuracy", "answers.emptyRate"}
     assert results["judge"]["judge"] == f"endpoint:{server.url}#rule-judge"
-    assert results["judge"]["fromCache"] == results["judge"]["replies"] == asked  # the forced rerun
+    assert results["judge"]["requestsSent"] == 0  # the forced rerun: every reply from the cache
+    assert results["judge"]["fromCache"] == results["judge"]["replies"] >= asked
     assert results["chance"]["pope.accuracy"] == 0.5 and 0 < results["chance"]["mmmu.accuracy"] < 1
     markdown = (out / "results.md").read_text()
     for name, entry in results["benchmarks"].items():

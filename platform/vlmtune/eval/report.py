@@ -94,8 +94,8 @@ def results_markdown(document: dict) -> str:
     headline = markdown_table(["metric", "value"], [[key, value] for key, value in document["headline"].items()])
     sections = [benchmark_markdown(name, entry["result"]) for name, entry in document["benchmarks"].items()]
     judge = document.get("judge")
-    judged = (f"Judge: `{judge['judge']}`; {judge['replies']} replies, {judge['fromCache']} from the cache.\n\n"
-              if judge else "")
+    judged = (f"Judge: `{judge['judge']}`; {judge['replies']} replies: {judge['requestsSent']} requests sent, "
+              f"{judge['fromCache']} answered from the cache (`judge/`).\n\n" if judge else "")
     return (f"# Evaluation of `{document['model']}` ({document['job']})\n\n{headline}\n\n{judged}"
             + "\n".join(sections))
 

@@ -115,7 +115,7 @@ class _Judging:
     def __init__(self, job: EvalJob, output_uri: str, show_progress: bool):
         self.job, self.output_uri, self.show_progress = job, output_uri, show_progress
         self.judge = self.cache = None
-        self.asked = self.sent = 0
+        self.asked = self.sent = self.cached = 0
 
     def review(self, name: str, items: list[Item], predictions: list[str]) -> list[list[str]]:
         from vlmtune.eval.judge import build_judge, cache_for, review_all
@@ -124,13 +124,13 @@ class _Judging:
         if self.judge is None:
             self.judge = build_judge(spec.judge, spec.generation, spec.resources, self.show_progress)
             self.cache = cache_for(self.output_uri)
-        reviews, sent = review_all(BENCHMARKS[name].next_request, items, predictions, self.judge, self.cache)
+        reviews, sent, cached = review_all(BENCHMARKS[name].next_request, items, predictions, self.judge, self.cache)
         self.asked += sum(len(replies) for replies in reviews)
-        self.sent += sent
+        self.sent, self.cached = self.sent + sent, self.cached + cached
         return reviews
 
     def summary(self) -> dict | None:
         if self.judge is None:
             return None
         return {"judge": self.judge.identity, "replies": self.asked, "requestsSent": self.sent,
-                "fromCache": self.asked - self.sent, "damagedCacheLines": self.cache.damaged_lines}
+                "fromCache": self.cached, "damagedCacheLines": self.cache.damaged_lines}

@@ -130,18 +130,18 @@ def test_the_cache_answers_a_rerun_and_skips_a_line_cut_short(tmp_path):
     requests = [JudgeRequest(f"q{n}") for n in range(4)] + [JudgeRequest("q0")]  # a duplicate: asked once
     with JudgeServer(lambda body, attempt: body["messages"][-1]["content"].upper()) as server:
         judge, _ = _judge(server)
-        replies, sent = ask_all(judge, requests, ReplyCache(str(tmp_path / "judge")))
-        assert [r.text for r in replies] == ["Q0", "Q1", "Q2", "Q3", "Q0"] and sent == 4
+        replies, sent, cached = ask_all(judge, requests, ReplyCache(str(tmp_path / "judge")))
+        assert [r.text for r in replies] == ["Q0", "Q1", "Q2", "Q3", "Q0"] and (sent, cached) == (4, 0)
         with open(tmp_path / "judge" / LOCAL_FILE, "a") as handle:
             handle.write('{"key": "abc", "rep')  # what a kill in the middle of a write leaves
         cache = ReplyCache(str(tmp_path / "judge"))
         assert cache.damaged_lines == 1 and len(cache.replies) == 4
-        again, sent = ask_all(judge, requests, cache)
-        assert [r.text for r in again] == [r.text for r in replies] and sent == 0
+        again, sent, cached = ask_all(judge, requests, cache)
+        assert [r.text for r in again] == [r.text for r in replies] and (sent, cached) == (0, 5)
         assert len(server.bodies) == 4
         # Another judge is another cache entry: the same prompt is asked again.
         other = EndpointJudge(server.url, "another-model", None, requests_per_minute=60_000)
-        assert ask_all(other, requests[:1], cache)[1] == 1
+        assert ask_all(other, requests[:1], cache)[1:] == (1, 0)
 
 
 def _llava_item(n: int) -> Item:
@@ -163,26 +163,27 @@ def test_review_rounds_llava_bench_once_mm_vet_until_a_grade_parses(tmp_path):
     with JudgeServer(respond) as server:
         judge, _ = _judge(server)
         cache = ReplyCache(str(tmp_path / "judge"))
-        reviews, sent = review_all(llavabench.next_request, items, ["a", "b", None], judge, cache)
+        reviews, sent, _ = review_all(llavabench.next_request, items, ["a", "b", None], judge, cache)
         assert sent == 3 and [len(r) for r in reviews] == [1, 1, 1]
         result = llavabench.score_items(items, ["a", "b", None], reviews)
         assert result["unparsable"] == 1 and result["relative"] == pytest.approx(15 / 17)
         records = review_records("llavabench", items, ["a", "b", None], reviews)
         assert records[1]["replies"] == ["I cannot score this."] and records[1]["scores"] is None  # raw reply kept
-        vet_reviews, sent = review_all(mmvet.next_request, vet, ["It is 42"], judge, cache)
+        vet_reviews, sent, _ = review_all(mmvet.next_request, vet, ["It is 42"], judge, cache)
         assert sent == 3 and vet_reviews == [["Correct", "Correct", "0.7"]]
         assert [b["temperature"] for b in server.bodies[3:]] == [0.0, 0.0, 0.5]
         assert mmvet.score_items(vet, ["It is 42"], vet_reviews)["total"] == 0.7
         # A rerun asks nothing: every round is answered from the cache.
-        assert review_all(mmvet.next_request, vet, ["It is 42"], judge, ReplyCache(str(tmp_path / "judge")))[1] == 0
+        rerun = review_all(mmvet.next_request, vet, ["It is 42"], judge, ReplyCache(str(tmp_path / "judge")))
+        assert rerun[1:] == (0, 3)
 
 
 def test_an_endpoint_serving_a_real_tiny_model(tmp_path):
     items = [_llava_item(n) for n in range(3)]
     with JudgeServer(tiny_model(max_tokens=8), model="vlmtune-tiny") as server:
         judge, _ = _judge(server, concurrency=3)
-        reviews, sent = review_all(llavabench.next_request, items, ["one", "two", "three"], judge,
-                                   ReplyCache(str(tmp_path / "judge")))
+        reviews, sent, _ = review_all(llavabench.next_request, items, ["one", "two", "three"], judge,
+                                      ReplyCache(str(tmp_path / "judge")))
     assert sent == 3 and all(len(replies) == 1 and replies[0] for replies in reviews)  # the model said something
     result = llavabench.score_items(items, ["one", "two", "three"], reviews)
     # A random-init model cannot grade: its replies are kept, counted as unparsable, and no figure is made up.
@@ -216,8 +217,8 @@ def test_the_cache_survives_a_kill(tmp_path):
         assert 4 <= len(kept) < 12, "the run was killed before it finished"
         paid_before = len(server.bodies)
         judge = EndpointJudge(server.url, "m", None, requests_per_minute=60_000, concurrency=1)
-        replies, sent = ask_all(judge, [JudgeRequest(f"q{n}") for n in range(12)], ReplyCache(str(folder)))
+        replies, sent, cached = ask_all(judge, [JudgeRequest(f"q{n}") for n in range(12)], ReplyCache(str(folder)))
     assert [r.text for r in replies] == [f"ok q{n}" for n in range(12)]
-    assert sent == 12 - len(kept)  # every reply that reached the disk is never paid for again
+    assert (sent, cached) == (12 - len(kept), len(kept))  # a reply that reached the disk is never paid for again
     asked_again = {body["messages"][-1]["content"] for body in server.bodies[paid_before:]}
     assert not asked_again & {record["request"]["user"] for record in kept}
