@@ -74,9 +74,9 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
-def counts(alignment_predictions: Sequence[str | None]) -> dict[str, int]:
-    """How many answers were empty (a model that says nothing scores by each benchmark's own rule)."""
-    return {"emptyPredictions": sum(p is not None and not p.strip() for p in alignment_predictions)}
+def _empty(predictions: Sequence[str | None]) -> int:
+    """Answers that are empty (a model that says nothing is scored by each benchmark's own rule, so count it)."""
+    return sum(prediction is not None and not prediction.strip() for prediction in predictions)
 
 
 def score_predictions(name: str, items: Sequence[Item], records: Sequence[dict], source: str = "predictions",
@@ -93,7 +93,7 @@ def score_predictions(name: str, items: Sequence[Item], records: Sequence[dict],
     alignment = align(items, records, source, match_text=bench.match_text)
     result = bench.score(items, alignment.predictions, reviews)
     return {**result, "items": len(items), "missingPredictions": alignment.missing,
-            "unusedPredictions": alignment.unused, **counts(alignment.predictions)}
+            "unusedPredictions": alignment.unused, "emptyPredictions": _empty(alignment.predictions)}
 
 
 def load_items(name: str, data: str, limit: int | None = None) -> list[Item]:

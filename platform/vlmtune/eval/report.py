@@ -11,10 +11,11 @@ from vlmtune.eval.benchmarks import BENCHMARKS
 SCHEMA_VERSION = 1
 RESULTS_FILE, MARKDOWN_FILE, CHARTS_FOLDER = "results.json", "results.md", "charts"
 EMPTY_RATE = "answers.emptyRate"
-BAR_UNITS = {"mme": "score per subtask (0-200)", "pope": "fraction (0-1)", "mc": "accuracy (0-1)",
-             "heldout": "accuracy (0-1)", "forgetting": "accuracy (0-1)",
-             "llavabench": "relative score (model / GPT-4 reference)", "mmvet": "mean grade (0-1)",
-             "mmmu": "accuracy (0-1)"}
+BAR_UNITS = {"mme": ("score per subtask (max 200)", 200.0), "pope": ("fraction (0-1)", 1.0),
+             "mc": ("accuracy (0-1)", 1.0), "heldout": ("accuracy (0-1)", 1.0), "forgetting": ("accuracy (0-1)", 1.0),
+             "llavabench": ("relative score (model / GPT-4 reference)", None), "mmvet": ("mean grade (0-1)", 1.0),
+             "mmmu": ("accuracy (0-1)", 1.0)}
+"""Each benchmark chart's y axis: its name with unit, and its fixed top (None: fit the bars)."""
 
 
 def results_document(job: str, model: str, generation: dict, benchmarks: dict[str, dict],
@@ -100,14 +101,16 @@ def results_markdown(document: dict) -> str:
             + "\n".join(sections))
 
 
-def chart_png(title: str, bars: dict, ylabel: str = "", reference: tuple[float, str] | None = None) -> bytes:
+def chart_png(title: str, bars: dict, ylabel: str = "", reference: tuple[float, str] | None = None,
+              top: float | None = None) -> bytes:
     """A bar chart: `{label: value}` as one series, or `{label: {series: value}}` as grouped bars.
 
-    Every bar carries its value; a zero bar shows as a thin line with its 0 on it, so "nothing" is visible.
+    Every bar carries its value, so a zero bar still shows its 0.
 
     Args:
         ylabel: the y axis' name and unit.
         reference: (value, label) of a horizontal reference line (chance, the unbiased 0.5).
+        top: the scale's maximum (a fixed scale compares across runs at a glance); None: fit the bars.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -120,21 +123,21 @@ def chart_png(title: str, bars: dict, ylabel: str = "", reference: tuple[float, 
     axes = figure.add_subplot()
     width = 0.8 / len(series)
     values = [v for label in labels for v in (bars[label].values() if grouped else [bars[label]])]
-    fractions = bool(values) and max(values) <= 1 and min(values) >= 0
+    fractions = top == 1.0 or (top is None and bool(values) and max(values) <= 1 and min(values) >= 0)
     for index, name in enumerate(series):
         heights = [bars[label][name] if grouped else bars[label] for label in labels]
         positions = [x + (index - (len(series) - 1) / 2) * width for x in range(len(labels))]
         drawn = axes.bar(positions, heights, width=width, label=name, edgecolor="black", linewidth=0.6)
         axes.bar_label(drawn, labels=[_value(h, fractions) for h in heights], fontsize=7, padding=2)
-    if fractions:
-        axes.set_ylim(0, 1.12)  # fractions: a fixed scale (and room for labels), so two runs compare at a glance
+    if top is not None or fractions:
+        axes.set_ylim(0, (top or 1.0) * 1.12)  # a fixed scale with room for the labels
     if reference is not None:
         axes.axhline(reference[0], color="grey", linestyle="--", linewidth=1, label=reference[1])
     axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     axes.set_ylabel(ylabel or ("fraction (0-1)" if fractions else "value"))
     axes.set_title(title)
     if grouped or reference is not None:
-        axes.legend(fontsize=8)
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never on them
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -153,8 +156,9 @@ def write_report(output_uri: str, document: dict) -> dict[str, str]:
     for name, entry in document["benchmarks"].items():
         bench = BENCHMARKS[name]
         uri = storage.join(output_uri, CHARTS_FOLDER, f"{name}.png")
-        reference = (0.5, "unbiased yes-ratio / coin flip (0.5)") if name == "pope" else None
+        reference = (0.5, "unbiased yes-ratio /\ncoin flip (0.5)") if name == "pope" else None
+        ylabel, top = BAR_UNITS.get(name, ("", None))
         storage.write_bytes(uri, chart_png(f"{bench.title}: {document['job']}", bench.bars(entry["result"]),
-                                           BAR_UNITS.get(name, ""), reference))
+                                           ylabel, reference, top))
         written[f"chart:{name}"] = uri
     return written

@@ -116,6 +116,10 @@ def _notes(manifest: Mapping, evaluations: Mapping[str, Mapping]) -> list[str]:
             if bad:
                 notes.append(f"{arm['name']}: {bad} of {result['questions']} {name} judge replies gave no score "
                              f"({'left out of the means' if name == 'llavabench' else 'graded 0.0'}).")
+        guessed = benchmarks.get("mmmu", {}).get("result", {}).get("guessed")
+        if guessed:
+            notes.append(f"{arm['name']}: {guessed} MMMU multiple-choice answers named no option and got MMMU's "
+                         "random letter (seeded per question).")
         forgetting = benchmarks.get("forgetting", {}).get("result", {}).get("sets")
         if forgetting:
             sets[tuple(forgetting)] = None
