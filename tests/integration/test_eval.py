@@ -22,15 +22,15 @@ LIMITS = {"mme": 2, "pope": 4, "mc": 2, "heldout": 1, "forgetting": 2, "llavaben
 
 def rule_judge(body: dict, attempt: int) -> str:
     """A small judge for the tests: LLaVA-Bench pairs "10 k" (k = 9 when the answer repeats the reference's last
-    word, else 2); MM-Vet grades 1.0 when the answer holds an acceptable truth, and replies with prose to every
-    third first request, so retries run."""
+    word, else 2); MM-Vet grades 1.0 when the answer holds an acceptable truth, and first replies with prose to the
+    shape question, so retries run."""
     user = body["messages"][-1]["content"]
     if user.startswith("[Context]"):
         reference = user.split("[Assistant 1]\n")[1].split("\n\n[End of")[0]
         answer = user.split("[Assistant 2]\n")[1].split("\n\n[End of")[0]
         return f"10 {9 if reference.rstrip('.').split()[-1].lower() in answer.lower() else 2}\nExplanation."
     question, truth, prediction, _ = user.split("\n")[-1 if "Predict the" not in user else -2].split(" | ")
-    if len(body["messages"]) == 1 and hash(question) % 3 == 0 and "Predict the" not in user:
+    if question.startswith("What shape") and "Predict the" not in user:
         return "The prediction is wrong"
     return "1.0" if any(t.strip().lower() in prediction.lower() for t in truth.split("<OR>")) else "0.0"
 

@@ -114,7 +114,7 @@ def align(items: Sequence[Item], predictions: Iterable[Prediction | dict], sourc
 def parse_predictions(records: Iterable[Prediction | dict], source: str = "predictions") -> list[Prediction]:
     """Prediction records `{"question_id", "question"?, "prediction"}` checked and typed.
 
-    LLaVA's answer files name the answer `text` instead of `prediction`; both are read.
+    LLaVA's answer files (`model_vqa*.py`) name the answer `text` and carry the question in `prompt`; both are read.
 
     Raises:
         PredictionsError: a question id that is not a string or an integer, or an answer that is not a string.
@@ -134,9 +134,18 @@ def parse_predictions(records: Iterable[Prediction | dict], source: str = "predi
         if not isinstance(text, str):
             raise PredictionsError(f"{source} line {line} (question_id {str(qid)!r}): {field} must be a string, "
                                    f"not {_preview(text)}; write an unanswered question as \"\"")
-        question = record.get("question")
-        parsed.append(Prediction(str(qid), question if isinstance(question, str) else None, text, line))
+        parsed.append(Prediction(str(qid), _question_text(record), text, line))
     return parsed
+
+
+def _question_text(record: dict) -> str | None:
+    """The record's question: `question`, or the first line of a LLaVA answer file's `prompt` (the question, then
+    LLaVA's answer-format instruction on the next line)."""
+    question = record.get("question")
+    if isinstance(question, str):
+        return question
+    prompt = record.get("prompt")
+    return prompt.split("\n")[0] if isinstance(prompt, str) else None
 
 
 def _preview(value) -> str:

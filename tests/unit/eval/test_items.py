@@ -55,6 +55,10 @@ def test_result_files_keyed_by_id_and_llava_answer_files_are_read():
                                                             {"question_id": "v1_1", "prediction": "cat", "_line": 2}]
     llava = loads_jsonl(b'{"question_id": 0, "prompt": "Q", "text": "A dog.", "answer_id": "x"}\n')
     assert align([_item("0")], llava).predictions == ["A dog."]
+    # LLaVA's POPE/MME answer files: the prompt is the question, then the answer-format instruction.
+    pope = loads_jsonl(b'{"question_id": 7, "prompt": "Is there a cat?\\nAnswer the question using a single word '
+                       b'or phrase.", "text": "No"}\n')
+    assert align([_item("7", "Is there a cat?")], pope, match_text=True).predictions == ["No"]
 
 
 def test_duplicate_ids_are_an_error_naming_the_file_both_lines_and_the_id():
