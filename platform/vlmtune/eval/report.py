@@ -138,6 +138,8 @@ def chart_png(title: str, bars: dict, ylabel: str = "", reference: tuple[float, 
     axes.set_title(title)
     if grouped or reference is not None:
         axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never on them
+    if not labels:
+        axes.text(0.5, 0.5, "nothing to show (see results.md)", ha="center", va="center", transform=axes.transAxes)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -23,8 +23,8 @@ from vlmtune.report.metrics import metric
 
 RESAMPLES, MIN_RESAMPLES, CONFIDENCE, SEED = 1000, 200, 0.95, 0
 WORK = 4_000_000
-"""Question scorings one comparison may spend (about 15 s): a full MMBench (17k rotations) gets 200 resamples,
-a quickstart-sized benchmark 1000."""
+"""Question scorings one comparison may spend: two arms on a full MMBench (17k rotations) get the minimum of 200
+resamples, a quickstart-sized benchmark 1000."""
 
 
 def resamples_for(questions: int, arms: int) -> int:

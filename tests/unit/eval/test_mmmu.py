@@ -7,7 +7,8 @@ import pytest
 
 from vlmtune.eval import mmmu
 from vlmtune.eval.layouts import IMAGE_STRUCT, parquet_bytes
-from vlmtune.eval.mmmu import MMMURow, is_right_open, parse_multiple_choice, parse_open, prompt, score
+from vlmtune.eval.mmmu import MMMURow, prompt, score
+from vlmtune.eval.mmmu_parse import is_right_open, parse_multiple_choice, parse_open
 
 LETTERS = ["A", "B", "C", "D"]
 OPTIONS = {"A": "red", "B": "blue", "C": "green", "D": "dark blue"}
