@@ -28,23 +28,41 @@ PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-N
 
 
 def read_parquet_rows(uri: str) -> list[dict]:
-    """Rows of a Parquet file, or of every `*.parquet` under a folder (shards in name order)."""
+    """Rows of a Parquet file, or of the `*.parquet` files directly in a split folder (shards in name order).
+
+    Only the folder given is read, never its subfolders: a dataset repository holds several layouts of one
+    benchmark side by side (lmms-lab/POPE: `data/` and `Full/`), and reading them all would score every question
+    twice.
+
+    Raises:
+        FileNotFoundError: no such file or folder, or a folder without .parquet files (naming its subfolders
+            that have some).
+    """
     fs, path = storage.resolve(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"{uri}: no such file or folder")
-    if info.type == pafs.FileType.Directory:
-        files = sorted(entry.path for entry in fs.get_file_info(pafs.FileSelector(path, recursive=True))
-                       if entry.type == pafs.FileType.File and entry.path.endswith(".parquet"))
-        if not files:
-            raise FileNotFoundError(f"{uri}: the folder holds no .parquet file")
-    else:
-        files = [path]
+    files = [path] if info.type != pafs.FileType.Directory else _split_files(fs, uri, path)
     rows = []
     for file in files:
         with fs.open_input_file(file) as handle:
             rows.extend(pq.read_table(handle).to_pylist())
     return rows
+
+
+def _split_files(fs: pafs.FileSystem, uri: str, path: str) -> list[str]:
+    entries = fs.get_file_info(pafs.FileSelector(path))
+    files = sorted(entry.path for entry in entries
+                   if entry.type == pafs.FileType.File and entry.path.endswith(".parquet"))
+    if files:
+        return files
+    below = sorted({entry.path[len(path):].strip("/").split("/")[0]
+                    for entry in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+                    if entry.type == pafs.FileType.File and entry.path.endswith(".parquet")})
+    if below:
+        raise FileNotFoundError(f"{uri}: no .parquet file directly in this folder; give the split folder itself, "
+                                f"one of: {', '.join(f'{uri.rstrip(chr(47))}/{name}' for name in below[:5])}")
+    raise FileNotFoundError(f"{uri}: the folder holds no .parquet file")
 
 
 def parquet_bytes(rows: list[dict], schema: pa.Schema) -> bytes:
