@@ -287,6 +287,9 @@ def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool
     secret = object_store_secret(runtime, namespace)
     if secret:
         main["envFrom"] = [{"secretRef": {"name": secret}}]
+    judge_env = _judge_env(job) if head else []
+    if judge_env:  # the driver runs on the head and calls the judge: its key comes from the named Secret
+        main["env"] = judge_env
     spec: dict = {
         "securityContext": pod_security(runtime),
         "containers": [main],
@@ -304,6 +307,11 @@ def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool
     if annotations:
         metadata["annotations"] = dict(annotations)
     return {"metadata": metadata, "spec": spec}
+
+
+def _judge_env(job: Job) -> list[dict]:
+    judge = getattr(job.spec, "judge", None)
+    return judge.secret_env() if judge is not None else []
 
 
 def _no_drain(runtime: RuntimeConfig) -> dict[str, str]:
