@@ -12,9 +12,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from vlmtune.spec import Job
-from vlmtune.spec.crd import short_names
-from vlmtune.spec.metadata import QUEUE_LABEL
+from vlmtune.spec import QUEUE_LABEL, Job, short_names
 
 from vlmtune_operator.chaining import ARTIFACT_LAYOUT, resolve_document
 from vlmtune_operator.errors import BuildError
