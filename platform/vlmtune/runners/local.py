@@ -9,10 +9,7 @@ from contextlib import contextmanager
 
 import ray
 
-from vlmtune.runners.pipeline import execution_order, run_pipeline
 from vlmtune.spec import Job
-
-__all__ = ["execution_order", "logical_cpus", "ray_session", "run_jobs"]
 
 
 def logical_cpus(jobs: list[Job]) -> int:
@@ -49,13 +46,3 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
-
-
-def run_jobs(jobs: list[Job], verbose: bool = False, show_progress: bool = True, force: bool = False):
-    """Run every job in dependency order (experiments expanded), skipping finished ones; see `runners.pipeline`.
-
-    Returns:
-        The TrainResult/EvalResult of every job that ran (skipped jobs have none).
-    """
-    outcomes = run_pipeline(jobs, force=force, verbose=verbose, show_progress=show_progress).outcomes
-    return [outcome.result for outcome in outcomes if outcome.result is not None]
