@@ -25,7 +25,7 @@ from vlmtune.data.pipeline import build_rank_dataset
 from vlmtune.data.preprocess import ProcessorConfig
 from vlmtune.spec import TuningJob
 from vlmtune.train import checkpoint as ckpt
-from vlmtune.train import model_source, preemption
+from vlmtune.train import deepspeed_internals, model_source, preemption
 from vlmtune.train.deepspeed_config import deepspeed_config, resolve_precision
 from vlmtune.train.ledger import SampleLedger, forget_after
 from vlmtune.train.metrics import (
@@ -133,6 +133,7 @@ def _setup_engine(job: TuningJob, model: torch.nn.Module, total_steps: int):
         model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(job.spec),
         dist_init_required=False,
     )
+    deepspeed_internals.check(engine)  # a DeepSpeed without what resume and export need fails here, in one line
     return engine
 
 
@@ -218,7 +219,7 @@ def _report(engine, metrics: dict, state: ckpt.TrainState, rank: int, loop: Loop
 def _export(engine, built, job: TuningJob, loop: LoopConfig, rank: int) -> None:
     """Hugging Face export to `<output>/model`; ZeRO-3 shards are gathered first (a collective)."""
     if job.spec.training.deepspeed.zero_stage == 3:
-        state_dict = engine._zero3_consolidated_16bit_state_dict()
+        state_dict = deepspeed_internals.consolidated_state_dict(engine)
     else:
         state_dict = engine.module.state_dict() if rank == 0 else None
     if rank != 0:
