@@ -3,29 +3,18 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from vlmtune.train import deepspeed_internals as internals
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def group():
-    # One process group for the module: DeepSpeed keeps the first group it saw in module state.
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29547", "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    yield
-    dist.destroy_process_group()
-    for key, value in saved.items():
-        os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+@pytest.fixture
+def group(gloo_world):
+    return gloo_world
 
 
 def engine_at(stage: int):
