@@ -9,8 +9,10 @@ from contextlib import contextmanager
 
 import ray
 
+from vlmtune.runners.interrupts import install
 from vlmtune.runners.pipeline import execution_order, run_pipeline
 from vlmtune.spec import Job
+from vlmtune.train.stop import StopSwitch
 
 __all__ = ["execution_order", "logical_cpus", "ray_session", "run_jobs"]
 
@@ -26,10 +28,14 @@ def logical_cpus(jobs: list[Job]) -> int:
 
 
 @contextmanager
-def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
+def ray_session(jobs: list[Job], verbose: bool = False, stop: StopSwitch | None = None) -> Iterator[None]:
     """Use the Ray cluster in hand, the one RAY_ADDRESS names, or start an embedded one.
 
     Worker logs reach the console only with `verbose`; progress and errors travel as data.
+
+    Args:
+        stop: SIGINT/SIGTERM go to it again once Ray is up (`ray.init` sets a SIGTERM handler that exits
+            with a C++ stack dump when the signal lands inside Ray's code).
     """
     if ray.is_initialized():
         yield
@@ -39,6 +45,8 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
     else:
         ray.init(num_cpus=logical_cpus(jobs), include_dashboard=False, log_to_driver=verbose,
                  configure_logging=True, logging_level="INFO" if verbose else "ERROR")
+    if stop is not None:
+        install(stop)
     if not verbose:
         # Ray Data logs every dataset's plan and progress on the driver, as Ray's own logs are kept to errors
         # here; --verbose shows them. It sets up its loggers when first imported, so import it first.

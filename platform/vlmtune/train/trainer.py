@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -15,12 +16,15 @@ from vlmtune.data.mixture import plan_samples, sample_mixture, select_tasks
 from vlmtune.data.prepare import estimate_tokens
 from vlmtune.data.sources import read_sources
 from vlmtune.spec import Resume, TuningJob
+from vlmtune.spec.tuning import MAX_PLANNED_SAMPLES
 from vlmtune.train import model_source
 from vlmtune.train.metrics import read_history
 from vlmtune.train.mlflow_log import require_mlflow
+from vlmtune.run_layout import CHECKPOINTS
 from vlmtune.train.loop import LoopConfig, train_loop_per_worker
-from vlmtune.train.resume import CHECKPOINTS, Latest, clear_run, prepare_resume
+from vlmtune.train.resume import Latest, clear_run, latest_checkpoint, prepare_resume
 from vlmtune.train.progress import ProgressBar, ProgressBoard
+from vlmtune.train.stop import RunInterrupted, StopSwitch, fit_until_stopped, stop_board
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -32,14 +36,23 @@ class TrainResult:
     data_report: dict
 
 
-def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_progress: bool = False) -> TrainResult:
-    """Train `job` on the current Ray cluster (embedded or remote); blocks until done."""
+def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_progress: bool = False,
+                   stop: StopSwitch | None = None) -> TrainResult:
+    """Train `job` on the current Ray cluster (embedded or remote); blocks until done.
+
+    Args:
+        stop: set by the driver's signal handler: the workers checkpoint at the next step boundary and end.
+
+    Raises:
+        RunInterrupted: `stop` was set during training; names the step to resume from.
+    """
     spec = job.spec
     if spec.output.mlflow is not None:
         require_mlflow()  # here, not first in a Ray worker: the error names the extra to install
     output_uri = storage.absolute(spec.output.uri)
     records, report = read_sources(spec.data.sources)
     _check_read_skips(report, spec.data.max_skipped_fraction)
+    _check_plan_size(len(records), spec)
     source = model_source.model_source(spec.model, upstream_model_uri)
     processor = model_source.processor_config(source, spec.training.max_length)
     plan = sample_plan(spec, records, processor.image_tokens)
@@ -49,15 +62,15 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
     loop = LoopConfig(job=job.to_doc(), source=source, total_steps=plan.steps, output_uri=output_uri,
                       plan=ray.put(plan), processor=processor, resume_uri=latest.uri if latest else None,
                       steps_per_epoch=plan.steps_per_epoch)
-    board = ProgressBoard.remote()
+    board, stops = ProgressBoard.remote(), stop_board()
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"loop": loop, "progress": board},
+        train_loop_config={"loop": loop, "progress": board, "stop": stops},
         scaling_config=_scaling_config(job),
         run_config=_run_config(job, output_uri),
     )
     with ProgressBar(board, job.name, plan.steps) if show_progress else nullcontext():
-        result = trainer.fit()
+        result = _fit(trainer, job, output_uri, stop or StopSwitch(), stops)
     if result.error:
         raise result.error
     history = read_history(output_uri)
@@ -65,6 +78,21 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
                    "skippedRecords": report.skipped, "droppedPerEpoch": plan.dropped_per_epoch}
     storage.write_bytes(storage.join(output_uri, "data_report.json"), json.dumps(data_report, indent=2).encode())
     return TrainResult(job.name, output_uri, storage.join(output_uri, "model"), plan.steps, history, data_report)
+
+
+def _fit(trainer: TorchTrainer, job: TuningJob, output_uri: str, stop: StopSwitch, stops):
+    """trainer.fit(), ended early at a step boundary when `stop` is set.
+
+    Raises:
+        RunInterrupted: the workers stopped on request (or did not within the grace period).
+    """
+    stop.raise_if_requested()
+    result, gave_up = fit_until_stopped(trainer.fit, stop, stops)
+    stopped_at = None if gave_up else ray.get(stops.stopped_at.remote())
+    if gave_up or stopped_at is not None:
+        latest = stopped_at if stopped_at is not None else getattr(latest_checkpoint(output_uri), "step", None)
+        raise RunInterrupted(job.name, stop.reason or "a stop request", latest, checkpointed=not gave_up)
+    return result
 
 
 def sample_plan(spec, records: list[dict], image_tokens: int):
@@ -88,11 +116,26 @@ def estimated_length(record: dict, image_tokens: int) -> int:
 
 
 def _resume_point(job: TuningJob, output_uri: str) -> Latest | None:
-    """The checkpoint an earlier, interrupted run of this job left (None: start fresh)."""
+    """The checkpoint an earlier, interrupted run of this job left (None: start fresh); a warning per newer
+    checkpoint that did not verify."""
     if job.spec.training.resume is Resume.never:
         clear_run(output_uri)
         return None
-    return prepare_resume(output_uri)
+    point = prepare_resume(output_uri)
+    for line in point.warnings():
+        print(f"{job.name}: warning: {line}", file=sys.stderr, flush=True)
+    return point.latest
+
+
+def _check_plan_size(records: int, spec) -> None:
+    """Refuse a plan the driver cannot hold (every planned sample id is in its memory), before building it."""
+    per_epoch = min(records, spec.data.max_samples or records)
+    planned = per_epoch * spec.training.epochs
+    if spec.training.max_steps is not None:
+        planned = min(planned, spec.training.max_steps * spec.training.global_batch_size)
+    if planned > MAX_PLANNED_SAMPLES:
+        raise ValueError(f"spec.training.epochs: {spec.training.epochs} epochs of {per_epoch} samples plan {planned} "
+                         f"samples, more than the {MAX_PLANNED_SAMPLES} a plan may hold; set training.maxSteps")
 
 
 def _check_read_skips(report, limit: float) -> None:
@@ -127,7 +170,9 @@ def _run_config(job: TuningJob, output_uri: str) -> ray.train.RunConfig:
         name=CHECKPOINTS,
         storage_path=path,
         storage_filesystem=fs,
-        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=job.spec.training.keep_checkpoints),
+        # Retention is the loop's (`resume.prune`): Ray Train would delete older checkpoints as soon as a new one
+        # is uploaded, before its completion record says it counts, and forgets those of earlier runs.
+        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
         failure_config=ray.train.FailureConfig(max_failures=3),
     )
 
