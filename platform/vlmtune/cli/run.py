@@ -39,8 +39,8 @@ def run(args) -> int:
     # Heavy imports only once the spec is valid.
     from vlmtune.runners.interrupts import exit_status, stop_on_signals
     from vlmtune.runners.lease import LeaseHeld
-    from vlmtune.runners.pipeline import run_pipeline
-    from vlmtune.train.stop import RunInterrupted, StopRequested, StopSwitch
+    from vlmtune.runners.pipeline import error_line, run_pipeline
+    from vlmtune.train.stop import RunFailed, RunInterrupted, StopRequested, StopSwitch
 
     started = time.perf_counter()
     try:
@@ -50,8 +50,14 @@ def run(args) -> int:
     except (RunInterrupted, StopRequested) as interrupted:
         print(_interrupted_line(interrupted, args), file=sys.stderr, flush=True)
         return exit_status(stop.reason)
-    except LeaseHeld as held:
-        print(f"vlmtune run: {held}", file=sys.stderr)
+    except (LeaseHeld, RunFailed) as ended:
+        print(f"vlmtune run: {ended}", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - one line here; --verbose shows the whole error
+        if args.verbose:
+            raise
+        print(f"vlmtune run: failed: {error_line(error)}; rerun to resume from the newest complete checkpoint "
+              "(--verbose shows the whole error and the workers' logs)", file=sys.stderr)
         return 1
     for written in result.reports.values():
         print(_report_summary(written))

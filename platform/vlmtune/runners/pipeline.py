@@ -302,7 +302,7 @@ def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool, 
         _record_end(job, ended_record(running, "Interrupted", str(interrupted), now_iso(), resume_step))
         raise
     except Exception as error:
-        _record_end(job, ended_record(running, "Failed", _first_line(error), now_iso()))
+        _record_end(job, ended_record(running, "Failed", error_line(error), now_iso()))
         raise
     record = finished_record(running, result, now_iso())
     write_json(record_uri(job), record)
@@ -318,7 +318,14 @@ def _record_end(job: Job, record: dict) -> None:
         print(f"{job.name}: could not record phase {record['phase']} in {record_uri(job)}: {err}", file=sys.stderr)
 
 
-def _first_line(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
+    """One line that says what went wrong: for Ray Train's worker-group errors, the failing rank's exception (its
+    message ends the worker's traceback), else the error's first line."""
+    failures = getattr(error, "worker_failures", None)
+    if failures:
+        rank, cause = sorted(failures.items())[0]
+        lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        return f"rank {rank}: {lines[-1] if lines else type(cause).__name__}"[:500]
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
 

@@ -27,7 +27,7 @@ import ray.train
 import torch
 import torch.distributed as dist
 
-from vlmtune.train.stop import BoardPoll
+from vlmtune.train.stop import Poll
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class PreemptionWatch:
         self.device = device
         self.drain_checkpointed = False
         self.stop_board = stop_board
-        self._poll = BoardPoll(stop_board) if stop_board is not None else None
+        self._poll = Poll(stop_board.poll) if stop_board is not None else None
 
     def check(self) -> Interrupt:
         flag = self._agreed_flag()
@@ -99,7 +99,7 @@ class PreemptionWatch:
         return NONE
 
     def _agreed_flag(self) -> float:
-        local = _DRIVER_STOP if self._poll and self._poll.requested() else (
+        local = _DRIVER_STOP if self._poll and self._poll() else (
             _WORKER_SIGTERM if _TERMINATED.is_set() else 0.0)
         flag = torch.tensor([local], device=self.device)
         if dist.is_available() and dist.is_initialized():

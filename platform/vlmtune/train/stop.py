@@ -11,8 +11,10 @@ the handler raises `StopRequested` at once.
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,6 +46,18 @@ class RunInterrupted(RuntimeError):
 
     def __reduce__(self):
         return (RunInterrupted, (self.job, self.reason, self.step, self.checkpointed))
+
+
+class RunFailed(RuntimeError):
+    """A run ended on an error restarting cannot heal; the message is one line and says what to do."""
+
+    def __init__(self, job: str, reason: str):
+        self.job, self.reason = job, reason
+        super().__init__(f"{job}: {reason}; free space (or fix the output's permissions), then rerun to resume from "
+                         "the newest complete checkpoint")
+
+    def __reduce__(self):
+        return (RunFailed, (self.job, self.reason))
 
 
 class StopSwitch:
@@ -101,12 +115,20 @@ class StopBoard:
     def __init__(self) -> None:
         self.reason: str | None = None
         self.stopped_step: int | None = None
+        self.hopeless: str | None = None
 
     def request(self, reason: str) -> None:
         self.reason = reason
 
     def poll(self) -> str | None:
         return self.reason
+
+    def fail(self, reason: str) -> None:
+        """A worker hit an error restarting cannot heal: the driver ends the run instead of letting it retry."""
+        self.hopeless = self.hopeless or reason
+
+    def failure(self) -> str | None:
+        return self.hopeless
 
     def stopped(self, step: int) -> None:
         self.stopped_step = step
@@ -115,29 +137,54 @@ class StopBoard:
         return self.stopped_step
 
 
-class BoardPoll:
-    """Rank 0's view of the board: one call in flight at a time, checked without waiting."""
+class Poll:
+    """An actor method asked without waiting: one call in flight at a time; its first non-None answer sticks."""
 
-    def __init__(self, board) -> None:
-        self.board, self.pending, self.reason = board, None, None
+    def __init__(self, method) -> None:
+        self.method, self.pending, self.answer = method, None, None
 
-    def requested(self) -> str | None:
+    def __call__(self) -> Any:
         import ray
 
-        if self.reason is None:
+        if self.answer is None:
             if self.pending is None:
-                self.pending = self.board.poll.remote()
+                self.pending = self.method.remote()
             ready, _ = ray.wait([self.pending], timeout=0)
             if ready:
-                self.reason, self.pending = ray.get(self.pending), None
-        return self.reason
+                self.answer, self.pending = ray.get(self.pending), None
+        return self.answer
 
 
-def fit_until_stopped(fit: Callable[[], Any], switch: StopSwitch, board, grace_s: float = GRACE_S) -> tuple[Any, bool]:
+def hopeless(error: BaseException) -> str | None:
+    """A one-line description of an error that restarting the workers cannot heal (a full disk or quota, a
+    read-only output), or None. Ray Train would replay steps into it `max_failures` times."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and (error.errno in _HOPELESS or "No space left on device" in str(error)):
+            return f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+_HOPELESS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    result: Any = None
+    gave_up: bool = False
+    """A stop was requested and the workers did not end within the grace period (or the lease was lost)."""
+    failure: str | None = None
+    """A worker reported an error restarting cannot heal; the run was ended."""
+
+
+def fit_until_stopped(fit: Callable[[], Any], switch: StopSwitch, board, grace_s: float = GRACE_S,
+                      failure: Callable[[], str | None] = lambda: None) -> FitOutcome:
     """Run `fit` (Ray Train's blocking fit) in a thread, forwarding a stop request to the workers.
 
-    Returns:
-        fit's result, and whether the grace period ran out after a stop request (the result is then None).
+    Args:
+        failure: asked every few tenths of a second; a non-None answer ends the wait at once.
     """
     outcome: dict = {}
 
@@ -154,13 +201,15 @@ def fit_until_stopped(fit: Callable[[], Any], switch: StopSwitch, board, grace_s
         thread.start()
         while thread.is_alive():
             thread.join(0.2)
+            if (reason := failure()) is not None:
+                return FitOutcome(failure=reason)
             if switch.immediate:
-                return None, True
+                return FitOutcome(gave_up=True)
             if switch.requested and forwarded_at is None:
                 board.request.remote(switch.reason)
                 forwarded_at = time.monotonic()
             if forwarded_at is not None and time.monotonic() - forwarded_at > grace_s:
-                return None, True
+                return FitOutcome(gave_up=True)
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["result"], False
+    return FitOutcome(result=outcome["result"])

@@ -24,7 +24,7 @@ from vlmtune.run_layout import CHECKPOINTS
 from vlmtune.train.loop import LoopConfig, train_loop_per_worker
 from vlmtune.train.resume import Latest, clear_run, latest_checkpoint, prepare_resume
 from vlmtune.train.progress import ProgressBar, ProgressBoard
-from vlmtune.train.stop import RunInterrupted, StopSwitch, fit_until_stopped, stop_board
+from vlmtune.train.stop import Poll, RunFailed, RunInterrupted, StopSwitch, fit_until_stopped, hopeless, stop_board
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -64,7 +64,7 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
                       steps_per_epoch=plan.steps_per_epoch)
     board, stops = ProgressBoard.remote(), stop_board()
     trainer = TorchTrainer(
-        train_loop_per_worker,
+        _train_loop,
         train_loop_config={"loop": loop, "progress": board, "stop": stops},
         scaling_config=_scaling_config(job),
         run_config=_run_config(job, output_uri),
@@ -87,12 +87,26 @@ def _fit(trainer: TorchTrainer, job: TuningJob, output_uri: str, stop: StopSwitc
         RunInterrupted: the workers stopped on request (or did not within the grace period).
     """
     stop.raise_if_requested()
-    result, gave_up = fit_until_stopped(trainer.fit, stop, stops)
-    stopped_at = None if gave_up else ray.get(stops.stopped_at.remote())
-    if gave_up or stopped_at is not None:
+    outcome = fit_until_stopped(trainer.fit, stop, stops, failure=Poll(stops.failure))
+    if outcome.failure:
+        raise RunFailed(job.name, outcome.failure)
+    stopped_at = None if outcome.gave_up else ray.get(stops.stopped_at.remote())
+    if outcome.gave_up or stopped_at is not None:
         latest = stopped_at if stopped_at is not None else getattr(latest_checkpoint(output_uri), "step", None)
-        raise RunInterrupted(job.name, stop.reason or "a stop request", latest, checkpointed=not gave_up)
-    return result
+        raise RunInterrupted(job.name, stop.reason or "a stop request", latest, checkpointed=not outcome.gave_up)
+    return outcome.result
+
+
+def _train_loop(config: dict) -> None:
+    """The train loop, telling the driver about an error restarting cannot heal (a full disk) so that the run
+    ends at once instead of Ray Train replaying steps into it `max_failures` times."""
+    try:
+        train_loop_per_worker(config)
+    except Exception as error:
+        reason = hopeless(error)
+        if reason is not None:
+            ray.get(config["stop"].fail.remote(reason))
+        raise
 
 
 def sample_plan(spec, records: list[dict], image_tokens: int):

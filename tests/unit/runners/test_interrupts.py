@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from vlmtune.runners.interrupts import exit_status, stop_on_signals
-from vlmtune.train.stop import RunInterrupted, StopRequested, StopSwitch, fit_until_stopped
+from vlmtune.train.stop import FitOutcome, RunInterrupted, StopRequested, StopSwitch, fit_until_stopped, hopeless
 
 
 class FakeBoard:
@@ -57,23 +57,45 @@ def test_a_request_is_forwarded_to_the_workers_and_their_result_returned():
         return "stopped at a step boundary"
 
     threading.Timer(0.3, switch.request, args=("SIGTERM",)).start()
-    assert fit_until_stopped(fit, switch, board) == ("stopped at a step boundary", False)
+    assert fit_until_stopped(fit, switch, board) == FitOutcome(result="stopped at a step boundary")
 
 
 def test_the_wait_for_the_workers_is_bounded():
     switch, board = StopSwitch(), FakeBoard()
     switch.request("SIGTERM")
     started = time.monotonic()
-    result, gave_up = fit_until_stopped(lambda: time.sleep(60), switch, board, grace_s=0.5)
-    assert (result, gave_up) == (None, True) and time.monotonic() - started < 5
+    assert fit_until_stopped(lambda: time.sleep(60), switch, board, grace_s=0.5) == FitOutcome(gave_up=True)
+    assert time.monotonic() - started < 5
 
 
 def test_a_lost_lease_stops_without_waiting():
     switch = StopSwitch()
     threading.Timer(0.2, switch.abandon, args=("lost the lease",)).start()
     started = time.monotonic()
-    assert fit_until_stopped(lambda: time.sleep(60), switch, FakeBoard(), grace_s=30)[1]
+    assert fit_until_stopped(lambda: time.sleep(60), switch, FakeBoard(), grace_s=30).gave_up
     assert time.monotonic() - started < 5
+
+
+def test_a_hopeless_worker_error_ends_the_wait_at_once():
+    reported = []
+    started = time.monotonic()
+    outcome = fit_until_stopped(lambda: time.sleep(60), StopSwitch(), FakeBoard(),
+                                failure=lambda: reported[0] if reported else reported.append("disk full"))
+    assert outcome == FitOutcome(failure="disk full") and time.monotonic() - started < 5
+
+
+def test_which_errors_are_hopeless():
+    import errno
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as full:
+            raise RuntimeError("report failed") from full
+    except RuntimeError as wrapped:
+        assert hopeless(wrapped) == "OSError: [Errno 28] No space left on device"
+    assert hopeless(OSError("[Errno 28] Error writing bytes to file. Detail: No space left on device")) is not None
+    assert hopeless(ConnectionResetError(errno.ECONNRESET, "reset")) is None and hopeless(ValueError("x")) is None
 
 
 def test_errors_of_fit_reach_the_caller():
