@@ -11,7 +11,10 @@ guarantees:
   renewed or taken over with `If-Match: <ETag>` (exactly one of several takers wins). A lease whose heartbeat
   is older than `ttl_s` by the store's own clock (its Last-Modified against the Date of the answer, so clock
   skew between machines does not matter), or whose holder is a process of this host that no longer exists, is
-  stale and may be taken over. A holder that finds its lease taken (a renewal refused) stops writing.
+  stale and may be taken over. A lease that has already missed two heartbeats is waited for until it is stale
+  (a RayJob retried on a fresh cluster finds its dead predecessor's lease, and takes it over within the TTL
+  instead of failing); one that is still beating is refused at once. A holder that finds its lease taken (a
+  renewal refused) stops writing.
   Stores that ignore the conditional headers (old S3-compatible servers) get a best-effort lease only: check,
   then write, with a window of one request.
 """
@@ -114,7 +117,7 @@ class Lease:
         self.uri = storage.join(output_uri, LEASE)
         self.output, self.ttl_s, self.heartbeat_s, self.on_lost = output_uri, ttl_s, heartbeat_s, on_lost
         self.holder = Holder.me(job)
-        self.store = _LocalLease(self.uri) if storage.local_path(self.uri) else _S3Lease(self.uri)
+        self.store = _LocalLease(self.uri) if storage.local_path(self.uri) else _S3Lease(self.uri, heartbeat_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost: str | None = None
@@ -212,9 +215,10 @@ class _LocalLease:
 
 
 class _S3Lease:
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, heartbeat_s: float):
         self.bucket, _, self.key = uri.removeprefix("s3://").partition("/")
         self.client = _s3_client()
+        self.heartbeat_s = heartbeat_s
         self.etag: str | None = None
 
     def acquire(self, holder: Holder, ttl_s: float, output: str) -> None:
@@ -227,6 +231,11 @@ class _S3Lease:
         if current is None and etag is None:  # released between our two requests
             self.etag = self._put_or_refuse(holder, output, ttl_s, "a run that has just released it", IfNoneMatch="*")
             return
+        if current is not None and not current.dead_here() and 2 * self.heartbeat_s < age <= ttl_s:
+            time.sleep(ttl_s - age + 1)  # it stopped beating: wait until it is stale, then look again
+            current, new_etag, age = self._read()
+            if new_etag != etag:
+                raise LeaseHeld(output, current.describe(age) if current else "a run that took it meanwhile", ttl_s)
         stale = current is None or age > ttl_s or current.dead_here()
         if not stale:
             raise LeaseHeld(output, current.describe(age), ttl_s)

@@ -115,10 +115,31 @@ def test_s3_lease_of_a_silent_holder_is_taken_after_the_ttl(s3, tmp_path):
     out = f"s3://{BUCKET}/{tmp_path.name}"
     _foreign_lease(out)
     with pytest.raises(LeaseHeld, match="pid 1 on elsewhere"):
-        Lease(out, "stage1", ttl_s=60).acquire()
+        Lease(out, "stage1", ttl_s=60, heartbeat_s=30).acquire()
     time.sleep(2.1)  # Last-Modified and Date have one-second resolution
     with Lease(out, "stage1", ttl_s=1):
         assert json.loads(storage.read_bytes(storage.join(out, LEASE)))["pid"] == os.getpid()
+
+
+@pytest.mark.integration
+def test_s3_lease_that_stopped_beating_is_waited_for_then_taken(s3, tmp_path):
+    """A RayJob retried on a fresh cluster meets its dead predecessor's lease: it waits out the TTL, not fails."""
+    out = f"s3://{BUCKET}/{tmp_path.name}"
+    _foreign_lease(out)
+    time.sleep(2.1)  # two heartbeats (of 0.5 s) missed, TTL (4 s) not yet passed
+    started = time.monotonic()
+    with Lease(out, "stage1", ttl_s=4, heartbeat_s=0.5):
+        assert 1 < time.monotonic() - started < 10
+
+
+@pytest.mark.integration
+def test_s3_lease_still_beating_is_refused_at_once(s3, tmp_path):
+    out = f"s3://{BUCKET}/{tmp_path.name}"
+    with Lease(out, "stage1", heartbeat_s=0.5):
+        started = time.monotonic()
+        with pytest.raises(LeaseHeld):
+            Lease(out, "stage1", ttl_s=60, heartbeat_s=30).acquire()
+        assert time.monotonic() - started < 5
 
 
 @pytest.mark.integration
