@@ -40,6 +40,7 @@ from vlmtune.run_layout import LEASE
 TTL_S = 120.0
 """A lease whose heartbeat is older than this is stale (object stores; locally a dead holder frees it at once)."""
 HEARTBEAT_S = 15.0
+_LOCAL_RECORD_BYTES = 1024  # a holder's JSON is about 250 bytes; padded, every rewrite has the same size
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,10 @@ class _LocalLease:
         self.fd = None
 
     def _write(self, holder: Holder) -> None:
-        data = holder.to_bytes()
-        os.ftruncate(self.fd, 0)
+        # One write of a fixed size, never a truncation: a run reading the holder's name never sees an empty file.
+        data = holder.to_bytes().ljust(_LOCAL_RECORD_BYTES)
+        if os.fstat(self.fd).st_size > len(data):
+            os.ftruncate(self.fd, len(data))
         os.pwrite(self.fd, data, 0)
         os.fsync(self.fd)
 
