@@ -74,7 +74,8 @@ def test_ctrl_c_checkpoints_and_a_second_run_on_the_output_is_refused(repo, tmp_
     assert code == 130 and took < STOP_BOUND_S, output[-3000:]
     assert_one_interrupted_line(output)
     record = json.loads((out / "job.json").read_text())
-    assert record["phase"] == "Interrupted" and record["resumeStep"] >= 3 and complete(out, record["resumeStep"]).exists()
+    assert record["phase"] == "Interrupted" and record["resumeStep"] >= 3
+    assert complete(out, record["resumeStep"]).exists()
     assert damage(str(complete(out, record["resumeStep"]).parent)) is None
     assert not (out / LEASE).exists()
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 GRACE_S = 300.0

@@ -15,12 +15,12 @@ from vlmtune import storage
 from vlmtune.data.mixture import plan_samples, sample_mixture, select_tasks
 from vlmtune.data.prepare import estimate_tokens
 from vlmtune.data.sources import read_sources
+from vlmtune.run_layout import CHECKPOINTS
 from vlmtune.spec import Resume, TuningJob
 from vlmtune.spec.tuning import MAX_PLANNED_SAMPLES
 from vlmtune.train import model_source
 from vlmtune.train.metrics import read_history
 from vlmtune.train.mlflow_log import require_mlflow
-from vlmtune.run_layout import CHECKPOINTS
 from vlmtune.train.loop import LoopConfig, train_loop_per_worker
 from vlmtune.train.resume import Latest, clear_run, latest_checkpoint, prepare_resume
 from vlmtune.train.progress import ProgressBar, ProgressBoard
@@ -45,6 +45,7 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
 
     Raises:
         RunInterrupted: `stop` was set during training; names the step to resume from.
+        RunFailed: a worker hit an error restarting cannot heal (a full disk, a read-only output).
     """
     spec = job.spec
     if spec.output.mlflow is not None:
@@ -85,6 +86,7 @@ def _fit(trainer: TorchTrainer, job: TuningJob, output_uri: str, stop: StopSwitc
 
     Raises:
         RunInterrupted: the workers stopped on request (or did not within the grace period).
+        RunFailed: a worker hit an error restarting cannot heal (a full disk).
     """
     stop.raise_if_requested()
     outcome = fit_until_stopped(trainer.fit, stop, stops, failure=Poll(stops.failure))

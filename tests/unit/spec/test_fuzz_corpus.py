@@ -109,7 +109,8 @@ def bad_utf8(rng, text):
 
 def duplicate_key(rng, text):
     lines = text.splitlines(keepends=True)
-    keyed = [i for i, line in enumerate(lines) if re.match(r"^\s*[A-Za-z][\w-]*:", line) and not line.lstrip().startswith("-")]
+    keyed = [i for i, line in enumerate(lines)
+             if re.match(r"^\s*[A-Za-z][\w-]*:", line) and not line.lstrip().startswith("-")]
     index = rng.choice(keyed)
     return "".join(lines[:index + 1] + [lines[index]] + lines[index + 1:])
 

@@ -136,7 +136,8 @@ def test_numbers_in_lists_and_maps(tmp_path):
 
 
 def test_exponent_without_a_dot_is_a_number_as_in_kubernetes(tmp_path):
-    (job,) = load_jobs([_write(tmp_path, GOOD.replace("globalBatchSize: 8,", "globalBatchSize: 8, learningRate: 2e-5,"))])
+    text = GOOD.replace("globalBatchSize: 8,", "globalBatchSize: 8, learningRate: 2e-5,")
+    (job,) = load_jobs([_write(tmp_path, text)])
     assert job.spec.training.learning_rate == 2e-5
 
 
@@ -169,7 +170,8 @@ def test_label_limits(tmp_path, labels, path):
 
 def test_two_jobs_one_output(tmp_path):
     second = GOOD.replace("name: stage1", "name: other")
-    issue = at(problems(tmp_path, GOOD + "---\n" + second.replace("./runs/stage1", "runs/./stage1/")), "spec.output.uri")
+    same_folder = second.replace("./runs/stage1", "runs/./stage1/")
+    issue = at(problems(tmp_path, GOOD + "---\n" + same_folder), "spec.output.uri")
     assert "also the output of job 'stage1'" in issue.message
 
 
