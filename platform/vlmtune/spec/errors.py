@@ -80,7 +80,7 @@ class FieldIssues(ValueError):
 
     def __init__(self, problems: list[tuple[tuple[str, ...], str, str | None]]):
         self.problems = problems
-        super().__init__("; ".join(f"{'.'.join(loc)}: {msg}" for loc, msg, _ in problems))
+        super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg, _ in problems))
 
     def __reduce__(self):
         return (FieldIssues, (self.problems,))

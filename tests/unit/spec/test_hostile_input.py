@@ -25,7 +25,7 @@ spec:
   resources: {workers: 2}
   output: {uri: ./runs/stage1}
 """
-BOUND_S = 5.0  # every file below is answered in milliseconds; the bound leaves room for a loaded machine
+BOUND_S = 10.0  # every file below is answered in milliseconds (10 MB in about a second); room for a loaded machine
 
 
 def problems(tmp_path: Path, content: str | bytes, overrides: tuple[str, ...] = ()) -> list:
@@ -133,6 +133,14 @@ def test_numbers_in_lists_and_maps(tmp_path):
                         "sources: [{demo: {perTask: 4}}]\n    mixture: weights\n    maxSamples: 8\n"
                         "    weights: {shapes: true}")
     assert "boolean" in at(problems(tmp_path, text), "spec.data.weights.shapes").message
+
+
+def test_booleans_in_a_list_of_integers(repo, tmp_path):
+    path = tmp_path / "scaling.yaml"
+    path.write_text((repo / "jobs" / "scaling-tasks.yaml").read_text())
+    with pytest.raises(SpecError) as caught:
+        load_jobs([path], ["spec.study.taskCounts=[true, 2]"])
+    assert "boolean" in at(caught.value.issues, "spec.study.taskCounts[0]").message
 
 
 def test_exponent_without_a_dot_is_a_number_as_in_kubernetes(tmp_path):
