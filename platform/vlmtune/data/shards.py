@@ -41,6 +41,9 @@ MANIFEST = "manifest.json"
 INDEX = "index.parquet"
 CAPPED = "over max-per-task"  # a deliberate cut, not bad input: readers do not count it as skipped
 ROW_GROUP_BYTES = 1 << 20  # the unit of a random read: one sample costs at most this much I/O
+ROW_GROUP_ROWS = 32
+"""At most this many rows in a row group. The training plan draws samples across the whole dataset, so a read
+usually wants one row of a group: with small images a 1 MiB group would hold hundreds of rows, all read for one."""
 
 SCHEMA = pa.schema([
     pa.field("key", pa.string(), nullable=False),  # task + image (Vision-Flan) or task + id (LLaVA)
@@ -146,7 +149,7 @@ class _ParquetOut:
 class ShardWriter:
     """Streams one task's rows into part files of about `max_bytes` each.
 
-    Rows are buffered up to one row group (about `ROW_GROUP_BYTES`) and written as it fills, so
+    Rows are buffered up to one row group (about `ROW_GROUP_BYTES`, at most `ROW_GROUP_ROWS`) and written as it fills, so
     memory stays bounded whatever the task size; a file is closed once it reaches `max_bytes`
     (a single row larger than that gets a file of its own).
     """
@@ -163,7 +166,8 @@ class ShardWriter:
         self._rows.append(row)
         self._buffered += len(row["image_bytes"] or b"") + len(row["conversations"]) + len(row["key"]) + 64
         written = self._file.sink.size if self._file else 0
-        if self._buffered >= self.row_group_bytes or written + self._buffered >= self.max_bytes:
+        if (self._buffered >= self.row_group_bytes or len(self._rows) >= ROW_GROUP_ROWS
+                or written + self._buffered >= self.max_bytes):
             self._write_group()
 
     def close(self) -> list[dict]:

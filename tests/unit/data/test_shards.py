@@ -183,3 +183,17 @@ def test_a_version_1_dataset_asks_for_prepare_again(shards):
 def test_reading_selected_tasks_only(shards):
     records = list(iter_shard_records(str(shards), tasks=["dot_count"]))
     assert {record["task"] for record in records} == {"dot_count"} and len(records) == PER_TASK
+
+
+def test_small_images_still_give_row_groups_of_a_few_rows(tmp_path):
+    """A byte bound alone would put hundreds of small-image rows in one group; a random read of one would read all."""
+    from vlmtune.data.shards import ROW_GROUP_ROWS, ShardWriter
+
+    writer = ShardWriter(str(tmp_path), "tiny_images", max_bytes=1 << 30)
+    for index in range(3 * ROW_GROUP_ROWS + 5):
+        writer.add({"key": f"k{index}", "task": "tiny_images", "source_id": str(index), "image_bytes": b"\xff" * 900,
+                    "image_name": f"{index}.jpg", "conversations": "[]", "est_tokens": 70})
+    (shard,) = writer.close()
+    metadata = pq.read_metadata(tmp_path / shard["path"])
+    sizes = [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
+    assert sizes == [ROW_GROUP_ROWS] * 3 + [5]
