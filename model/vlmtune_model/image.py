@@ -80,8 +80,13 @@ def pixel_values(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     _decode_at_scale(image, spec.size)
     if image.mode != "RGB":
         image = image.convert("RGB")
-    fill = tuple(int(round(channel * 255)) for channel in spec.mean)
-    return normalize(padded_resize(image, spec.size, fill), spec)
+    return normalize(padded_resize(image, spec.size, pad_fill(spec.mean)), spec)
+
+
+def pad_fill(mean: tuple[float, ...]) -> tuple[int, ...]:
+    """The padding colour: the mean in 8 bits, truncated as LLaVA's `expand2square` call and transformers'
+    `LlavaImageProcessor` do (CLIP's mean gives (122, 116, 104)), so exported processors pad alike."""
+    return tuple(int(channel * 255) for channel in mean)
 
 
 def normalize(image: Image.Image, spec: ImageSpec) -> np.ndarray:

@@ -32,7 +32,7 @@ from PIL import Image
 from vlmtune.bench.samples import demo_conversations, generate_records
 from vlmtune.data.grouping import length_grouped_batches, padding_fraction
 from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
-from vlmtune_model.image import ImageSpec, normalize, padded_resize
+from vlmtune_model.image import ImageSpec, normalize, pad_fill, padded_resize
 from vlmtune_model.template import normalize_turns, tokenize_conversation
 
 
@@ -149,7 +149,7 @@ def _llava_path(config: DataBenchConfig) -> Callable[[list[dict]], None]:
 
 def _bound_path(size: int, batch_size: int) -> Callable[[list[dict]], None]:
     spec = ImageSpec(size=size)
-    fill = tuple(int(round(channel * 255)) for channel in spec.mean)
+    fill = pad_fill(spec.mean)
 
     def run_all(chunk: list[dict]) -> None:
         for start in range(0, len(chunk), batch_size):
