@@ -34,13 +34,15 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
 
 
 def llava_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    """`tokenizer` ready for LLaVA: `<image>`, a pad token, bos-only encoding and the vicuna_v1 chat template.
+    """`tokenizer` ready for LLaVA: `<image>`, a pad token, bos-only encoding, the vicuna_v1 chat template, left padding.
 
     Raises:
         ValueError: a tokenizer that appends its eos token and has no `tokenizers` backend to change that.
     """
     tokenizer = bos_only(with_image_token(tokenizer))
     tokenizer.chat_template = chat_template()
+    # Batched `generate` needs prompts padded on the left; training pads its own batches (on the right).
+    tokenizer.padding_side = "left"
     return tokenizer
 
 

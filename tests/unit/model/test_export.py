@@ -12,7 +12,7 @@ from PIL import Image
 from transformers import AutoProcessor, AutoTokenizer, LlavaForConditionalGeneration
 
 from vlmtune.eval.generation import Question, generate, prompt_ids
-from vlmtune_model import build_tiny, load_export, normalize_turns, pixel_values, prompt_text, save_export
+from vlmtune_model import IGNORE_INDEX, build_tiny, load_export, normalize_turns, pixel_values, prompt_text, save_export
 from vlmtune_model.template import tokenize_conversation
 
 QUESTION = "What shape is shown? Answer with one word."
@@ -30,9 +30,10 @@ def picture(width: int, height: int, seed: int) -> Image.Image:
     return Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR)
 
 
-def taught(answers: dict[bytes, str], steps: int = 60):
+def taught(answers: dict[bytes, str], steps: int = 40):
     """The tiny model after a few steps on `answers` (image -> answer): it then answers them, not noise."""
     built = build_tiny(seed=0)
+    built.model.get_input_embeddings().requires_grad_(False)  # 30k x 128 of Adam state for nothing
     batch = []
     for image, answer in answers.items():
         turns = normalize_turns([{"from": "human", "value": f"<image>\n{QUESTION}"}, {"from": "gpt", "value": answer}])
@@ -41,9 +42,13 @@ def taught(answers: dict[bytes, str], steps: int = 60):
     ids = torch.tensor([tokens.input_ids for tokens, _ in batch])
     labels = torch.tensor([tokens.labels for tokens, _ in batch])
     pixels = torch.from_numpy(np.stack([values for _, values in batch]))
-    optimizer = torch.optim.AdamW(built.model.parameters(), lr=3e-3)
+    # Logits only where an answer token is predicted: the 30k-word head everywhere would cost 50x more.
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    optimizer = torch.optim.AdamW([p for p in built.model.parameters() if p.requires_grad], lr=3e-3)
     for _ in range(steps):
-        built.model(input_ids=ids, pixel_values=pixels, labels=labels).loss.backward()
+        logits = built.model(input_ids=ids, pixel_values=pixels, logits_to_keep=keep).logits
+        torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:][keep[:, :-1]]).backward()
         optimizer.step()
         optimizer.zero_grad()
     built.model.eval()
@@ -119,11 +124,13 @@ def test_chat_template_takes_a_system_message_and_closes_answers_with_eos(export
     assert tokenizer.apply_chat_template(messages, tokenize=False) == "Be brief. USER: Hi ASSISTANT: hello[SEP]"
 
 
-def test_prompts_get_bos_and_no_eos(exported):
+def test_prompts_get_bos_and_no_eos_and_batches_pad_on_the_left(exported):
     folder, _ = exported
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ids = tokenizer("USER: hi ASSISTANT:").input_ids
     assert ids[0] == tokenizer.bos_token_id and tokenizer.eos_token_id not in ids
+    batch = tokenizer(["hi", "a longer prompt"], padding=True).input_ids
+    assert batch[0][0] == tokenizer.pad_token_id and batch[0][-1] != tokenizer.pad_token_id
 
 
 @pytest.mark.parametrize("width, height", [(64, 48), (48, 64), (100, 30), (30, 100), (300, 200), (37, 91), (64, 64)])
@@ -135,3 +142,16 @@ def test_processor_pixels_equal_training_pixels(exported, width, height):
     training = pixel_values(Image.open(io.BytesIO(png(image))), load_export(str(folder)).image_spec)
     assert standard.shape == training.shape == (3, 64, 64)
     assert np.array_equal(standard, training)
+
+
+def test_a_tokenizer_that_appends_eos_is_made_bos_only(tmp_path):
+    """Exports written before the chat template carry BERT's tokenizer, which appends [SEP]; loading fixes that."""
+    from vlmtune_model.tokenizer import llava_tokenizer, offline_tokenizer_dir
+
+    bert = AutoTokenizer.from_pretrained(str(offline_tokenizer_dir()))
+    bert.bos_token, bert.eos_token = bert.cls_token, bert.sep_token
+    assert bert("hi").input_ids[-1] == bert.eos_token_id
+    bert.save_pretrained(tmp_path)
+    fixed = llava_tokenizer(AutoTokenizer.from_pretrained(tmp_path))
+    assert fixed("hi").input_ids == [bert.bos_token_id, *bert("hi", add_special_tokens=False).input_ids]
+    assert fixed("hi <image>", add_special_tokens=False).input_ids[-1] == fixed.convert_tokens_to_ids("<image>")
