@@ -34,11 +34,12 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=verbose)
-    else:
-        ray.init(num_cpus=logical_cpus(jobs), include_dashboard=False, log_to_driver=verbose,
-                 configure_logging=True, logging_level="INFO" if verbose else "ERROR")
+    with _quiet_core_logs(enabled=not verbose):
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(log_to_driver=verbose)
+        else:
+            ray.init(num_cpus=logical_cpus(jobs), include_dashboard=False, log_to_driver=verbose,
+                     configure_logging=True, logging_level="INFO" if verbose else "ERROR")
     if not verbose:
         # Ray Data logs every dataset's plan and progress on the driver, as Ray's own logs are kept to errors
         # here; --verbose shows them. It sets up its loggers when first imported, so import it first.
@@ -49,6 +50,27 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def _quiet_core_logs(enabled: bool) -> Iterator[None]:
+    """Keep Ray's C++ core from printing its ERROR lines on the driver's terminal while Ray starts.
+
+    Every Ray Data actor pool (evaluation's model actors) makes the driver's core worker print an "E ...
+    core_worker.cc" line about restartable actors with constructor arguments in the object store (Ray issue
+    53727), which is Ray Data's own design, not a problem of the run. Ray reads its C++ log level from the
+    environment when its processes start, so the setting covers those started here (and only their log level:
+    Python errors and job failures still surface); `--verbose`, or RAY_BACKEND_LOG_LEVEL set by the user, keeps
+    Ray's own level.
+    """
+    if not enabled or "RAY_BACKEND_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
+    try:
+        yield
+    finally:
+        os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
 
 
 def run_jobs(jobs: list[Job], verbose: bool = False, show_progress: bool = True, force: bool = False):
