@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,13 +35,13 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    with _quiet_core_logs(enabled=not verbose):
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(log_to_driver=verbose)
-        else:
-            ray.init(num_cpus=logical_cpus(jobs), include_dashboard=False, log_to_driver=verbose,
-                     configure_logging=True, logging_level="INFO" if verbose else "ERROR")
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=verbose)
+    else:
+        ray.init(num_cpus=logical_cpus(jobs), include_dashboard=False, log_to_driver=verbose,
+                 configure_logging=True, logging_level="INFO" if verbose else "ERROR")
     if not verbose:
+        _spend_actor_restart_notice()
         # Ray Data logs every dataset's plan and progress on the driver, as Ray's own logs are kept to errors
         # here; --verbose shows them. It sets up its loggers when first imported, so import it first.
         import ray.data as _  # noqa: F401
@@ -52,25 +53,31 @@ def ray_session(jobs: list[Job], verbose: bool = False) -> Iterator[None]:
         ray.shutdown()
 
 
-@contextmanager
-def _quiet_core_logs(enabled: bool) -> Iterator[None]:
-    """Keep Ray's C++ core from printing its ERROR lines on the driver's terminal while Ray starts.
+@ray.remote(num_cpus=0, max_restarts=1)
+class _Nothing:
+    def __init__(self, _argument) -> None:
+        pass
+
+
+def _spend_actor_restart_notice() -> None:
+    """Let Ray's core print its once-per-process actor-restart notice into /dev/null instead of the terminal.
 
     Every Ray Data actor pool (evaluation's model actors) makes the driver's core worker print an "E ...
     core_worker.cc" line about restartable actors with constructor arguments in the object store (Ray issue
-    53727), which is Ray Data's own design, not a problem of the run. Ray reads its C++ log level from the
-    environment when its processes start, so the setting covers those started here (and only their log level:
-    Python errors and job failures still surface); `--verbose`, or RAY_BACKEND_LOG_LEVEL set by the user, keeps
-    Ray's own level.
+    53727): Ray Data's own design, not a problem of the run. Ray prints it once per process, so a throwaway actor
+    made the same way takes it while stderr points at /dev/null; nothing else about logging changes.
     """
-    if not enabled or "RAY_BACKEND_LOG_LEVEL" in os.environ:
-        yield
-        return
-    os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
+    argument = ray.put(None)
+    sys.stderr.flush()
+    saved = os.dup(2)
     try:
-        yield
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            actor = _Nothing.remote(argument)  # the core worker logs while it submits: before this returns
     finally:
-        os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
+        os.dup2(saved, 2)
+        os.close(saved)
+    ray.kill(actor)
 
 
 def run_jobs(jobs: list[Job], verbose: bool = False, show_progress: bool = True, force: bool = False):
