@@ -1,25 +1,30 @@
-"""LLaVA model assembly for vlmtune: presets, tokenizer, vicuna_v1 template, image processing, trainable parts.
+"""LLaVA model assembly for vlmtune: shapes, presets, tokenizer, vicuna_v1 template, image processing, trainable parts.
 
-Depends on transformers and torch only, never on `vlmtune`.
+Depends on transformers and torch only, never on `vlmtune`. Names are imported on first use, so
+`vlmtune_model.shapes` (plain data) can be read by planners and CLIs without importing torch.
 """
 
-from vlmtune_model.builder import BuiltModel, build_from_parts, build_tiny, load_export
-from vlmtune_model.export import processor_for, save_export
-from vlmtune_model.image import ImageSpec, pixel_values
-from vlmtune_model.lora import LoraSettings, apply_lora
-from vlmtune_model.projector import PROJECTORS, load_projector_weights
-from vlmtune_model.template import (
-    Tokenized,
-    Turn,
-    normalize_turns,
-    prompt_text,
-    tokenize_conversation,
-)
-from vlmtune_model.tokenizer import IGNORE_INDEX, IMAGE_TOKEN, tiny_tokenizer
-from vlmtune_model.trainable import PARTS, set_trainable
+from __future__ import annotations
 
-__all__ = [
-    "IGNORE_INDEX", "IMAGE_TOKEN", "PARTS", "PROJECTORS", "BuiltModel", "ImageSpec", "LoraSettings", "Tokenized",
-    "Turn", "apply_lora", "build_from_parts", "build_tiny", "load_export", "load_projector_weights", "normalize_turns", "pixel_values", "processor_for",
-    "prompt_text", "save_export", "set_trainable", "tiny_tokenizer", "tokenize_conversation",
-]
+import importlib
+
+_EXPORTS = {
+    "BuiltModel": "builder", "build_from_parts": "builder", "build_tiny": "builder", "load_export": "builder",
+    "llava_config": "builder", "shape_config": "builder",
+    "processor_for": "export", "save_export": "export",
+    "ImageSpec": "image", "pixel_values": "image",
+    "LoraSettings": "lora", "apply_lora": "lora",
+    "PROJECTORS": "projector", "load_projector_weights": "projector",
+    "SHAPES": "shapes", "Shape": "shapes",
+    "Tokenized": "template", "Turn": "template", "normalize_turns": "template", "prompt_text": "template",
+    "tokenize_conversation": "template",
+    "IGNORE_INDEX": "tokenizer", "IMAGE_TOKEN": "tokenizer", "tiny_tokenizer": "tokenizer",
+    "PARTS": "trainable", "set_trainable": "trainable",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vlmtune_model' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vlmtune_model.{_EXPORTS[name]}"), name)

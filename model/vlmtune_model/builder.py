@@ -14,10 +14,12 @@ from transformers import (
     LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    PretrainedConfig,
     PreTrainedTokenizerBase,
 )
 
 from vlmtune_model.image import ImageSpec
+from vlmtune_model.shapes import TINY, Shape
 from vlmtune_model.projector import (
     ACTIVATIONS,
     check_projector,
@@ -49,26 +51,36 @@ class BuiltModel:
         return patches + (self.model.config.vision_feature_select_strategy == "full")
 
 
-def tiny_config(tokenizer: PreTrainedTokenizerBase, image_size: int = 64, projector: str = "mlp2x_gelu") -> LlavaConfig:
-    """A few-million-parameter LLaVA: 2-layer CLIP ViT (8px patches) + 2-layer Llama."""
-    vision = CLIPVisionConfig(
-        hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-        image_size=image_size, patch_size=8, projection_dim=64,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=384, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
+def llava_config(vision: CLIPVisionConfig, text: PretrainedConfig, *, image_token_id: int,
+                 projector: str = "mlp2x_gelu") -> LlavaConfig:
+    """LLaVA-1.5's composition of a vision tower and a language model: the one place a LlavaConfig is made.
+
+    The image feature is CLIP's second-to-last layer without CLS; `projector` picks the projector's activation.
+    """
     return LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=image_token_id(tokenizer),
-        image_seq_length=(image_size // 8) ** 2, projector_hidden_act=ACTIVATIONS[projector],
+        vision_config=vision, text_config=text, image_token_index=image_token_id,
+        image_seq_length=(vision.image_size // vision.patch_size) ** 2, projector_hidden_act=ACTIVATIONS[projector],
         vision_feature_select_strategy="default", vision_feature_layer=-2,
     )
 
 
-def build_tiny(seed: int = 0, image_size: int = 64, projector: str = "mlp2x_gelu") -> BuiltModel:
+def shape_config(shape: Shape, *, image_token_id: int, projector: str = "mlp2x_gelu", **text) -> LlavaConfig:
+    """The LlavaConfig of `shape` (random-init models: the tiny preset, benchmark shapes); `text` adds Llama keys."""
+    return llava_config(CLIPVisionConfig(**shape.vision), LlamaConfig(**{**shape.text, **text}),
+                        image_token_id=image_token_id, projector=projector)
+
+
+def tiny_config(tokenizer: PreTrainedTokenizerBase, image_size: int = TINY.image_size,
+                projector: str = "mlp2x_gelu") -> LlavaConfig:
+    """The `tiny` preset's config (`shapes.TINY`) over the offline tokenizer."""
+    if len(tokenizer) != TINY.text["vocab_size"]:
+        raise ValueError(f"the tiny tokenizer has {len(tokenizer)} tokens, shapes.TINY says {TINY.text['vocab_size']}")
+    return shape_config(TINY.with_image_size(image_size), image_token_id=image_token_id(tokenizer),
+                        projector=projector, bos_token_id=tokenizer.bos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+
+
+def build_tiny(seed: int = 0, image_size: int = TINY.image_size, projector: str = "mlp2x_gelu") -> BuiltModel:
     """The `tiny` preset: random init from configs, offline tokenizer; deterministic for a seed."""
     check_projector(projector)
     tokenizer = tiny_tokenizer()
@@ -100,12 +112,7 @@ def build_from_parts(language_model: str, vision_tower: str, projector: str = "m
     tokenizer = llava_tokenizer(AutoTokenizer.from_pretrained(language_model, use_fast=True))
     vision = CLIPVisionModel.from_pretrained(vision_tower, dtype=torch.float32)
     language = AutoModelForCausalLM.from_pretrained(language_model, dtype=torch.float32)
-    vcfg = vision.config
-    config = LlavaConfig(
-        vision_config=vcfg, text_config=language.config, image_token_index=image_token_id(tokenizer),
-        image_seq_length=(vcfg.image_size // vcfg.patch_size) ** 2, projector_hidden_act=ACTIVATIONS[projector],
-        vision_feature_select_strategy="default", vision_feature_layer=-2,
-    )
+    config = llava_config(vision.config, language.config, image_token_id=image_token_id(tokenizer), projector=projector)
     model = LlavaForConditionalGeneration(config)
     shape_projector(model, projector)
     model.model.vision_tower.load_state_dict(vision.state_dict())

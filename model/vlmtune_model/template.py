@@ -94,25 +94,57 @@ def tokenize_conversation(
     Returns:
         ids, labels (-100 outside answers) and whether truncation cut the sample.
     """
+    return tokenize_conversations([turns], tokenizer, image_tokens=image_tokens, max_length=max_length,
+                                  system=system)[0]
+
+
+def tokenize_conversations(
+    conversations: list[list[Turn]],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    image_tokens: int,
+    max_length: int,
+    system: str = SYSTEM_VICUNA_V1,
+) -> list[Tokenized]:
+    """`tokenize_conversation` for many conversations with one tokenizer call.
+
+    Each piece (a human turn with its template text, or an answer) is still tokenized on its own; one
+    call for a whole batch only saves the per-call bookkeeping, which on short Vision-Flan prompts costs
+    as much as the encoding itself.
+    """
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    ids, labels = [tokenizer.bos_token_id], [IGNORE_INDEX]
-    prefix = system + " "
+    texts = [text for turns in conversations for text in _piece_texts(turns, system)]
+    pieces = iter(tokenizer(texts, add_special_tokens=False).input_ids) if texts else iter(())
+    results = []
+    for turns in conversations:
+        ids, labels = [tokenizer.bos_token_id], [IGNORE_INDEX]
+        for turn in turns:
+            piece = _expand(next(pieces), image_id, image_tokens)
+            if turn.role == "human":
+                ids += piece
+                labels += [IGNORE_INDEX] * len(piece)
+            else:
+                piece = piece + [tokenizer.eos_token_id]
+                ids += piece
+                labels += piece
+        results.append(Tokenized(ids[:max_length], labels[:max_length], len(ids) > max_length))
+    return results
+
+
+def _piece_texts(turns: list[Turn], system: str) -> list[str]:
+    texts, prefix = [], system + " "
     for turn in turns:
         if turn.role == "human":
-            piece = _encode(tokenizer, f"{prefix}{USER}: {turn.text} {ASSISTANT}:", image_id, image_tokens)
-            ids += piece
-            labels += [IGNORE_INDEX] * len(piece)
+            texts.append(f"{prefix}{USER}: {turn.text} {ASSISTANT}:")
             prefix = ""
         else:
-            piece = _encode(tokenizer, turn.text, image_id, image_tokens) + [tokenizer.eos_token_id]
-            ids += piece
-            labels += piece
-    truncated = len(ids) > max_length
-    return Tokenized(ids[:max_length], labels[:max_length], truncated)
+            texts.append(turn.text)
+    return texts
 
 
-def _encode(tokenizer: PreTrainedTokenizerBase, text: str, image_id: int, image_tokens: int) -> list[int]:
-    ids = tokenizer(text, add_special_tokens=False).input_ids
+def _expand(ids: list[int], image_id: int, image_tokens: int) -> list[int]:
+    if image_id not in ids:
+        return ids
     expanded = []
     for token in ids:
         expanded.extend([image_id] * image_tokens if token == image_id else [token])

@@ -1,4 +1,5 @@
-"""The operator's one door to the API server: get/create of RayJobs and jobs, list of Kueue Workloads.
+"""The operator's one door to the API server: get/create/delete of RayJobs, get/create of jobs, list of Kueue
+Workloads, get of the tenant namespaces' object-store Secrets.
 
 Everything else in the operator is pure; this facade is the only module that does I/O, so handlers can be
 tested with a fake of it and the real one against an in-memory API server.
@@ -6,21 +7,24 @@ tested with a fake of it and the real one against an in-memory API server.
 
 from __future__ import annotations
 
-from vlmtune.spec import KINDS
-from vlmtune.spec.base import API_GROUP
-from vlmtune.spec.crd import VERSION, plural_of
+from vlmtune.spec import API_GROUP, KINDS, VERSION, plural_of
+
+from vlmtune_operator.errors import RayJobRefused
 
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+ADMISSION_DENIALS = ("denied request", "admission webhook", "ValidatingAdmissionPolicy")
+"""Words of a 403 that admission, not RBAC, answered (RBAC's 403 says `cannot create resource`)."""
 """Kueue labels each Workload with the uid of the job object it admits."""
 
 
 class KubeClient:
     """Custom objects the operator reads and writes, with 404 as None and 409 as "already there"."""
 
-    def __init__(self, api, kueue_api_version: str = "kueue.x-k8s.io/v1beta2"):
+    def __init__(self, api, kueue_api_version: str = "kueue.x-k8s.io/v1beta2", core_api=None):
         from kubernetes.client.exceptions import ApiException
 
         self._api = api  # kubernetes.client.CustomObjectsApi
+        self._core = core_api  # kubernetes.client.CoreV1Api (Secrets)
         self._api_exception = ApiException
         self._kueue_group, self._kueue_version = kueue_api_version.split("/", 1)
 
@@ -33,14 +37,49 @@ class KubeClient:
             config.load_incluster_config()
         except config.ConfigException:
             config.load_kube_config()
-        return cls(client.CustomObjectsApi(), kueue_api_version)
+        return cls(client.CustomObjectsApi(), kueue_api_version, client.CoreV1Api())
 
     def get_rayjob(self, namespace: str, name: str) -> dict | None:
         return self._get("ray.io", "v1", namespace, "rayjobs", name)
 
     def create_rayjob(self, namespace: str, body: dict) -> dict:
-        """Create `body`; if a RayJob of that name already exists, return the existing one."""
-        return self._create("ray.io", "v1", namespace, "rayjobs", body, self.get_rayjob)
+        """Create `body`; if a RayJob of that name already exists, return the existing one.
+
+        Raises:
+            RayJobRefused: admission refused it (422 Invalid, or 403 from an admission policy or webhook, not RBAC).
+        """
+        try:
+            return self._create("ray.io", "v1", namespace, "rayjobs", body, self.get_rayjob)
+        except self._api_exception as err:
+            if refused_by_admission(err.status, err.body):
+                raise RayJobRefused(f"the API server refused RayJob {body['metadata']['name']}: "
+                                    f"{_server_message(err.body)}") from None
+            raise
+
+    def delete_rayjob(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the RayJob `name` if it is still the one with `uid` (never a newer one of the same name); KubeRay
+        stops its Ray job, and the owner references take its cluster and Kueue Workload (and so its quota)."""
+        from kubernetes.client import V1DeleteOptions, V1Preconditions
+
+        options = V1DeleteOptions(propagation_policy="Background", preconditions=V1Preconditions(uid=uid))
+        try:
+            self._api.delete_namespaced_custom_object("ray.io", "v1", namespace, "rayjobs", name, body=options)
+        except self._api_exception as err:
+            if err.status not in (404, 409):  # gone already, or replaced by another RayJob of that name
+                raise
+
+    def get_secret(self, namespace: str, name: str) -> dict | None:
+        """`{"data": {key: text}, "resourceVersion": ...}` of a Secret, or None when it does not exist."""
+        import base64
+
+        try:
+            secret = self._core.read_namespaced_secret(name, namespace)
+        except self._api_exception as err:
+            if err.status == 404:
+                return None
+            raise
+        data = {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
+        return {"data": data, "resourceVersion": secret.metadata.resource_version or ""}
 
     def get_job(self, namespace: str, name: str, kind: str | None = None) -> dict | None:
         """The job custom resource called `name`: of `kind`, or of whichever vlmtune kind it is."""
@@ -92,3 +131,18 @@ class KubeClient:
             if err.status == 404:
                 return None
             raise
+
+
+def refused_by_admission(status: int | None, body) -> bool:
+    """422 (the schema or a policy found it invalid), or a 403 that admission gave; RBAC's 403 is retried (a fixed
+    Role lets the next attempt through)."""
+    return status == 422 or (status == 403 and any(word in str(body or "") for word in ADMISSION_DENIALS))
+
+
+def _server_message(body) -> str:
+    import json
+
+    try:
+        return json.loads(body).get("message") or str(body)
+    except (TypeError, ValueError, AttributeError):
+        return str(body)

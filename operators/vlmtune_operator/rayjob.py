@@ -6,17 +6,19 @@ local runs use, with the job document passed in, so laptop and cluster share one
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shlex
 from collections.abc import Mapping
 
-from vlmtune.spec import Job
-from vlmtune.spec.crd import short_names
-from vlmtune.spec.metadata import QUEUE_LABEL
+from vlmtune.spec import QUEUE_LABEL, Job, short_names
 
-from vlmtune_operator.chaining import resolve_document
+from vlmtune_operator.chaining import ARTIFACT_LAYOUT, resolve_document
+from vlmtune_operator.errors import BuildError
+from vlmtune_operator.run import OUTPUT_ANNOTATION, RUN_HASH_ANNOTATION, run_hash
 from vlmtune_operator.runtime import NodePool, RuntimeConfig
+from vlmtune_operator.tenancy import check_output, object_store_secret
 
 RAYJOB_API_VERSION = "ray.io/v1"
 MAX_NAME_LENGTH = 47
@@ -27,6 +29,9 @@ JOB_LABEL = "vlmtune.dev/job"
 KIND_LABEL = "vlmtune.dev/kind"
 GPU_TYPE_LABEL = "vlmtune.dev/gpu-type"
 SPEC_HASH_ANNOTATION = "vlmtune.dev/spec-hash"
+MAX_EXEC_TIME_LABEL = "kueue.x-k8s.io/max-exec-time-seconds"
+"""Kueue deactivates a Workload once it has been admitted this long in total, over every admission: the same
+cumulative deadline the operator keeps, enforced while the operator is down too."""
 WORKER_GROUP = "workers"
 SHM_VOLUME = "dshm"
 ELASTIC_JOB_ANNOTATION = "kueue.x-k8s.io/elastic-job"
@@ -34,6 +39,8 @@ ELASTIC_JOB_ANNOTATION = "kueue.x-k8s.io/elastic-job"
 feature gate) Kueue lets a RayJob use the in-tree Ray autoscaler and admits each resize as a new slice."""
 AUTOSCALER_VERSION = "v2"
 """Ray autoscaler v2 (KubeRay >= 1.5): the version Kueue's RayJob autoscaling support is built and tested with."""
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+"""Container-level half of the "restricted" profile: Ray needs no capability and no privilege escalation."""
 NO_DRAIN_ANNOTATIONS: dict[str, dict[str, str]] = {
     "none": {},
     "cluster-autoscaler": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
@@ -43,13 +50,6 @@ NO_DRAIN_ANNOTATIONS: dict[str, dict[str, str]] = {
 kills the whole training run (an elastic job's idle workers are removed by the Ray autoscaler, not by draining)."""
 
 
-class BuildError(ValueError):
-    """The job cannot run on this cluster as configured; the message names the field and the fix."""
-
-    reason = "InvalidForCluster"
-    """The `status.reason` of a job refused for this error."""
-
-
 class ElasticJobsDisabled(BuildError):
     """The job asks for elastic workers but the cluster's runtime config (Helm value elasticJobs.enabled) is off."""
 
@@ -57,21 +57,30 @@ class ElasticJobsDisabled(BuildError):
 
 
 def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | None = None,
-                 namespace: str | None = None) -> dict:
+                 namespace: str | None = None, active_seconds: int = 0) -> dict:
     """The RayJob that runs `job`.
 
     Args:
         job: a validated job with `spec.resources` and `spec.output`.
-        runtime: cluster settings (image, node pools, deadlines).
+        runtime: cluster settings (image, node pools, deadlines, tenants).
         models: upstream job name -> recorded model URI, for jobs that start `from` another job.
         namespace: where the RayJob goes (defaults to the job's own namespace).
+        active_seconds: admitted time earlier RayJobs of the job used (it was suspended): the deadline is what is
+            left of the job's activeDeadlineSeconds.
 
     Raises:
-        BuildError: unknown node pool, too few CPUs in the pool, an upstream model missing, a bad annotation.
+        BuildError: unknown node pool, too few CPUs in the pool, an upstream model missing, a bad annotation, an
+            output outside the tenant's storage.
     """
+    namespace = namespace or job.metadata.namespace
+    check_output(runtime, namespace, job.spec.output.uri)
     document = entry_document(job, models or {})
-    metadata = {"name": rayjob_name(job.kind, job.name), "namespace": namespace or job.metadata.namespace,
-                "labels": _labels(job, runtime), "annotations": {SPEC_HASH_ANNOTATION: spec_hash(job.to_doc())}}
+    labels = _labels(job, runtime)
+    queued = QUEUE_LABEL in labels
+    metadata = {"name": rayjob_name(job.kind, job.name), "namespace": namespace, "labels": labels,
+                "annotations": {SPEC_HASH_ANNOTATION: spec_hash(job.to_doc()), OUTPUT_ANNOTATION: job.spec.output.uri}}
+    if job.kind in ARTIFACT_LAYOUT:  # kinds whose run records itself in job.json
+        metadata["annotations"][RUN_HASH_ANNOTATION] = run_hash(document)
     if elastic_bounds(job, runtime) is not None:
         metadata["annotations"][ELASTIC_JOB_ANNOTATION] = "true"
     if metadata["namespace"] is None:
@@ -79,15 +88,19 @@ def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | N
     spec = {
         "entrypoint": entrypoint(document),
         "submissionMode": "K8sJobMode",
-        "suspend": True,  # Kueue unsuspends it on admission
+        # Kueue unsuspends a queued RayJob on admission; one without a queue would wait for nobody.
+        "suspend": queued,
         "shutdownAfterJobFinishes": True,  # frees the queue's quota the moment the job ends
         "ttlSecondsAfterFinished": runtime.ttl_seconds_after_finished,
         "backoffLimit": runtime.backoff_limit,
-        "rayClusterSpec": _cluster_spec(job, runtime),
+        "rayClusterSpec": _cluster_spec(job, runtime, namespace),
+        "submitterPodTemplate": submitter_template(runtime),
     }
-    deadline = _active_deadline(job, runtime)
+    deadline = remaining_deadline(job, runtime, active_seconds)
     if deadline is not None:
         spec["activeDeadlineSeconds"] = deadline
+        if queued:
+            labels[MAX_EXEC_TIME_LABEL] = str(deadline)
     return {"apiVersion": RAYJOB_API_VERSION, "kind": "RayJob", "metadata": metadata, "spec": spec}
 
 
@@ -101,11 +114,14 @@ def rayjob_name(kind: str, job_name: str) -> str:
 
 
 def entry_document(job: Job, models: Mapping[str, str]) -> dict:
-    """The job document the RayJob runs: upstream references resolved to model URIs."""
+    """The job document the RayJob runs: upstream references resolved to model URIs, `suspend` left out (pausing
+    and resuming a job must not make its run another one)."""
     try:
-        return resolve_document(job.to_doc(), models)
+        document = resolve_document(job.to_doc(), models)
     except KeyError as missing:
         raise BuildError(f"spec.model.from.job: no recorded model for upstream job {missing}") from None
+    document["spec"].pop("suspend", None)
+    return document
 
 
 def entrypoint(document: Mapping) -> str:
@@ -114,9 +130,12 @@ def entrypoint(document: Mapping) -> str:
 
 
 def spec_hash(document: Mapping) -> str:
-    """Short digest of the job document as written (upstream references unresolved); a different digest
-    later means the job was edited after its RayJob was created."""
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+    """Short digest of the job's kind and spec as written (upstream references unresolved, `suspend` left out); a
+    different digest later means the spec was edited after its RayJob was created. Labels and annotations are not
+    part of it: `kubectl label` or a GitOps annotation changes nothing that runs."""
+    spec = {key: value for key, value in (document.get("spec") or {}).items() if key != "suspend"}
+    content = {"kind": document.get("kind"), "spec": spec}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _labels(job: Job, runtime: RuntimeConfig) -> dict[str, str]:
@@ -127,8 +146,16 @@ def _labels(job: Job, runtime: RuntimeConfig) -> dict[str, str]:
     return labels
 
 
-def _active_deadline(job: Job, runtime: RuntimeConfig) -> int | None:
+def active_deadline(job: Job, runtime: RuntimeConfig) -> int | None:
+    """The job's limit of admitted time, over all its admissions (None: none)."""
     return job.spec.resources.active_deadline_seconds or runtime.active_deadline_seconds
+
+
+def remaining_deadline(job: Job, runtime: RuntimeConfig, active_seconds: int) -> int | None:
+    """What is left of the job's deadline after `active_seconds` of earlier admissions (at least 1 s: KubeRay
+    and Kueue refuse 0, and the operator fails a job past its deadline before building another RayJob)."""
+    deadline = active_deadline(job, runtime)
+    return None if deadline is None else max(1, deadline - active_seconds)
 
 
 def elastic_bounds(job: Job, runtime: RuntimeConfig) -> tuple[int, int] | None:
@@ -153,10 +180,32 @@ def _autoscaler_options(runtime: RuntimeConfig) -> dict:
     amounts = {"cpu": elastic.autoscaler.cpu, "memory": elastic.autoscaler.memory}
     return {"version": AUTOSCALER_VERSION, "upscalingMode": elastic.upscaling_mode,
             "idleTimeoutSeconds": elastic.idle_timeout_seconds, "imagePullPolicy": runtime.image_pull_policy,
-            "resources": {"requests": dict(amounts), "limits": dict(amounts)}}
+            "resources": {"requests": dict(amounts), "limits": dict(amounts)},
+            "securityContext": copy.deepcopy(CONTAINER_SECURITY)}
 
 
-def _cluster_spec(job: Job, runtime: RuntimeConfig) -> dict:
+SUBMITTER_CONTAINER = "ray-job-submitter"
+"""KubeRay v1.7.0's name for it (utils.SubmitterContainerName); KubeRay fills in the `ray job submit` command."""
+
+
+def submitter_template(runtime: RuntimeConfig) -> dict:
+    """KubeRay's default submitter pod (common.GetSubmitterTemplate: the head's image, 500m/200Mi to 1/1Gi, never
+    restarted), made to meet the "restricted" profile like the Ray pods."""
+    resources = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+    container = {"name": SUBMITTER_CONTAINER, "image": runtime.image, "imagePullPolicy": runtime.image_pull_policy,
+                 "resources": resources, "securityContext": copy.deepcopy(CONTAINER_SECURITY)}
+    return {"spec": {"restartPolicy": "Never", "securityContext": pod_security(runtime), "containers": [container]}}
+
+
+def pod_security(runtime: RuntimeConfig) -> dict:
+    """Pod-level half of the Pod Security "restricted" profile: a non-root user and the runtime's seccomp profile.
+    (Ray needs a writable root filesystem for /tmp/ray, so the root filesystem stays writable.)"""
+    identity = runtime.pod_security
+    return {"runAsNonRoot": True, "runAsUser": identity.run_as_user, "runAsGroup": identity.run_as_group,
+            "fsGroup": identity.fs_group, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _cluster_spec(job: Job, runtime: RuntimeConfig, namespace: str | None) -> dict:
     elastic = elastic_bounds(job, runtime) is not None
     spec = {
         "rayVersion": runtime.ray_version,
@@ -169,16 +218,16 @@ def _cluster_spec(job: Job, runtime: RuntimeConfig) -> dict:
             "serviceType": "ClusterIP",  # never exposed outside the cluster; reach it by port-forward
             # The head only schedules: no training or data task may land on it and starve it.
             "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-            "template": _pod(job, runtime, "ray-head", _head_resources(runtime), NodePool(), head=True),
+            "template": _pod(job, runtime, "ray-head", _head_resources(runtime), NodePool(), namespace, head=True),
         },
-        "workerGroupSpecs": [_worker_group(job, runtime)],
+        "workerGroupSpecs": [_worker_group(job, runtime, namespace)],
     }
     if elastic:
         spec["autoscalerOptions"] = _autoscaler_options(runtime)
     return spec
 
 
-def _worker_group(job: Job, runtime: RuntimeConfig) -> dict:
+def _worker_group(job: Job, runtime: RuntimeConfig, namespace: str | None) -> dict:
     workers = job.spec.resources.workers
     # Fixed size unless elastic: Ray Train's worker count is part of the spec and the batch size depends on it.
     low, high = elastic_bounds(job, runtime) or (workers, workers)
@@ -187,7 +236,8 @@ def _worker_group(job: Job, runtime: RuntimeConfig) -> dict:
         "groupName": WORKER_GROUP,
         "replicas": workers, "minReplicas": low, "maxReplicas": high,
         "rayStartParams": {},
-        "template": _pod(job, runtime, "ray-worker", _worker_resources(job, runtime, pool), pool, head=False),
+        "template": _pod(job, runtime, "ray-worker", _worker_resources(job, runtime, pool), pool, namespace,
+                         head=False),
     }
 
 
@@ -218,7 +268,8 @@ def _worker_resources(job: Job, runtime: RuntimeConfig, pool: NodePool) -> dict:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool: NodePool, head: bool) -> dict:
+def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool: NodePool, namespace: str | None,
+         head: bool) -> dict:
     labels = {JOB_LABEL: job.name}
     if pool.gpu_type and not head:
         labels[GPU_TYPE_LABEL] = pool.gpu_type
@@ -226,13 +277,19 @@ def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool
         "name": container, "image": runtime.image, "imagePullPolicy": runtime.image_pull_policy,
         "resources": resources,
         "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
     if head:
         main["ports"] = [{"containerPort": 6379, "name": "gcs-server"}, {"containerPort": 8265, "name": "dashboard"},
                          {"containerPort": 10001, "name": "client"}]
-    if runtime.object_store_secret:
-        main["envFrom"] = [{"secretRef": {"name": runtime.object_store_secret}}]
+    secret = object_store_secret(runtime, namespace)
+    if secret:
+        main["envFrom"] = [{"secretRef": {"name": secret}}]
+    judge_env = _judge_env(job) if head else []
+    if judge_env:  # the driver runs on the head and calls the judge: its key comes from the named Secret
+        main["env"] = judge_env
     spec: dict = {
+        "securityContext": pod_security(runtime),
         "containers": [main],
         # Docker's 64 MiB /dev/shm breaks Ray's object store and torch DataLoader workers.
         "volumes": [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": runtime.shm_size}}],
@@ -248,6 +305,11 @@ def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool
     if annotations:
         metadata["annotations"] = dict(annotations)
     return {"metadata": metadata, "spec": spec}
+
+
+def _judge_env(job: Job) -> list[dict]:
+    judge = getattr(job.spec, "judge", None)
+    return judge.secret_env() if judge is not None else []
 
 
 def _no_drain(runtime: RuntimeConfig) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from vlmtune.spec.base import SpecModel
+from vlmtune.spec import SpecModel
 
 CONFIGMAP_KEY = "runtime.yaml"
 
@@ -79,6 +79,28 @@ class ElasticJobs(SpecModel):
     """Resources of the autoscaler sidecar."""
 
 
+class Tenant(SpecModel):
+    """A namespace the operator runs jobs in (the chart writes one per `tenants` entry)."""
+
+    output_prefix: str
+    """Object-store prefix the tenant's jobs write under, e.g. s3://runs/team-vision/; a job whose spec.output.uri
+    lies elsewhere is refused (OutputOutsideTenant)."""
+    object_store_secret: str | None = None
+    """Secret in the tenant namespace with the object-store environment (AWS_ACCESS_KEY_ID...): its Ray pods get it,
+    and the operator reads the tenant's run files with it. Default: `objectStoreSecret`."""
+
+
+class PodSecurity(SpecModel):
+    """Identity of the Ray containers; with it every Ray pod meets the Pod Security "restricted" profile."""
+
+    run_as_user: int = Field(default=65532, ge=1)
+    """Numeric user of the Ray containers (never root; the image's user)."""
+    run_as_group: int = Field(default=65532, ge=0)
+    """Numeric group of the Ray containers."""
+    fs_group: int = Field(default=65532, ge=0)
+    """Group owning the pods' volumes."""
+
+
 class RuntimeConfig(SpecModel):
     """How the operator turns jobs into RayJobs on this cluster."""
 
@@ -113,7 +135,11 @@ class RuntimeConfig(SpecModel):
     backoff_limit: int = Field(default=0, ge=0)
     """Times KubeRay retries a failed job on a fresh Ray cluster (training resumes from checkpoints)."""
     readiness_deadline_seconds: int = Field(default=1800, ge=1)
-    """A RayJob admitted but not running its job after this long is marked Failed instead of hanging."""
+    """A RayJob admitted but not running its job after this long is marked Failed (and deleted) instead of
+    hanging; raise it where new GPU nodes and multi-GB image pulls take longer."""
+    queue_deadline_seconds: int | None = Field(default=7 * 24 * 3600, ge=1)
+    """A job that waits this long in its queue (for quota, for a Workload, for a queue that does not exist, or
+    preempted and not readmitted) is marked Failed and its RayJob deleted; null: queued jobs wait without limit."""
     upstream_poll_seconds: int = Field(default=60, ge=1)
     """How often a job waiting for its upstream job checks again."""
     status_interval_seconds: int = Field(default=30, ge=1)
@@ -122,6 +148,12 @@ class RuntimeConfig(SpecModel):
     """API version of Kueue Workloads read for admission status."""
     elastic_jobs: ElasticJobs = Field(default_factory=ElasticJobs)
     """Whether and how jobs with `spec.resources.elastic` get an autoscaling Ray cluster."""
+    pod_security: PodSecurity = Field(default_factory=PodSecurity)
+    """User and groups of the Ray pods."""
+    tenants: dict[str, Tenant] | None = None
+    """Tenant namespaces by name. When set (on a cluster) jobs in other namespaces are refused (NotATenant), a
+    job's output must lie under its tenant's prefix, local paths are refused, and the operator reads a job's run
+    files with its own namespace's Secret only. None (`vlmtune render` on a laptop): no tenancy checks."""
 
 
 def parse_runtime(document: Any, source: str = "runtime config") -> RuntimeConfig:

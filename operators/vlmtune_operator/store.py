@@ -2,15 +2,17 @@
 
 The operator only ever reads small files (job.json, results.json) and the tail of metrics.jsonl, never a
 whole history: a long run's metrics file grows without bound and the status timer runs every few seconds.
-S3 goes through s3fs (imported on first use, so the operator starts without it); credentials and the
-endpoint come from the usual AWS environment variables, which the chart sets from the object-store Secret
-(AWS_ENDPOINT_URL for MinIO and other S3-compatible stores).
+S3 goes through s3fs (imported on first use, so the operator starts without it). On a cluster each reader holds
+one tenant namespace's credentials (the keys of its object-store Secret: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_ENDPOINT_URL for MinIO and other S3-compatible stores, AWS_REGION) and reads no local path;
+without credentials (`vlmtune render`, tests) it uses the process's AWS environment and local folders.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from vlmtune_operator.figures import METRICS_FILE, RECORD_FILE, RESULTS_FILE, RunFiles
@@ -24,10 +26,18 @@ class StoreUnavailable(RuntimeError):
 
 
 class StoreReader:
-    """Reads files of runs; a missing file is None, never an error."""
+    """Reads files of runs; a missing file is None, never an error.
 
-    def __init__(self, tail_bytes: int = TAIL_BYTES):
+    Args:
+        credentials: the AWS_* variables of one tenant's Secret; None: the process's own environment.
+        allow_local: read local paths (never on a cluster: they would be the operator's own disk).
+    """
+
+    def __init__(self, tail_bytes: int = TAIL_BYTES, credentials: Mapping[str, str] | None = None,
+                 allow_local: bool = True):
         self.tail_bytes = tail_bytes
+        self.credentials = None if credentials is None else dict(credentials)
+        self.allow_local = allow_local
         self._s3 = None
 
     def read_json(self, uri: str) -> dict | None:
@@ -52,6 +62,8 @@ class StoreReader:
                 return self._read_s3(uri.removeprefix("s3://"), max_bytes)
             if "://" in uri and not uri.startswith("file://"):
                 raise StoreUnavailable(f"{uri}: only local paths and s3:// URIs can be read by the operator")
+            if not self.allow_local:
+                raise StoreUnavailable(f"{uri}: local paths are not read on a cluster")
             return _read_local(Path(uri.removeprefix("file://")).expanduser(), max_bytes)
         except FileNotFoundError:
             return None
@@ -70,15 +82,35 @@ class StoreReader:
         if self._s3 is None:
             import s3fs
 
-            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             # No listings cache: a status must show the file as it is now, not as it was at the last listing.
             # Short timeouts and few retries: an unreachable store costs a status tick seconds, not minutes;
             # the next tick asks again anyway.
             self._s3 = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True,
-                                         client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+                                         **s3_options(self.credentials),
                                          config_kwargs={"connect_timeout": 3, "read_timeout": 10,
                                                         "retries": {"max_attempts": 2, "mode": "standard"}})
         return self._s3
+
+
+def s3_options(credentials: Mapping[str, str] | None) -> dict:
+    """s3fs arguments from one tenant's Secret, or (None) from the process's environment.
+
+    Raises:
+        StoreUnavailable: the Secret holds no access key: falling back to the operator's own identity would read
+            with credentials that are not the tenant's.
+    """
+    source = os.environ if credentials is None else credentials
+    endpoint = source.get("AWS_ENDPOINT_URL_S3") or source.get("AWS_ENDPOINT_URL")
+    client = {"endpoint_url": endpoint} if endpoint else {}
+    region = source.get("AWS_REGION") or source.get("AWS_DEFAULT_REGION")
+    if region:
+        client["region_name"] = region
+    if credentials is None:
+        return {"client_kwargs": client}
+    if not credentials.get("AWS_ACCESS_KEY_ID") or not credentials.get("AWS_SECRET_ACCESS_KEY"):
+        raise StoreUnavailable("the object-store Secret has no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    return {"key": credentials["AWS_ACCESS_KEY_ID"], "secret": credentials["AWS_SECRET_ACCESS_KEY"],
+            "token": credentials.get("AWS_SESSION_TOKEN") or None, "client_kwargs": client}
 
 
 def read_run(reader: StoreReader, kind: str, output_uri: str) -> tuple[RunFiles, bool]:

@@ -66,7 +66,8 @@ def test_experiment_runs_every_arm_records_every_job_and_reports(study, capsys, 
     assert [arm["name"] for arm in summary["arms"]] == ["two-stage", "mixed"]
     assert all(arm["complete"] and "pope.yesRatio" in arm["metrics"] for arm in summary["arms"])
     assert {"report.md", "summary.json", "experiment.json"} <= {p.name for p in out.iterdir()}
-    assert {p.name for p in (out / "plots").iterdir()} == {"loss.png", "pope.png"}
+    assert {p.name for p in (out / "plots").iterdir()} == {"paper-columns.png", "other-metrics.png", "loss.png",
+                                                           "yes-ratio.png"}
     assert "| two-stage | 16 |" in printed and "| mixed | 16 |" in printed  # the table, 4 steps x 4 samples
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from vlmtune.data.sources import read_sources
+from vlmtune.data.catalog import build_catalog
+from vlmtune.data.mixture import job_plan
+from vlmtune.data.sources import resolve_sources
 from vlmtune.spec import load_jobs
 from vlmtune.train.ledger import read_steps
-from vlmtune.train.trainer import sample_plan
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +60,13 @@ def planned_steps(repo: Path, out: Path, cache: Path, monkeypatch) -> dict[int, 
     monkeypatch.setenv("VLMTUNE_CACHE", str(cache))
     (job,) = load_jobs([repo / "jobs" / "smoke.yaml"], overrides(out))
     spec = job.spec
-    records, _ = read_sources(spec.data.sources)
-    plan = sample_plan(spec, records, image_tokens=64)  # the tiny preset's vision tower
-    return {step + 1: micro_batches for step, micro_batches in enumerate(plan.step_keys())}
+    catalog = build_catalog(resolve_sources(spec.data.sources, str(out)))
+    plan = job_plan(spec, catalog, image_tokens=64)  # the tiny preset's vision tower
+    keys = catalog.keys(plan.ids.reshape(-1))
+    micro = plan.ids.shape[2]
+    micro_batches = [keys[start:start + micro] for start in range(0, len(keys), micro)]
+    per_step = plan.ids.shape[1]
+    return {step + 1: micro_batches[step * per_step:(step + 1) * per_step] for step in range(plan.steps)}
 
 
 def train_workers(process: subprocess.Popen) -> list[psutil.Process]:
@@ -110,6 +115,7 @@ def test_killed_job_resumes_where_it_stopped_at_another_world_size(repo, tmp_pat
     wait_for(out / "checkpoints" / "checkpoint-000006" / "position_rank1.json", first)
     kill_job(first)
     assert not (out / "model").exists()
+    assert json.loads((out / "lease.json").read_text())["pid"] == first.pid  # left behind; must not block the rerun
     output = finish(start(repo, out, cache, "spec.resources.workers=1"))
     history = (out / "metrics.jsonl").read_text().splitlines()
     assert len(history) == len(set(history))

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from s3_server import running_s3
 
@@ -13,9 +14,9 @@ from vlmtune import storage
 from vlmtune.data.demo import write_demo_suite
 from vlmtune.data.inspect import inspect_dataset
 from vlmtune.data.prepare import PrepareConfig, prepare
-from vlmtune.data.shards import iter_shard_records, read_manifest, read_shard_records
-from vlmtune.data.sources import read_source
-from vlmtune.spec import DataSource
+from vlmtune.data.catalog import Selection, build_catalog
+from vlmtune.data.reader import read_rows
+from vlmtune.data.shards import iter_shard_records, read_manifest
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("moto.server")
@@ -50,20 +51,36 @@ def s3_shards(s3, demo) -> str:
     return out
 
 
-def test_prepare_on_s3_reads_back_through_the_sources_path(s3_shards, demo, tmp_path):
+def test_prepare_on_s3_reads_back_planned_rows_with_ranged_reads(s3_shards, demo, tmp_path):
     manifest = read_manifest(s3_shards)
     assert manifest["instances"] == TASKS * PER_TASK and len(manifest["shards"]) == TASKS * PER_TASK
-    records, report = read_source(DataSource(uri=s3_shards, format="shards"))
-    assert report.kept == len(records) == TASKS * PER_TASK and report.skipped == {}
+    catalog = build_catalog([Selection(s3_shards)])
+    assert catalog.size == TASKS * PER_TASK and catalog.skipped == {}
     local = tmp_path / "local"
     prepare(PrepareConfig(fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(local),
                           shard_size_mb=0.001))
-    assert records == read_shard_records(str(local))
+    ids = np.random.default_rng(0).permutation(catalog.size)
+    from_s3 = read_rows(catalog.table, ids).to_pylist()
+    from_local = read_rows(build_catalog([Selection(str(local))]).table, ids).to_pylist()
+    assert from_s3 == from_local and [row["key"] for row in from_s3] == catalog.keys(ids)
     assert inspect_dataset(s3_shards)["instances"] == TASKS * PER_TASK
 
 
+def test_planned_reads_survive_a_short_outage(s3, s3_shards):
+    catalog = build_catalog([Selection(s3_shards)])
+    ids = np.arange(catalog.size)[::-1]
+    expected = catalog.keys(ids)
+    s3.stop()
+    restart = threading.Timer(1.5, s3.start)
+    restart.start()
+    started = time.monotonic()
+    keys = read_rows(catalog.table, ids).column("key").to_pylist()
+    restart.join()
+    assert time.monotonic() - started >= 1.0 and keys == expected
+
+
 def test_reading_survives_a_short_outage(s3, s3_shards):
-    expected = [record["key"] for record in read_shard_records(s3_shards)]
+    expected = [record["key"] for record in iter_shard_records(s3_shards)]
     next_shard = storage.join(s3_shards, read_manifest(s3_shards)["shards"][1]["path"])
     stream = iter_shard_records(s3_shards)
     keys = [next(stream)["key"]]  # manifest and first shard read; the stream is mid-way

@@ -74,15 +74,21 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{/*
-The namespaces the operator watches (tenants first, then operator.watchNamespaces), one per line, no duplicates.
+The namespaces the operator watches: the tenant namespaces (it refuses jobs anywhere else), one per line.
 */}}
 {{- define "vlmtune.watchNamespaces" -}}
 {{- $seen := list }}
 {{- range .Values.tenants }}{{ $seen = append $seen .namespace }}{{ end }}
-{{- range .Values.operator.watchNamespaces }}{{ $seen = append $seen . }}{{ end }}
 {{- range ($seen | uniq) }}
 {{ . }}
 {{- end }}
+{{- end }}
+
+{{/*
+A tenant's output prefix as a folder without its trailing slash. Argument: a tenant.
+*/}}
+{{- define "vlmtune.outputFolder" -}}
+{{- trimSuffix "/" .outputPrefix }}
 {{- end }}
 
 {{/*
@@ -163,9 +169,13 @@ Node pools by name, as JSON (`include "vlmtune.poolsByName" . | fromJson`).
 Fail early, with the value path, on what the schema cannot say.
 */}}
 {{- define "vlmtune.validate" -}}
-{{- if and (not .Values.operator.clusterWide) (not (include "vlmtune.watchNamespaces" . | trim)) }}
-{{- fail "operator.clusterWide: false needs at least one tenant or operator.watchNamespaces entry (the operator would otherwise watch every namespace without the RBAC to do so)" }}
+{{- if not .Values.tenants }}
+{{- fail "tenants: add at least one tenant; the operator runs jobs only in tenant namespaces (each has a queue, an output prefix and admission policies)" }}
 {{- end }}
+{{- if and (eq .Values.runtime.rayAuthMode "disabled") .Values.admissionPolicy.enabled .Values.admissionPolicy.requireTokenAuth }}
+{{- fail "runtime.rayAuthMode: disabled, but admissionPolicy.requireTokenAuth denies every RayJob without Ray token auth, so no job could start; set admissionPolicy.requireTokenAuth=false, or keep rayAuthMode: token" }}
+{{- end }}
+{{- include "vlmtune.validateTenants" . }}
 {{- $flavors := include "vlmtune.flavorNames" . | fromJsonArray }}
 {{- $pools := include "vlmtune.poolsByName" . | fromJson }}
 {{- range $index, $pool := .Values.nodePools }}
@@ -229,6 +239,25 @@ Fail early, with the value path, on what the schema cannot say.
 {{- end }}
 {{- if gt (int $promised) (int $capacity) }}
 {{- fail (printf "tenants[*].quotas.%s.gpus.nominal: the tenants are promised %d GPUs but node pool %s holds at most %d (maxNodes %v x gpusPerNode %v)" $name $promised $name $capacity $max $pool.gpusPerNode) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+What tenants need that the schema cannot say: storage no other tenant can reach, and a default queue that exists.
+*/}}
+{{- define "vlmtune.validateTenants" -}}
+{{- range $index, $tenant := .Values.tenants }}
+{{- $queue := default $.Values.queues.localQueueName $tenant.localQueueName }}
+{{- if and $.Values.runtime.defaultQueue (ne $queue $.Values.runtime.defaultQueue) }}
+{{- fail (printf "tenants[%d].localQueueName: %q differs from runtime.defaultQueue %q, so jobs without a queue label in %s would wait for a LocalQueue that does not exist; make them equal, or set runtime.defaultQueue to \"\" (jobs without a label then run without Kueue)" $index $queue $.Values.runtime.defaultQueue $tenant.namespace) }}
+{{- end }}
+{{- $mine := include "vlmtune.outputFolder" $tenant }}
+{{- range $other, $peer := $.Values.tenants }}
+{{- $theirs := include "vlmtune.outputFolder" $peer }}
+{{- if and (ne $index $other) (or (eq $mine $theirs) (hasPrefix (printf "%s/" $theirs) $mine)) }}
+{{- fail (printf "tenants[%d].outputPrefix: %q lies inside tenants[%d].outputPrefix %q, so tenant %s could write where tenant %s writes; give every tenant its own prefix" $index $tenant.outputPrefix $other $peer.outputPrefix $peer.name $tenant.name) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -10,17 +10,17 @@ gradient checkpointing on the language model).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import torch
 
-from vlmtune.bench.shapes import SHAPES, Shape
+from vlmtune_model.shapes import SHAPES, Shape
 from vlmtune.train.flops import peak_flops, train_flops
 from vlmtune.train.plain_engine import PlainEngine
 from vlmtune.train.recompute import enable_checkpointing
 from vlmtune.train.step import MicroBatch, train_step
+from vlmtune_model.image import ImageSpec
 
 
 TRAINABLE = ("projector", "language_model")  # the vision tower stays frozen, as in the paper's stages
@@ -39,20 +39,20 @@ def synthetic_batches(shape: Shape, micro_batch: int, seq_len: int, count: int, 
                          torch.full((micro_batch, image_tokens), image_token_id), text], 1)
         labels = ids.clone()
         labels[:, : image_tokens + 1] = -100
-        pixels = torch.randn(micro_batch, 3, size, size, generator=generator).to(dtype)
-        batches.append(MicroBatch(ids, torch.ones_like(ids), labels, pixels, micro_batch, 0, 0, []))
+        # uint8 as the data plane ships them: the step's normalization on the GPU is part of what is timed.
+        pixels = torch.randint(0, 256, (micro_batch, size, size, 3), generator=generator, dtype=torch.uint8)
+        batches.append(MicroBatch(ids, torch.ones_like(ids), labels, pixels, micro_batch, 0, 0, [],
+                                  ImageSpec(size=size)))
     return batches
 
 
 def build_shape_model(shape: Shape, device: str, dtype: torch.dtype, checkpointing: bool,
                       checkpoint_layers: int | None = None):
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration
 
-    config = LlavaConfig(
-        vision_config=CLIPVisionConfig(**shape.vision), text_config=LlamaConfig(**shape.text),
-        image_token_index=shape.text["vocab_size"] - 1, image_seq_length=shape.image_tokens,
-        vision_feature_select_strategy="default", vision_feature_layer=-2,
-    )
+    from vlmtune_model.builder import shape_config
+
+    config = shape_config(shape, image_token_id=shape.text["vocab_size"] - 1)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -114,16 +114,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def run(args) -> dict:
-    if args.device == "cuda":
-        return bench_gpu(args.shape or "llava-7b", args.micro_batch or 8, args.seq_len or 2048,
-                         args.accumulation or 2, args.steps or 8, args.warmup or 2, not args.no_checkpointing,
-                         checkpoint_layers=args.checkpoint_layers)
-    from vlmtune.bench.step_cpu import bench_cpu
-
-    return bench_cpu(args.micro_batch or 8, args.accumulation or 2, args.steps or 10, args.warmup or 2)
-
-
 def report(result: dict, as_json: bool) -> str:
     if as_json:
         return json.dumps(result, indent=2)
@@ -133,17 +123,3 @@ def report(result: dict, as_json: bool) -> str:
                 f"{result['model_tflops_per_s']:.0f} TFLOP/s, MFU {mfu}, peak memory {result['max_memory_gib'] or 0:.1f} GiB")
     return (f"Ray Train + DeepSpeed: {result['ray_deepspeed_s_per_sample'] * 1e3:.1f} ms/sample; plain torch: "
             f"{result['plain_s_per_sample'] * 1e3:.1f} ms/sample; overhead_ratio {result['overhead_ratio']:.3f}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    from vlmtune.cli.bench import step_options
-
-    parser = argparse.ArgumentParser(prog="vlmtune bench step", description=__doc__)
-    step_options(parser)
-    args = parser.parse_args(argv)
-    print(report(run(args), args.json))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,13 +7,13 @@ import tempfile
 
 import torch
 
-from vlmtune.bench.shapes import TINY
+from vlmtune_model.shapes import TINY
+from vlmtune.bench.step import synthetic_batches, time_steps
 
 THREADS = 1  # the same intra-op threads on both sides, as each Ray worker gets one CPU
 
 
 def _setup(micro_batch: int, accumulation: int):
-    from vlmtune.bench.step import synthetic_batches
     from vlmtune_model import build_tiny
 
     built = build_tiny(seed=0)
@@ -23,7 +23,6 @@ def _setup(micro_batch: int, accumulation: int):
 
 
 def _plain_seconds_per_step(micro_batch: int, accumulation: int, steps: int, warmup: int) -> float:
-    from vlmtune.bench.step import time_steps
     from vlmtune.train.plain_engine import PlainEngine
 
     model, batches = _setup(micro_batch, accumulation)
@@ -35,7 +34,6 @@ def _ray_worker(config: dict) -> None:
     import deepspeed
     import ray.train
 
-    from vlmtune.bench.step import time_steps
 
     torch.set_num_threads(THREADS)
     model, batches = _setup(config["micro_batch"], config["accumulation"])

@@ -1,57 +1,99 @@
-"""`vlmtune bench data|step [--json]`: benchmarks printed as ratios against baselines run alongside.
+"""`vlmtune bench data|step|scale [--json]`: benchmarks printed as ratios against baselines run alongside.
 
-Each benchmark is a module under `vlmtune.bench` with `run(args) -> dict` and
-`report(result, as_json) -> str`. Options are declared by a function listed here, so building
-the parser imports neither torch nor the benchmark; adding one is a BENCHMARKS entry.
+Each benchmark is a module under `vlmtune.bench` with a typed entry point and `report(result, as_json)`.
+This module only declares options and turns them into those typed calls, so building the parser
+imports neither torch nor a benchmark; adding one is a BENCHMARKS entry.
 """
 
 from __future__ import annotations
 
-import importlib
-
 
 def _data_options(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--samples", type=int, default=256,
                         help="generated samples each path processes (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated samples (default: %(default)s)")
 
 
-def step_options(parser) -> None:
-    from vlmtune.bench.shapes import SHAPES  # pure data: no torch
+def _data(args) -> str:
+    from vlmtune.bench.data import DataBenchConfig, report, run_data_bench
 
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return report(run_data_bench(DataBenchConfig(samples=args.samples, seed=args.seed)), args.json)
+
+
+def _step_options(parser) -> None:
+    from vlmtune_model.shapes import SHAPES  # pure data: no torch
+
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="cpu: Ray Train + DeepSpeed vs a plain torch loop; cuda: tokens/s and MFU on one GPU")
-    parser.add_argument("--shape", choices=sorted(SHAPES), default=None, help="model shape for --device cuda")
-    parser.add_argument("--micro-batch", type=int, default=None)
-    parser.add_argument("--seq-len", type=int, default=None)
-    parser.add_argument("--accumulation", type=int, default=None)
-    parser.add_argument("--steps", type=int, default=None, help="timed optimizer steps")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed optimizer steps first")
+                        help="cpu: Ray Train + DeepSpeed vs a plain torch loop; cuda: tokens/s and MFU on one GPU "
+                             "(default: %(default)s)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default=None,
+                        help="model shape for --device cuda (default: llava-7b)")
+    parser.add_argument("--micro-batch", type=int, default=None, help="default: 8")
+    parser.add_argument("--seq-len", type=int, default=None, help="default: 2048 on cuda, 128 on cpu")
+    parser.add_argument("--accumulation", type=int, default=None, help="default: 2")
+    parser.add_argument("--steps", type=int, default=None, help="timed optimizer steps (default: 8 cuda, 10 cpu)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed optimizer steps first (default: 2)")
     parser.add_argument("--no-checkpointing", action="store_true", help="GPU: no gradient checkpointing")
     parser.add_argument("--checkpoint-layers", type=int, default=None,
                         help="GPU: recompute only this many decoder layers (default: all)")
 
 
+def _step(args) -> str:
+    from vlmtune.bench.step import bench_gpu, report
+
+    if args.device == "cuda":
+        result = bench_gpu(args.shape or "llava-7b", args.micro_batch or 8, args.seq_len or 2048,
+                           args.accumulation or 2, args.steps or 8, args.warmup or 2, not args.no_checkpointing,
+                           checkpoint_layers=args.checkpoint_layers)
+    else:
+        from vlmtune.bench.step_cpu import bench_cpu
+
+        result = bench_cpu(args.micro_batch or 8, args.accumulation or 2, args.steps or 10, args.warmup or 2)
+    return report(result, args.json)
+
+
+def _scale_options(parser) -> None:
+    parser.add_argument("--instances", type=int, required=True, help="synthetic Vision-Flan instances")
+    parser.add_argument("--compare", type=int, default=None, metavar="M",
+                        help="also run M instances and print the growth ratios (default: none)")
+    parser.add_argument("--tasks", type=int, default=191, help="tasks (default: %(default)s, as Vision-Flan)")
+    parser.add_argument("--steps", type=int, default=3, help="optimizer steps before stopping (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray Train workers (default: %(default)s)")
+    parser.add_argument("--workdir", default=None,
+                        help="where data is synthesized and prepared (default: $VLMTUNE_CACHE/bench-scale)")
+
+
+def _scale(args) -> str:
+    from vlmtune.bench.scale import ScaleBenchConfig, report, run_scale_bench
+
+    config = ScaleBenchConfig(instances=args.instances, compare=args.compare, workdir=args.workdir,
+                              tasks=args.tasks, steps=args.steps, workers=args.workers)
+    return report(run_scale_bench(config), args.json)
+
+
 BENCHMARKS = {
-    "data": ("vlmtune.bench.data", _data_options,
+    "data": (_data_options, _data,
              "preprocessing samples/s per core vs LLaVA's loader and a lower bound; padding of length grouping"),
-    "step": ("vlmtune.bench.step", step_options,
+    "step": (_step_options, _step,
              "train-step cost: Ray Train + DeepSpeed vs plain torch (CPU), or tokens/s and MFU (GPU)"),
+    "scale": (_scale_options, _scale,
+              "prepare throughput and memory, driver/worker memory and time to the first step, as data grows"),
 }
 
 
 def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="benchmarks, as ratios against baselines run alongside")
     sub = parser.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
-    for bench, (module_name, add_options, help_text) in BENCHMARKS.items():
+    for bench, (add_options, run_bench, help_text) in BENCHMARKS.items():
         bench_parser = sub.add_parser(bench, help=help_text)
+        bench_parser.add_argument("--json", action="store_true", help="print one JSON object")
         add_options(bench_parser)
-        bench_parser.set_defaults(handler=run, bench_module=module_name)
+        bench_parser.set_defaults(handler=_handler(run_bench))
 
 
-def run(args) -> int:
-    module = importlib.import_module(args.bench_module)
-    print(module.report(module.run(args), args.json))
-    return 0
+def _handler(run_bench):
+    def handle(args) -> int:
+        print(run_bench(args))
+        return 0
+
+    return handle

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-BENCHMARK_NAMES = ("mme", "pope", "mc", "heldout", "forgetting")
+BENCHMARK_NAMES = ("mme", "pope", "mc", "heldout", "forgetting", "llavabench", "mmvet", "mmmu")
 
 
 def register(add_parser, name: str) -> None:
@@ -14,10 +14,14 @@ def register(add_parser, name: str) -> None:
     score = sub.add_parser("score", help="score a predictions JSON-lines file against a benchmark's data (no model)")
     score.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
     score.add_argument("--data", required=True, metavar="PATH",
-                       help="the benchmark's data, local or s3://: Parquet file or folder, MMBench TSV, or "
-                            "Vision-Flan annotation JSON")
+                       help="the benchmark's data, local or s3://: Parquet file or split folder, MMBench TSV, "
+                            "Vision-Flan annotation JSON, LLaVA-Bench or MM-Vet folder, MMMU release root")
     score.add_argument("--predictions", required=True, metavar="FILE",
-                       help='JSON lines {"question_id": ..., "question": ..., "prediction": ...}')
+                       help='JSON lines {"question_id": ..., "question": ..., "prediction": ...} (LLaVA answer '
+                            'files with "text" too), or one JSON object {question_id: answer} (MM-Vet, MMMU)')
+    score.add_argument("--reviews", metavar="FILE",
+                       help="llavabench/mmvet: the judge's replies: vlmtune's reviews/<benchmark>.jsonl, LLaVA's "
+                            "review JSONL ({question_id, content}) or MM-Vet's grade JSON")
     score.add_argument("--limit", type=int, metavar="N", help="score only the first N items per group")
     score.add_argument("--json", action="store_true", help="print the result as JSON")
     score.set_defaults(handler=run_score)
@@ -35,7 +39,7 @@ def run_score(args) -> int:
     from vlmtune.eval.report import benchmark_markdown
 
     try:
-        result = score_file(args.benchmark, args.data, args.predictions, args.limit)
+        result = score_file(args.benchmark, args.data, args.predictions, args.limit, args.reviews)
     except (OSError, ValueError, KeyError) as err:
         print(f"vlmtune eval score: {type(err).__name__}: {err}", file=sys.stderr)
         return 1

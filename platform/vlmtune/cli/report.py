@@ -50,8 +50,10 @@ def _write_manifest(spec_json: str, run_dir: str) -> None:
 
 
 def render(summary: dict, written: dict[str, str]) -> str:
-    """The table and where the report's files are (what `vlmtune run` prints after an experiment too)."""
-    from vlmtune.report import table_markdown
+    """The verdict, the paper's columns per arm, and where the report's files are (what `vlmtune run` prints after
+    an experiment too)."""
+    from vlmtune.report import table_markdown, verdict
 
-    files = [f"  {name:<16} {uri}" for name, uri in written.items()]
-    return f"\n{summary['experiment']} ({summary['study']}):\n\n{table_markdown(summary)}\n\n" + "\n".join(files)
+    files = [f"  {name:<22} {uri}" for name, uri in written.items()]
+    return (f"\n{summary['experiment']} ({summary['study']}):\n\n{table_markdown(summary)}\n\n"
+            f"{verdict(summary)}\n\n" + "\n".join(files))

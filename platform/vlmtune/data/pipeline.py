@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import numpy as np
 import ray
 
+from vlmtune.data.catalog import ShardTable
 from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
+from vlmtune.data.reader import ROWS_PER_READ, PlannedRows
 
-RECORD_FIELDS = ("key", "task", "image", "image_bytes", "conversations")
 
-
-def build_rank_dataset(records: list[dict], config: ProcessorConfig, *, batch_size: int = 16,
-                       concurrency: int = 1) -> ray.data.Dataset:
-    """A preprocessed dataset of one rank's sample stream, in stream order.
+def build_rank_dataset(table: ShardTable, ids: np.ndarray, config: ProcessorConfig, *, batch_size: int = 16,
+                       concurrency: int = 1, rows_per_read: int = ROWS_PER_READ) -> ray.data.Dataset:
+    """A preprocessed dataset of one rank's sample ids, in plan order, read from the shards where they live.
 
     Each train worker builds its own from the plan at the step it starts from, so the same code
     serves a fresh run, a restart after a failure and a restart at another world size.
     """
-    rows = [{name: record.get(name, b"" if name == "image_bytes" else "") for name in RECORD_FIELDS}
-            for record in records]
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // batch_size, 64))).map_batches(
+    source = PlannedRows(table, ids, rows_per_read)
+    # One block per read task: Ray Data would otherwise split small reads into `parallelism` pieces.
+    dataset = ray.data.read_datasource(source, num_cpus=0.25, override_num_blocks=source.read_tasks).map_batches(
         Preprocessor, fn_constructor_kwargs={"config": config}, batch_size=batch_size,
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=0.5,
     )

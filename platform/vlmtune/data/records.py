@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from vlmtune import storage
+from vlmtune.data.annotations import iter_json_records
 from vlmtune_model.template import normalize_turns
 
 
@@ -42,9 +43,7 @@ def read_annotations(uri: str, images: str | None, fmt: str) -> tuple[list[dict]
         images: image folder; relative `image` fields resolve against it (default: the file's folder).
         fmt: "vision-flan" or "llava".
     """
-    raw = json.loads(storage.read_bytes(uri))
-    if not isinstance(raw, list):
-        raise ValueError(f"{uri}: expected a JSON list of records, got {type(raw).__name__}")
+    raw = iter_json_records(uri)
     image_root = images or uri.rsplit("/", 1)[0] if "/" in uri else "."
     image_root = storage.absolute(images or image_root)
     return to_records(raw, image_root, fmt, source=uri)

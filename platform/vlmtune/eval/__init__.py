@@ -1,5 +1,6 @@
 """Evaluation: benchmark readers for the published layouts, scorers by the reference rules, batched generation
-on Ray, and reports. `run_eval_job` runs an EvalJob; `score_file` re-scores saved predictions without a model.
+on Ray, a judge for open-ended answers (`eval.judge`), and reports. `run_eval_job` runs an EvalJob; `score_file`
+re-scores saved predictions (and a judge's saved reviews) without a model.
 
 Heavy parts (torch, Ray) load only when generation runs, so scoring stays light.
 """

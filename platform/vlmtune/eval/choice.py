@@ -1,8 +1,10 @@
 """Multiple choice, MMBench-style: option letters extracted by rules, CircularEval over option rotations.
 
-- Letter extraction follows VLMEvalKit's `can_infer` (the rules MMBench applies before its LLM judge): a
-  choice letter standing alone exactly once in the answer, else the one option whose text the answer contains.
-  No LLM judge runs here, so answers the rules cannot read count as wrong.
+- Letter extraction follows VLMEvalKit's `can_infer` (the rules MMBench applies before its LLM judge), as of
+  open-compass/VLMEvalKit commit 2cf2a36c6e79b51faf676a7011b3a0f5b579814d (vlmeval/utils/matching_util.py, the
+  newest change to it in the repository snapshot read at e8e78f05f3080fe28154f2130321f17951c3be94); see
+  `extract_option`. No LLM judge runs here (VLMEvalKit's `exact_matching` policy), so answers the rules cannot
+  read count as wrong.
 - CircularEval (MMBench): a question with N options is asked N times, the options rotated one step each time
   (LLaVA's `model_vqa_mmbench.py --all-rounds`); it counts as right only if every rotation is answered right.
 - Data layout: the MMBench TSV (index, question, hint, A, B, C, D, answer, category, image as base64, ...).
@@ -12,6 +14,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,36 +29,64 @@ ANSWER_INSTRUCTION = "Answer with the option's letter from the given choices dir
 _PUNCTUATION = ".()[],:;!*#{}"
 _REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
              "I'm sorry, but without the image provided", "Cannot determine the answer")
+_API_FAILURE = "Failed to obtain answer via API"
+# "The answer is B", "correct answer is **C**": case-insensitive, and with no word boundary after the letter,
+# as upstream, so "the answer is blue" reads as B.
+_ANSWER_IS = re.compile(r"answer\s+is\s+\**([A-D])", re.IGNORECASE)
+_LAST_WORDS = 4
 
 
 def extract_option(prediction: str | None, choices: Mapping[str, str]) -> str | None:
     """The chosen letter, or None when the rules cannot tell (or the answer declines every option).
 
+    VLMEvalKit's `can_infer`, in order:
+    1. `can_infer_option` (skipped when the answer reports an API failure): a refusal phrase declines (its 'Z');
+       punctuation `.()[],:;!*#{}` becomes spaces; when exactly one choice letter stands alone as a word it is the
+       answer, but only if it first appears among the last four words; no letter and a standalone 'Z' declines;
+       otherwise "answer is X" (any case, A-D) names X.
+    2. `can_infer_text`: unless the answer is longer than twice the options' total length, the one option whose
+       text (case-insensitive) the answer contains.
+    Where vlmtune departs: an answer that is a single lowercase letter of a choice (`c`, `d.`) counts as that
+    letter. Uncased tokenizers (the tiny preset's) write every letter in lower case; VLMEvalKit would hand such
+    an answer to its LLM judge, which is not run here.
+
     Args:
-        prediction: the model's answer.
+        prediction: the model's answer (None: no prediction, never right).
         choices: letter -> option text, e.g. {"A": "red", "B": "blue"}.
     """
-    text = str(prediction or "")
-    if any(refusal in text for refusal in _REFUSALS):
-        return None
-    spaced = text
-    for char in _PUNCTUATION:
-        spaced = spaced.replace(char, " ")
-    words = spaced.split()
-    named = [letter for letter in choices if letter in words]
-    if len(named) == 1:
-        return named[0]
-    if not named and "Z" in words:  # VLMEvalKit's "none of these": never matched to an option's text
-        return None
-    lower = text.lower()
-    contained = [letter for letter, option in choices.items() if str(option).lower() in lower]
-    if len(contained) == 1:
-        return contained[0]
-    # Not in VLMEvalKit (which hands such answers to its LLM judge): a bare letter in lower case, as uncased
-    # tokenizers (the tiny preset's) write every letter.
-    if len(words) == 1 and words[0].upper() in choices and len(words[0]) == 1:
+    text = "" if prediction is None else str(prediction)
+    words = _words(text)
+    if _API_FAILURE not in text:
+        if any(refusal in text for refusal in _REFUSALS):
+            return None
+        named = [letter for letter in choices if letter in words]
+        if len(named) == 1 and words.index(named[0]) > len(words) - 1 - _LAST_WORDS:
+            return named[0]
+        if not named and "Z" in words:  # "none of these": never matched to an option's text
+            return None
+        said = _ANSWER_IS.search(text)
+        if said and said.group(1).upper() in choices:
+            return said.group(1).upper()
+    by_text = _option_by_text(text, choices)
+    if by_text is not None:
+        return by_text
+    if len(words) == 1 and len(words[0]) == 1 and words[0].upper() in choices:  # vlmtune's departure
         return words[0].upper()
     return None
+
+
+def _words(text: str) -> list[str]:
+    for char in _PUNCTUATION:
+        text = text.replace(char, " ")
+    return text.split()
+
+
+def _option_by_text(text: str, choices: Mapping[str, str]) -> str | None:
+    lower = text.lower()
+    if len(lower) > 2 * sum(len(str(option)) for option in choices.values()):
+        return None
+    contained = [letter for letter, option in choices.items() if str(option).lower() in lower]
+    return contained[0] if len(contained) == 1 else None
 
 
 def option_block(options: Sequence[str]) -> str:
@@ -97,7 +129,8 @@ class ChoiceRow:
     rotation: int = 0
 
 
-def is_right(answer: str, prediction: str | None, options: Sequence[str]) -> bool:
+@functools.lru_cache(maxsize=1 << 16)  # a bootstrap re-scores the same answers a thousand times
+def is_right(answer: str, prediction: str | None, options: tuple[str, ...]) -> bool:
     return extract_option(prediction, dict(zip(LETTERS, options))) == answer
 
 
@@ -109,7 +142,7 @@ def score(rows: Sequence[ChoiceRow]) -> dict:
         by_source.setdefault(row.source_id, []).append(row)
     groups: dict[str, list[tuple[bool, bool]]] = {}
     for source_rows in by_source.values():
-        right = [is_right(row.answer, row.prediction, row.options) for row in source_rows]
+        right = [is_right(row.answer, row.prediction, tuple(row.options)) for row in source_rows]
         first = [r for row, r in zip(source_rows, right) if row.rotation == 0]
         groups.setdefault(source_rows[0].group, []).append((all(right), bool(first and first[0])))
     outcomes = [outcome for values in groups.values() for outcome in values]
@@ -160,6 +193,15 @@ def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dic
     return score([ChoiceRow(item.source_id, item.group, item.answer, prediction, item.options,
                             item.extra["rotation"])
                   for item, prediction in zip(items, predictions, strict=True)])
+
+
+def chance(items: Sequence[Item]) -> dict[str, float]:
+    """Accuracy of random letters: 1/k per k-option question, and (1/k)^k for all k rotations right."""
+    options = {item.source_id: len(item.options) for item in items if item.options}
+    if not options:
+        return {}
+    return {"mc.singleAccuracy": sum(1 / k for k in options.values()) / len(options),
+            "mc.circularAccuracy": sum((1 / k) ** k for k in options.values()) / len(options)}
 
 
 def headline(result: dict) -> dict[str, float]:

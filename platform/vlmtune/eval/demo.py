@@ -11,6 +11,7 @@ derived from what the demo task drew (its answer and instruction), so the ground
 - MMBench TSV: `color_choice` (four colours) and `shape_name` (three shapes) as lettered options.
 - Forgetting Parquet: digits (scikit-learn's handwritten digits), shapes, colours, backgrounds as classification.
 - Held-out: the suite's held-out annotation file itself.
+- LLaVA-Bench, MM-Vet and MMMU: see `demo_open`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from vlmtune import storage
 from vlmtune.data.demo import COLORS, IMAGE_TOKEN, SHAPES, DemoSuite
+from vlmtune.eval.demo_open import write_llava_bench, write_mm_vet, write_mmmu
 from vlmtune.eval.layouts import IMAGE_STRUCT, b64, image_struct, parquet_bytes, tsv_bytes
 from vlmtune.eval.mme import PERCEPTION
 
@@ -34,6 +36,7 @@ YES_NO = " Please answer yes or no."  # how every MME question ends
 POSITIONS = ("left", "right", "top", "bottom")
 MMBENCH_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
                    "l2-category", "comment", "split"]
+OPEN_WRITERS = {"llavabench": write_llava_bench, "mmvet": write_mm_vet, "mmmu": write_mmmu}
 FILES = {"mme": "mme/test-00000-of-00001.parquet", "pope": "pope/test-00000-of-00001.parquet",
          "mc": "mmbench/mmbench_demo_dev_en.tsv", "forgetting": "forgetting/test-00000-of-00001.parquet"}
 
@@ -217,6 +220,8 @@ def write_demo_benchmark(name: str, suite: DemoSuite, out_uri: str) -> str:
     """Write benchmark `name`'s demo data under `out_uri` and return the URI its reader takes."""
     if name == "heldout":
         return str(suite.heldout_annotations)
+    if name in OPEN_WRITERS:
+        return OPEN_WRITERS[name](demo_records(suite), lambda path: (Path(suite.root) / path).read_bytes(), out_uri)
     uri = storage.join(out_uri, FILES[name])
     storage.write_bytes(uri, demo_file(name, suite))
     return uri.rsplit("/", 1)[0] if name in ("mme", "pope") else uri

@@ -3,33 +3,31 @@
 The prompt is the training template's (vicuna_v1, image first): `[bos] + tokens(prompt_text(turns))` with each
 `<image>` token expanded to one placeholder per image patch, so an evaluated model sees what it was trained on.
 Batches are padded on the left, so every row's answer starts at the same position.
+
+The same path serves a judge model inside the Ray job: its questions carry no image (no image tokens, no pixels)
+and may name their own system prompt and a sampling temperature.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
+from vlmtune.eval.items import Question
 from vlmtune_model import IMAGE_TOKEN, BuiltModel, Turn, pixel_values, prompt_text
 
-
-@dataclass(frozen=True)
-class Question:
-    prompt: str
-    """User turn without the image token; the image is put in front, as LLaVA-1.5 does."""
-    image: bytes
-    """Encoded image."""
+__all__ = ["Question", "generate", "image_batch", "left_pad", "load_model", "prompt_ids"]
 
 
-def prompt_ids(built: BuiltModel, prompt: str) -> list[int]:
+def prompt_ids(built: BuiltModel, prompt: str, with_image: bool = True, system: str | None = None) -> list[int]:
     """Token ids of the generation prompt for one question (single turn, open assistant turn)."""
     tokenizer = built.tokenizer
-    text = prompt_text([Turn("human", f"{IMAGE_TOKEN}\n{prompt}")])
+    turn = Turn("human", f"{IMAGE_TOKEN}\n{prompt}" if with_image else prompt)
+    text = prompt_text([turn]) if system is None else prompt_text([turn], system=system)
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     ids = [tokenizer.bos_token_id]
     for token in tokenizer(text, add_special_tokens=False).input_ids:
@@ -54,16 +52,37 @@ def image_batch(built: BuiltModel, images: Sequence[bytes]) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def generate(built: BuiltModel, questions: Sequence[Question], max_new_tokens: int) -> list[str]:
-    """Greedy answers to `questions`, in order, decoded without special tokens and stripped."""
+def generate(built: BuiltModel, questions: Sequence[Question], max_new_tokens: int, seed: int = 0) -> list[str]:
+    """Answers to `questions`, in order, decoded without special tokens and stripped.
+
+    Args:
+        questions: questions that share `Question.settings` (image or not, system prompt, length, temperature).
+        max_new_tokens: the length for questions that name none.
+        seed: seeds sampling (temperature above 0); greedy decoding ignores it.
+
+    Raises:
+        ValueError: questions with different settings in one call.
+    """
+    if len({q.settings for q in questions}) > 1:
+        raise ValueError("generate() takes questions of one kind at a time (image or text, system, length, "
+                         "temperature); group them first")
+    first = questions[0]
     model = built.model
     device, dtype = model.device, model.dtype
-    input_ids, mask = left_pad([prompt_ids(built, q.prompt) for q in questions], built.tokenizer.pad_token_id)
-    pixels = image_batch(built, [q.image for q in questions]).to(device=device, dtype=dtype)
+    input_ids, mask = left_pad([prompt_ids(built, q.prompt, q.image is not None, q.system) for q in questions],
+                               built.tokenizer.pad_token_id)
+    extra = {}
+    if first.image is not None:
+        extra["pixel_values"] = image_batch(built, [q.image for q in questions]).to(device=device, dtype=dtype)
+    if first.temperature > 0:
+        torch.manual_seed(seed)
+        extra.update(do_sample=True, temperature=first.temperature, top_p=None, top_k=None)
+    else:
+        extra["do_sample"] = False
     output = model.generate(
-        input_ids=input_ids.to(device), attention_mask=mask.to(device), pixel_values=pixels,
-        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-        pad_token_id=built.tokenizer.pad_token_id, eos_token_id=built.tokenizer.eos_token_id,
+        input_ids=input_ids.to(device), attention_mask=mask.to(device),
+        max_new_tokens=first.max_new_tokens or max_new_tokens, num_beams=1,
+        pad_token_id=built.tokenizer.pad_token_id, eos_token_id=built.tokenizer.eos_token_id, **extra,
     )
     answers = output[:, input_ids.shape[1]:]
     return [text.strip() for text in built.tokenizer.batch_decode(answers, skip_special_tokens=True)]

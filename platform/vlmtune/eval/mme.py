@@ -93,6 +93,13 @@ def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dic
                   for item, prediction in zip(items, predictions, strict=True)])
 
 
+def chance(items: Sequence[Item]) -> dict[str, float]:
+    """Scores of random yes/no answers: acc 50 + acc+ 25 for every subtask present."""
+    present = {item.group for item in items}
+    return {"mme.perception": 75.0 * len(present & set(PERCEPTION)),
+            "mme.cognition": 75.0 * len(present & set(COGNITION))}
+
+
 def headline(result: dict) -> dict[str, float]:
     return {"mme.perception": result["perception"], "mme.cognition": result["cognition"]}
 

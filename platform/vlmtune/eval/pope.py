@@ -1,7 +1,12 @@
 """POPE: object-hallucination yes/no questions in three splits, scored as LLaVA's `llava/eval/eval_pope.py`.
 
 Data layout: lmms-lab/POPE Parquet (id, question_id, question, answer, image_source, image, category), where
-`category` is the split (random, popular, adversarial) and `answer` is yes/no.
+`category` is the split (random, popular, adversarial) and `answer` is yes/no. Give the split folder itself
+(`.../data`, or `.../Full` for the full per-split release), not the repository root that holds both.
+
+A question without a prediction counts as wrong (a "no" on a yes question, a "yes" on a no question), never as
+eval_pope.py's default "yes": an empty predictions file scores F1 0, not 0.667. An answer that is present but
+empty is read as eval_pope.py reads it (yes); the report shows each arm's empty-answer rate beside it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from vlmtune.eval.items import Item, take_per_group
 from vlmtune.eval.layouts import image_bytes, read_parquet_rows
 
 SPLITS = ("random", "popular", "adversarial")
+MISSING = "missing"
+"""What `score` reads for a question that has no prediction: wrong whatever the label."""
 PROMPT_SUFFIX = "\nAnswer the question using a single word or phrase."  # LLaVA-1.5's llava_pope_test.jsonl
 
 
@@ -42,7 +49,8 @@ def metrics(answers: Sequence[str], predictions: Sequence[str]) -> dict:
     tp = fp = tn = fn = 0
     for answer, prediction in zip(answers, predictions, strict=True):
         positive_label = answer.lower().strip() != "no"  # eval_pope.py: anything but 'no' is a yes label
-        if prediction == "yes":
+        said_yes = (not positive_label) if prediction == MISSING else prediction == "yes"  # missing: wrong
+        if said_yes:
             tp, fp = tp + positive_label, fp + (not positive_label)
         else:
             tn, fn = tn + (not positive_label), fn + positive_label
@@ -57,8 +65,9 @@ def metrics(answers: Sequence[str], predictions: Sequence[str]) -> dict:
 
 def score(rows: Sequence[POPERow]) -> dict:
     """Metrics per split (as LLaVA reports them), over all questions pooled, and F1 averaged over the splits
-    (the single POPE figure in the LLaVA-1.5 paper)."""
-    parsed = [parse_answer(row.prediction) for row in rows]
+    (the single POPE figure in the LLaVA-1.5 paper; the `pope.f1` headline). The pooled F1 over every question
+    (`overall`) differs from that mean whenever the splits differ; the table shows both, named."""
+    parsed = [MISSING if row.prediction is None else parse_answer(row.prediction) for row in rows]
     present = [split for split in SPLITS if any(row.split == split for row in rows)]
     present += sorted({row.split for row in rows} - set(SPLITS))
     splits = {}
@@ -73,8 +82,9 @@ def score(rows: Sequence[POPERow]) -> dict:
 def load(uri: str, limit: int | None = None) -> list[Item]:
     """POPE questions from lmms-lab/POPE Parquet; `limit` counts questions per split.
 
-    Predictions are matched on `question_id` when it is unique in the file, else on the `id` column (unique
-    across the three splits), since the same image and question can recur in several splits.
+    Items are keyed on `question_id` when it is unique in the file, else on the `id` column (unique across the
+    three splits), since the same image and question can recur in several splits; predictions must carry the
+    question text as well (`Benchmark.match_text`).
     """
     rows = read_parquet_rows(uri)
     key = "question_id" if len({str(row["question_id"]) for row in rows}) == len(rows) else "id"
@@ -92,6 +102,16 @@ def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dic
                   for item, prediction in zip(items, predictions, strict=True)])
 
 
+def chance(items: Sequence[Item]) -> dict[str, float]:
+    """Figures of fair coin-flip answers: accuracy 0.5, F1 2p/(2p+1) per split for a share p of yes labels, and
+    0.5 as the unbiased yes-ratio."""
+    splits: dict[str, list[bool]] = {}
+    for item in items:
+        splits.setdefault(item.group, []).append(item.answer.lower().strip() != "no")
+    f1s = [2 * (sum(labels) / len(labels)) / (2 * (sum(labels) / len(labels)) + 1) for labels in splits.values()]
+    return {"pope.f1": sum(f1s) / len(f1s), "pope.accuracy": 0.5, "pope.yesRatio": 0.5} if f1s else {}
+
+
 def headline(result: dict) -> dict[str, float]:
     return {"pope.f1": result["meanF1"], "pope.accuracy": result["overall"]["accuracy"],
             "pope.yesRatio": result["overall"]["yesRatio"]}
@@ -99,7 +119,8 @@ def headline(result: dict) -> dict[str, float]:
 
 def table(result: dict) -> tuple[list[str], list[list]]:
     rows = [[name, m["questions"], m["accuracy"] * 100, m["precision"] * 100, m["recall"] * 100, m["f1"] * 100,
-             m["yesRatio"] * 100] for name, m in [*result["splits"].items(), ("**overall**", result["overall"])]]
+             m["yesRatio"] * 100] for name, m in [*result["splits"].items(), ("**pooled**", result["overall"])]]
+    rows.append(["**mean of splits** (headline pope.f1)", "", "", "", "", result["meanF1"] * 100, ""])
     return ["split", "questions", "accuracy %", "precision %", "recall %", "F1 %", "yes %"], rows
 
 

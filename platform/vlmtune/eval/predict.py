@@ -11,12 +11,16 @@ from collections.abc import Sequence
 import numpy as np
 import ray
 
-from vlmtune.eval.items import Item
+from vlmtune.eval.items import Question
 from vlmtune.spec import GenerationSpec, ResourcesSpec
 
 
 class Answerer:
-    """A Ray Data actor: loads the model once, then answers batches of `{row, prompt, image}`."""
+    """A Ray Data actor: loads the model once, then answers batches of questions.
+
+    Rows are `{row, prompt, image, system, max_new_tokens, temperature}` (empty image bytes: a text-only
+    question; empty system: the template's own); a batch mixing kinds is answered one kind at a time.
+    """
 
     def __init__(self, model_uri: str | None, max_new_tokens: int):
         import torch
@@ -29,31 +33,49 @@ class Answerer:
         self.max_new_tokens = max_new_tokens
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from vlmtune.eval.generation import Question, generate
+        from vlmtune.eval.generation import generate
 
-        questions = [Question(str(prompt), bytes(image)) for prompt, image in zip(batch["prompt"], batch["image"])]
-        answers = generate(self.built, questions, self.max_new_tokens)
+        questions = [_question(batch, index) for index in range(len(batch["row"]))]
+        answers: list[str] = [""] * len(questions)
+        groups: dict[tuple, list[int]] = {}
+        for index, question in enumerate(questions):
+            groups.setdefault(question.settings, []).append(index)
+        for indices in groups.values():
+            # The batch's first row id seeds sampling: the same questions sample the same answers on a rerun.
+            seed = int(batch["row"][indices[0]])
+            for index, answer in zip(indices, generate(self.built, [questions[i] for i in indices],
+                                                       self.max_new_tokens, seed)):
+                answers[index] = answer
         return {"row": batch["row"], "prediction": np.array(answers, dtype=object)}
 
 
-def predict(items: Sequence[Item], model_uri: str | None, generation: GenerationSpec, resources: ResourcesSpec,
-            show_progress: bool = False) -> list[str]:
-    """The model's answer to every item, in item order.
+def _question(batch: dict[str, np.ndarray], index: int):
+    from vlmtune.eval.items import Question
+
+    image = bytes(batch["image"][index])
+    system = str(batch["system"][index])
+    return Question(str(batch["prompt"][index]), image or None, system or None,
+                    int(batch["max_new_tokens"][index]) or None, float(batch["temperature"][index]))
+
+
+def predict(questions: Sequence[Question], model_uri: str | None, generation: GenerationSpec,
+            resources: ResourcesSpec, show_progress: bool = False) -> list[str]:
+    """The model's answer to every question, in order.
 
     Args:
-        items: questions with images.
+        questions: questions with images (a benchmark's), or text-only ones (a judge's prompts).
         model_uri: exported model (local, s3:// or hub id); None for the tiny preset.
-        generation: max new tokens and questions per generate() call.
+        generation: default max new tokens, and questions per generate() call.
         resources: actors (`workers`) and what each reserves.
     """
-    if not items:
+    if not questions:
         return []
-    missing = [item.question_id for item in items if not item.image]
-    if missing:
-        raise ValueError(f"{len(missing)} question(s) have no image, e.g. {missing[:3]}")
-    # Similar prompt lengths side by side: batches then carry little left padding.
-    order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
-    rows = [{"row": i, "prompt": items[i].prompt, "image": items[i].image} for i in order]
+    # Questions of one kind, and of similar prompt lengths, side by side: batches then need no splitting and carry
+    # little left padding.
+    order = sorted(range(len(questions)), key=lambda i: (_kind(questions[i]), len(questions[i].prompt)))
+    rows = [{"row": i, "prompt": questions[i].prompt, "image": questions[i].image or b"",
+             "system": questions[i].system or "", "max_new_tokens": questions[i].max_new_tokens or 0,
+             "temperature": questions[i].temperature} for i in order]
     context = ray.data.DataContext.get_current()
     # Off a terminal Ray Data turns its bars into INFO log lines every few seconds: keep those out of CI logs.
     context.enable_progress_bars = show_progress and sys.stderr.isatty()
@@ -68,9 +90,13 @@ def predict(items: Sequence[Item], model_uri: str | None, generation: Generation
         num_cpus=resources.cpus_per_worker,
         num_gpus=resources.gpus_per_worker or None,
     )
-    predictions: list[str | None] = [None] * len(items)
+    predictions: list[str | None] = [None] * len(questions)
     for row in answered.iter_rows():
         predictions[int(row["row"])] = str(row["prediction"])
     if any(prediction is None for prediction in predictions):
         raise RuntimeError("generation returned fewer answers than questions")
     return predictions
+
+
+def _kind(question: Question) -> tuple:
+    return (question.image is None, question.system or "", question.max_new_tokens or 0, question.temperature)

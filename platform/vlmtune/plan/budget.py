@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vlmtune.bench.shapes import Shape
+from vlmtune_model.shapes import Shape
 from vlmtune.spec import DataSpec
 from vlmtune.train.flops import train_flops
 

@@ -9,37 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from vlmtune.bench.shapes import LLAVA_7B, LLAVA_13B, SHAPES, TINY, Shape
 from vlmtune.spec import TuningJob
-
-LLAMA_7B = {**LLAVA_7B.text, "vocab_size": 32000}  # llava-hf adds 64 padding rows to the vocabulary
-LLAMA_13B = LLAVA_13B.text
-CLIP_L14_336 = LLAVA_7B.vision
-# As vlmtune_model builds it: tied embeddings over the tiny tokenizer's 30,522 tokens + <image>.
-TINY_PRESET = Shape("tiny", TINY.vision, {**TINY.text, "vocab_size": 30_523, "tie_word_embeddings": True})
-
-LANGUAGE_MODELS: Mapping[str, dict] = {
-    "lmsys/vicuna-7b-v1.5": LLAMA_7B,
-    "lmsys/vicuna-13b-v1.5": LLAMA_13B,
-    "meta-llama/Llama-2-7b-hf": LLAMA_7B,
-    "meta-llama/Llama-2-7b-chat-hf": LLAMA_7B,
-    "meta-llama/Llama-2-13b-hf": LLAMA_13B,
-    "meta-llama/Llama-2-13b-chat-hf": LLAMA_13B,
-}
-VISION_TOWERS: Mapping[str, dict] = {
-    "openai/clip-vit-large-patch14-336": CLIP_L14_336,
-    "openai/clip-vit-large-patch14": {**CLIP_L14_336, "image_size": 224},
-}
-LLAVA_MODELS: Mapping[str, Shape] = {
-    "llava-hf/llava-1.5-7b-hf": LLAVA_7B,
-    "llava-hf/llava-1.5-13b-hf": Shape("llava-13b", CLIP_L14_336, {**LLAMA_13B, "vocab_size": 32064}),
-    "liuhaotian/llava-v1.5-7b": Shape("llava-7b", CLIP_L14_336, LLAMA_7B),
-    "liuhaotian/llava-v1.5-13b": LLAVA_13B,
-}
-TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-             "num_key_value_heads", "head_dim", "tie_word_embeddings")
-VISION_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size",
-               "patch_size")
+from vlmtune_model.shapes import (LANGUAGE_MODELS, LLAVA_MODELS, SHAPES, TEXT_KEYS, TINY, VISION_KEYS, VISION_TOWERS,
+                                  Shape, sizes)
 
 
 class PlanError(ValueError):
@@ -66,7 +38,7 @@ def resolve_shape(job: TuningJob, jobs: Mapping[str, TuningJob] | None = None, o
         return SHAPES[override]
     model = job.spec.model
     if model.preset is not None:
-        return TINY_PRESET
+        return TINY
     if model.from_ is not None:
         upstream = (jobs or {}).get(model.from_.job)
         if upstream is None or upstream.name in _seen:
@@ -83,18 +55,6 @@ def resolve_shape(job: TuningJob, jobs: Mapping[str, TuningJob] | None = None, o
     vision = VISION_TOWERS.get(model.vision_tower) or _local_configs(
         model.vision_tower, "spec.model.visionTower", ("vision_config",))[0]
     return Shape(Path(model.language_model).name, vision, text)
-
-
-def shape_config(config: dict, keys: tuple[str, ...]) -> dict:
-    """The entries of a Hugging Face config dict that size a model (missing optional ones dropped)."""
-    return {key: config[key] for key in keys if config.get(key) is not None}
-
-
-def shape_of_config(config) -> Shape:
-    """The shape of a built model from its transformers `LlavaConfig` (what the train loop holds)."""
-    return Shape(getattr(config, "name_or_path", "") or "model",
-                 shape_config(config.vision_config.to_dict(), VISION_KEYS),
-                 shape_config(config.text_config.to_dict(), TEXT_KEYS))
 
 
 def _local_configs(uri: str, field: str, sub_configs: tuple[str | None, ...]) -> list[dict]:
@@ -115,5 +75,5 @@ def _local_configs(uri: str, field: str, sub_configs: tuple[str | None, ...]) ->
         # A bare CLIPVisionConfig or LlamaConfig folder is its own sub-config.
         part = (config if sub is None else getattr(config, sub, config)).to_dict()
         keys = VISION_KEYS if sub == "vision_config" else TEXT_KEYS
-        found.append(shape_config(part, keys))
+        found.append(sizes(part, keys))
     return found

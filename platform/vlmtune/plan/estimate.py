@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from vlmtune.bench.shapes import Shape
+from vlmtune_model.shapes import Shape
 from vlmtune.plan.memory import (
     ModelStates,
     Setup,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vlmtune.bench.shapes import Shape
+from vlmtune_model.shapes import Shape
 
 PARTS = ("vision_tower", "projector", "language_model")
 

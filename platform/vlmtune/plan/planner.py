@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from vlmtune.bench.shapes import Shape
+from vlmtune_model.shapes import Shape
 from vlmtune.plan.budget import DEFAULT_MFU, Budget, budget, sample_count
 from vlmtune.plan.catalog import PlanError, resolve_shape
 from vlmtune.plan.estimate import MemoryEstimate, estimate_memory

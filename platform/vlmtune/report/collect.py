@@ -1,13 +1,15 @@
-"""Read what an experiment's run folder holds: experiment.json, each job's job.json and training metrics."""
+"""Read what an experiment's run folder holds: experiment.json, each job's job.json and training metrics, and each
+EvalJob's results.json and scored answers."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vlmtune import storage
 
 EXPERIMENT_FILE, RECORD_FILE, METRICS_FILE = "experiment.json", "job.json", "metrics.jsonl"
+RESULTS_FILE, SCORED_FOLDER = "results.json", "scored"
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,10 @@ class RunFiles:
     """Job name -> job.json (None: the job has not started)."""
     histories: dict[str, list[dict]]
     """TuningJob name -> metrics.jsonl rows (empty when none were written)."""
+    evaluations: dict[str, dict] = field(default_factory=dict)
+    """EvalJob name -> results.json (finished evaluations only)."""
+    answers: dict[str, dict] = field(default_factory=dict)
+    """EvalJob name -> benchmark -> Answers (what the bootstrap re-scores)."""
 
 
 def read_run(run_dir: str) -> RunFiles:
@@ -31,13 +37,35 @@ def read_run(run_dir: str) -> RunFiles:
         raise FileNotFoundError(f"{manifest_uri} does not exist: give the output folder of an Experiment "
                                 "(its spec.output.uri), after `vlmtune run` has started it")
     manifest = json.loads(storage.read_bytes(manifest_uri))
-    records, histories = {}, {}
+    run = RunFiles(manifest, {}, {})
     for job in {job["name"]: job for arm in manifest["arms"] for job in arm["jobs"]}.values():
         folder = storage.join(run_dir, job["path"])
-        records[job["name"]] = _json(storage.join(folder, RECORD_FILE))
+        record = run.records[job["name"]] = _json(storage.join(folder, RECORD_FILE))
         if job["kind"] == "TuningJob":
-            histories[job["name"]] = _jsonl(storage.join(folder, METRICS_FILE))
-    return RunFiles(manifest, records, histories)
+            run.histories[job["name"]] = _jsonl(storage.join(folder, METRICS_FILE))
+        elif (record or {}).get("phase") == "Succeeded":
+            _read_evaluation(run, job["name"], folder)
+    return run
+
+
+def _read_evaluation(run: RunFiles, name: str, folder: str) -> None:
+    """results.json, and every benchmark's scored answers (paths relative to the job's folder, so a copied run
+    folder still reports)."""
+    from vlmtune.eval.items import item_from_record
+    from vlmtune.report.uncertainty import Answers
+
+    results = _json(storage.join(folder, RESULTS_FILE))
+    if results is None:
+        return
+    run.evaluations[name] = results
+    answers = {}
+    for benchmark in results.get("benchmarks", {}):
+        rows = _jsonl(storage.join(folder, SCORED_FOLDER, f"{benchmark}.jsonl"))
+        if rows:
+            reviews = [row["replies"] for row in rows] if "replies" in rows[0] else None
+            answers[benchmark] = Answers([item_from_record(row["item"]) for row in rows],
+                                         [row["prediction"] for row in rows], reviews)
+    run.answers[name] = answers
 
 
 def _json(uri: str) -> dict | None:

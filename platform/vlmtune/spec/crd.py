@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from vlmtune.spec.base import API_GROUP, API_VERSION
+from vlmtune.spec.cel import IMMUTABLE_MESSAGE, MUTABLE_SPEC_FIELDS, NAME_RULE, RULES
 from vlmtune.spec.loading import KINDS
 from vlmtune.spec.metadata import PRIORITY_LABEL
 from vlmtune.spec.status import STATUS_MODELS, JobStatus
@@ -31,6 +32,8 @@ HEADER = "# Generated from the vlmtune.spec models by `vlmtune crds --write char
 
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Lifecycle phase."},
+    {"name": "Reason", "type": "string", "jsonPath": ".status.reason",
+     "description": "Why the job is in its phase (WaitingForQuota, Preempted, WaitingForUpstream...)."},
     {"name": "Stage", "type": "string", "jsonPath": ".status.stage", "description": "Step inside the phase."},
     {"name": "Progress", "type": "string", "jsonPath": ".status.progress",
      "description": "Steps done/planned (an Experiment: jobs succeeded/all)."},
@@ -39,6 +42,8 @@ PRINTER_COLUMNS = [
      "priority": 1, "description": "Kueue WorkloadPriorityClass."},
     {"name": "RayJob", "type": "string", "jsonPath": ".status.rayJobName", "priority": 1,
      "description": "Child KubeRay RayJob."},
+    {"name": "Deadline", "type": "date", "jsonPath": ".status.deadline", "priority": 1,
+     "description": "When the operator fails the job unless its state changes."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
@@ -88,11 +93,24 @@ def resource_schema(model: type[BaseModel], status: type[BaseModel]) -> dict:
             "apiVersion": {"type": "string", "description": f"Always {API_VERSION}."},
             "kind": {"type": "string", "description": f"Always {model.__name__}."},
             "metadata": {"type": "object"},
-            "spec": own["properties"]["spec"],
+            "spec": immutable(own["properties"]["spec"]),
             "status": structural_schema(status),
         },
         "required": ["spec"],
+        "x-kubernetes-validations": [NAME_RULE],
     }
+
+
+def immutable(spec: dict) -> dict:
+    """`spec` with `self == oldSelf` on every field but `suspend`: a running training job is never changed under
+    its RayJob (as Kubeflow's TrainJob does). Every field is required or defaulted, so none can appear later."""
+    properties = {}
+    for name, node in spec["properties"].items():
+        if name not in MUTABLE_SPEC_FIELDS:
+            rule = {"rule": "self == oldSelf", "message": f"spec.{name} {IMMUTABLE_MESSAGE}"}
+            node = dict(node, **{"x-kubernetes-validations": [*node.get("x-kubernetes-validations", []), rule]})
+        properties[name] = node
+    return dict(spec, properties=properties)
 
 
 def structural_schema(model: type[BaseModel]) -> dict:
@@ -105,7 +123,11 @@ def _convert(node: dict, defs: dict) -> dict:
     node = dict(node)
     if "$ref" in node or ("allOf" in node and len(node["allOf"]) == 1):
         target = node.pop("$ref", None) or node.pop("allOf")[0]["$ref"]
-        return _merge(_convert(defs[target.rsplit("/", 1)[1]], defs), _convert_keys(node, defs))
+        name = target.rsplit("/", 1)[1]
+        converted = _convert(defs[name], defs)
+        if name in RULES:
+            converted["x-kubernetes-validations"] = RULES[name]
+        return _merge(converted, _convert_keys(node, defs))
     if "anyOf" in node:
         return _convert_any_of(node, defs)
     out = _convert_keys(node, defs)
@@ -130,12 +152,21 @@ def _convert_keys(node: dict, defs: dict) -> dict:
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True  # OpenAPI v3.0 spells exclusivity as a flag beside the bound
         elif key == "properties":
-            out[key] = {name: _convert(sub, defs) for name, sub in value.items()}
+            out[key] = {name: _default_section(_convert(sub, defs), name in node.get("required", ()))
+                        for name, sub in value.items()}
         elif key in ("items", "additionalProperties"):
             out[key] = _convert(value, defs)
         else:
             out[key] = value
     return out
+
+
+def _default_section(node: dict, required: bool) -> dict:
+    """An optional, non-nullable section (a `default_factory` model) defaults to `{}`: the API server then fills in
+    its own defaults, so CEL rules and readers of the stored object always find it."""
+    if node.get("type") == "object" and not required and not node.get("nullable") and "default" not in node:
+        return dict(node, default={})
+    return node
 
 
 def _convert_any_of(node: dict, defs: dict) -> dict:

@@ -24,7 +24,7 @@ from vlmtune.spec.base import API_VERSION, JobKind, SpecModel
 from vlmtune.spec.data import DataSpec
 from vlmtune.spec.errors import FieldIssues
 from vlmtune.spec.issues import issues_from_validation
-from vlmtune.spec.eval import BenchmarkSpec, EvalJob, GenerationSpec
+from vlmtune.spec.eval import BenchmarkSpec, EvalJob, GenerationSpec, JudgeSpec, benchmark_problems
 from vlmtune.spec.metadata import ObjectMeta
 from vlmtune.spec.model import ModelSpec, TrainablePart
 from vlmtune.spec.output import OutputSpec
@@ -101,6 +101,15 @@ class EvaluationSpec(SpecModel):
     """Benchmarks to run on each arm's final model; each name at most once."""
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     """Decoding settings."""
+    judge: JudgeSpec | None = None
+    """Who scores open-ended answers (LLaVA-Bench, MM-Vet) for every arm; one judge, so arms compare."""
+
+    @model_validator(mode="after")
+    def _benchmarks_can_be_scored(self) -> EvaluationSpec:
+        problems = benchmark_problems(self.benchmarks, self.judge)
+        if problems:
+            raise FieldIssues(problems)
+        return self
 
 
 class StudySpec(SpecModel):
@@ -413,6 +422,8 @@ class _Builder:
         spec = {"model": {"from": {"job": upstream}}, "benchmarks": [b.to_doc() for b in evaluation.benchmarks],
                 "generation": evaluation.generation.to_doc(), "resources": self.spec.resources.to_doc(),
                 "output": {"uri": self._output(arm, "eval")}}
+        if evaluation.judge is not None:
+            spec["judge"] = evaluation.judge.to_doc()
         return self._add(EvalJob, arm, "eval", spec)
 
     # -- helpers

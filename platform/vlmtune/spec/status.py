@@ -23,7 +23,8 @@ class Phase(str, Enum):
     Failed = "Failed"
     """The job failed; `reason` and `message` say why."""
     Suspended = "Suspended"
-    """The job ran and was suspended (e.g. preempted by Kueue); it resumes from its last checkpoint."""
+    """The job was stopped and waits to run again: preempted or paused by Kueue, or paused by its owner
+    (spec.suspend); it resumes from its last checkpoint."""
 
 
 TERMINAL_PHASES = frozenset({Phase.Succeeded, Phase.Failed})
@@ -75,8 +76,9 @@ class JobStatus(SpecModel):
     Experiment, its jobs that succeeded out of all, e.g. 2/5."""
     queue: str | None = None
     """Kueue LocalQueue the RayJob was submitted to."""
-    conditions: list[Condition] = Field(default_factory=list)
-    """Latest observations: Admitted, Running, Succeeded, Failed."""
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+    """Latest observations: Admitted, Running, Succeeded, Failed (one per type)."""
     ray_job_name: str | None = None
     """Name of the child KubeRay RayJob (same namespace)."""
     dashboard_url: str | None = Field(default=None, alias="dashboardURL")
@@ -92,6 +94,21 @@ class JobStatus(SpecModel):
     """When Kueue admitted the job and its Ray cluster began to start."""
     completion_time: datetime | None = None
     """When the job reached Succeeded or Failed."""
+    deadline: datetime | None = None
+    """When the operator stops waiting and fails the job unless the state changes: queued jobs at waitingSince plus
+    the chart's queueDeadlineSeconds, starting jobs at admission plus readinessDeadlineSeconds, running jobs once
+    their active time reaches activeDeadlineSeconds. Empty only while the job waits for its owner (spec.suspend) or
+    for an upstream job that exists (and has its own deadline)."""
+    waiting_since: datetime | None = None
+    """When the job entered its current wait (queued, starting); the wait's deadline counts from it."""
+    active_seconds: int | None = None
+    """Seconds the job has been admitted and unsuspended over all its admissions (preemptions and suspensions do
+    not restart the count): the cumulative deadline compares this with activeDeadlineSeconds."""
+    active_since: datetime | None = None
+    """Start of the current admitted period, while there is one."""
+    upstreams: dict[str, str] | None = None
+    """Upstream job name -> uid, as seen while this job waited for it: a seen upstream that disappears fails the job
+    (UpstreamDeleted) instead of leaving it waiting."""
 
 
 class ChildStatus(SpecModel):

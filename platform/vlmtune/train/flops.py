@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vlmtune.bench.shapes import Shape
+    from vlmtune_model.shapes import Shape
 
 PARTS = ("vision_tower", "projector", "language_model")
 """LLaVA's parts in the order data flows through them; gradients flow back to the first one that trains."""

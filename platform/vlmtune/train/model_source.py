@@ -15,9 +15,8 @@ from vlmtune import storage
 from vlmtune.data.preprocess import ProcessorConfig
 from vlmtune.node_cache import local_copy
 from vlmtune.spec import LoraSpec, ModelSpec, Preset
+from vlmtune_model.shapes import TINY
 
-TINY_IMAGE_SIZE = 64
-TINY_PATCH_SIZE = 8
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -53,7 +52,7 @@ def processor_config(source: ModelSource, max_length: int) -> ProcessorConfig:
         ValueError: an export's projector differs from `spec.model.projector`.
     """
     if source.kind == "tiny":
-        return ProcessorConfig("tiny", TINY_IMAGE_SIZE, (TINY_IMAGE_SIZE // TINY_PATCH_SIZE) ** 2, max_length)
+        return ProcessorConfig("tiny", TINY.image_size, TINY.image_tokens, max_length)
     if source.kind == "export":
         folder = local_copy(source.uri, weights=False)
         config = _read_config(folder)
@@ -85,7 +84,7 @@ def build(source: ModelSource, seed: int):
     )
 
     if source.kind == "tiny":
-        built = build_tiny(seed=seed, image_size=TINY_IMAGE_SIZE, projector=source.projector)
+        built = build_tiny(seed=seed, projector=source.projector)
     elif source.kind == "export":
         built = load_export(local_copy(source.uri))
     else:

@@ -1,6 +1,8 @@
 """One optimizer step: collate, forward (logits only where there are labels), masked loss, backward through DeepSpeed.
 
-Nothing here touches Ray, so the step can be benchmarked alone in one process.
+Images arrive as uint8 (padded and resized on CPU actors) and are normalized here, on the
+accelerator, as part of moving the micro-batch. Nothing here touches Ray, so the step can be
+benchmarked alone in one process.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vlmtune_model.image import ImageSpec, normalize_pixels
 from vlmtune_model.tokenizer import IGNORE_INDEX
 
 
@@ -19,14 +22,20 @@ class MicroBatch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     labels: torch.Tensor
-    pixel_values: torch.Tensor | None
+    pixels: torch.Tensor | None
+    """uint8 NHWC as preprocessing ships them, or (after `to`) the model's normalized NCHW pixel values."""
     samples: int
     skipped: int
     truncated: int
     keys: list[str]
+    image_spec: ImageSpec | None = None  # mean and std to normalize with; None once normalized
 
     def to(self, device: torch.device, dtype: torch.dtype) -> MicroBatch:
-        pixels = None if self.pixel_values is None else self.pixel_values.to(device, dtype)
+        """On `device`, images normalized there (uint8 crosses the bus: a quarter of float32's bytes)."""
+        pixels = self.pixels
+        if pixels is not None:
+            pixels = pixels.to(device, non_blocking=True)
+            pixels = normalize_pixels(pixels, self.image_spec, dtype) if self.image_spec else pixels.to(dtype)
         return MicroBatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device),
                           pixels, self.samples, self.skipped, self.truncated, self.keys)
 
@@ -43,8 +52,8 @@ class StepStats:
     images: int
 
 
-def collate(batch: dict[str, np.ndarray], pad_token_id: int) -> MicroBatch:
-    """Right-pad a Ray Data numpy batch into tensors; images only for rows that have one."""
+def collate(batch: dict[str, np.ndarray], pad_token_id: int, image_spec: ImageSpec) -> MicroBatch:
+    """Right-pad a Ray Data numpy batch into tensors; images (uint8) only for rows that have one."""
     ids = [np.asarray(row, dtype=np.int64) for row in batch["input_ids"]]
     labels = [np.asarray(row, dtype=np.int64) for row in batch["labels"]]
     width = max(len(row) for row in ids)
@@ -56,10 +65,10 @@ def collate(batch: dict[str, np.ndarray], pad_token_id: int) -> MicroBatch:
         label_tensor[i, : len(row)] = torch.from_numpy(row_labels)
         attention[i, : len(row)] = 1
     has_image = np.asarray(batch["has_image"], dtype=bool)
-    pixels = torch.from_numpy(np.stack(list(batch["pixel_values"][has_image]))) if has_image.any() else None
+    pixels = torch.from_numpy(np.ascontiguousarray(batch["pixel_values"][has_image])) if has_image.any() else None
     skipped = int(sum(1 for reason in batch["skip_reason"] if reason))
     return MicroBatch(input_ids, attention, label_tensor, pixels, len(ids), skipped,
-                      int(np.asarray(batch["truncated"]).sum()), [str(k) for k in batch["key"]])
+                      int(np.asarray(batch["truncated"]).sum()), [str(k) for k in batch["key"]], image_spec)
 
 
 def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -101,14 +110,14 @@ def train_step(engine, micro_batches: list[MicroBatch], device: torch.device, dt
         micro = micro.to(device, dtype)
         keep = supervised_positions(micro.labels)
         output = engine(input_ids=micro.input_ids, attention_mask=micro.attention_mask,
-                        pixel_values=micro.pixel_values, use_cache=False, logits_to_keep=keep)
+                        pixel_values=micro.pixels, use_cache=False, logits_to_keep=keep)
         loss, count = kept_loss(output.logits, micro.labels, keep)
         engine.backward(loss)
         engine.step()
         losses.append(loss.detach().item())
         tokens += int(micro.attention_mask.sum())
         token_squares += int((micro.attention_mask.sum(dim=1) ** 2).sum())
-        images += 0 if micro.pixel_values is None else int(micro.pixel_values.shape[0])
+        images += 0 if micro.pixels is None else int(micro.pixels.shape[0])
     return StepStats(
         loss=float(np.mean(losses)), tokens=tokens,
         samples=sum(m.samples for m in micro_batches), skipped=sum(m.skipped for m in micro_batches),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmtune.bench.shapes import TINY
+from vlmtune_model.shapes import TINY
 from vlmtune.bench.step import TRAINABLE, bench_gpu, report
 from vlmtune.train.flops import train_flops
 

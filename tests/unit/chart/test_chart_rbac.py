@@ -20,8 +20,9 @@ VERB_OF_METHOD = {"get": "get", "list": "list", "create": "create", "patch": "pa
 CLUSTER = "*"
 
 
-def granted(rendered) -> set[tuple[str, str, str, str]]:
-    """(namespace or "*", group, resource, verb) the rendered RBAC gives the operator's ServiceAccount."""
+def granted(rendered) -> set[tuple[str, str, str, str, tuple]]:
+    """(namespace or "*", group, resource, verb, resourceNames) the rendered RBAC gives the operator's ServiceAccount
+    (resourceNames () means every object of the resource)."""
     account = rendered.one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
     roles = {(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]): obj
              for obj in rendered.objects if obj["kind"] in ("Role", "ClusterRole")}
@@ -34,25 +35,33 @@ def granted(rendered) -> set[tuple[str, str, str, str]]:
         ref = binding["roleRef"]
         role = roles[(ref["kind"], None if ref["kind"] == "ClusterRole" else where, ref["name"])]
         for rule in role["rules"]:
-            assert set(rule) == {"apiGroups", "resources", "verbs"}, f"{role['metadata']['name']}: {rule}"
+            assert set(rule) - {"resourceNames"} == {"apiGroups", "resources", "verbs"}, role["metadata"]["name"]
+            names = tuple(rule.get("resourceNames") or ())
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
-                    grants |= {(where, group, resource, verb) for verb in rule["verbs"]}
+                    grants |= {(where, group, resource, verb, names) for verb in rule["verbs"]}
     return grants
 
 
-def expected(values: dict) -> set[tuple[str, str, str, str]]:
+def expected(values: dict) -> set[tuple[str, str, str, str, tuple]]:
     cluster_wide = values["operator"]["clusterWide"]
-    watched = {t["namespace"] for t in values["tenants"]} | set(values["operator"]["watchNamespaces"])
+    watched = {t["namespace"] for t in values["tenants"]}
     rows = set()
     for row in TABLE:
+        if row["scope"] == "tenant":
+            for tenant in values["tenants"]:
+                name = tenant.get(row["resourceNames"]) or values["runtime"][row["resourceNames"]]
+                if name:
+                    rows |= {(tenant["namespace"], row["group"], row["resource"], verb, (name,))
+                             for verb in row["verbs"]}
+            continue
         if row["scope"] == "jobs":
             places = {CLUSTER} if cluster_wide else watched
         elif row["scope"] == "cluster-when-namespaced":
             places = set() if cluster_wide else {CLUSTER}
         else:
             places = {CLUSTER}
-        rows |= {(where, row["group"], row["resource"], verb) for where in places for verb in row["verbs"]}
+        rows |= {(where, row["group"], row["resource"], verb, ()) for where in places for verb in row["verbs"]}
     return rows
 
 
@@ -63,9 +72,13 @@ def test_rendered_rbac_is_exactly_the_table(rendered, scenario):
     assert grants == expected(out.values), (
         f"granted but not in rbac-table.yaml: {sorted(grants - expected(out.values))}\n"
         f"in rbac-table.yaml but not granted: {sorted(expected(out.values) - grants)}")
-    assert all("*" not in (group, resource, verb) for _, group, resource, verb in grants)
-    assert not {resource for _, _, resource, _ in grants} & {"secrets", "configmaps", "pods", "serviceaccounts"}
-    assert not {verb for *_, verb in grants} & {"escalate", "bind", "impersonate", "delete", "deletecollection"}
+    assert all("*" not in (group, resource, verb) for _, group, resource, verb, _ in grants)
+    assert not {resource for _, _, resource, _, _ in grants} & {"configmaps", "pods", "serviceaccounts"}
+    # Secrets: read one by name, in a tenant namespace; delete: only the job's own RayJob (uid-preconditioned).
+    assert all(names and verb == "get" and where != CLUSTER
+               for where, _, resource, verb, names in grants if resource == "secrets")
+    assert {(group, resource) for _, group, resource, verb, _ in grants if verb == "delete"} <= {("ray.io", "rayjobs")}
+    assert not {verb for *_, verb, _ in grants} & {"escalate", "bind", "impersonate", "deletecollection"}
 
 
 def test_namespaced_unless_asked_otherwise(rendered):
@@ -100,6 +113,19 @@ class _RecordingApi:
         return call
 
 
+class _RecordingCore:
+    """A CoreV1Api that records Secret reads and answers 404."""
+
+    def __init__(self, calls: set):
+        self.calls = calls
+
+    def read_namespaced_secret(self, name, namespace):
+        from kubernetes.client.exceptions import ApiException
+
+        self.calls.add(("get", "", "secrets"))
+        raise ApiException(status=404)
+
+
 def test_client_calls_are_the_client_rows():
     pytest.importorskip("kubernetes")
     from vlmtune_operator.client import KubeClient
@@ -108,8 +134,10 @@ def test_client_calls_are_the_client_rows():
     recorded = set()
     for conflict in (False, True):
         api = _RecordingApi(conflict)
-        client = KubeClient(api)
+        client = KubeClient(api, core_api=_RecordingCore(api.calls))
         client.get_rayjob("ns", "tj-a")
+        client.delete_rayjob("ns", "tj-a", "uid")
+        client.get_secret("ns", "object-store")
         client.get_job("ns", "a")
         client.find_workload("ns", "uid")
         try:
@@ -124,7 +152,8 @@ def test_client_calls_are_the_client_rows():
         recorded |= api.calls
     # Every public method of the facade was exercised.
     public = {name for name, _ in inspect.getmembers(KubeClient, inspect.isfunction) if not name.startswith("_")}
-    assert public == {"get_rayjob", "create_rayjob", "get_job", "create_job", "find_workload"}
+    assert public == {"get_rayjob", "create_rayjob", "delete_rayjob", "get_job", "create_job", "find_workload",
+                      "get_secret"}
     client_rows = {(verb, row["group"], row["resource"]) for row in TABLE if row["source"] == "client"
                    for verb in row["verbs"]}
     assert recorded == client_rows

@@ -64,8 +64,12 @@ def rbac_findings(obj: dict) -> list[str]:
             findings.append(f"{where}: wildcard")
         if set(rule.get("verbs", [])) & ESCALATING_VERBS:
             findings.append(f"{where}: verbs {set(rule['verbs']) & ESCALATING_VERBS}")
-        if "" in rule.get("apiGroups", []) and {"secrets", "pods/exec"} & set(rule.get("resources", [])):
-            findings.append(f"{where}: secrets or exec access")
+        if "" in rule.get("apiGroups", []) and "pods/exec" in rule.get("resources", []):
+            findings.append(f"{where}: exec access")
+        # Secrets only by name and read-only (a tenant's object-store Secret, in the tenant's namespace).
+        if "" in rule.get("apiGroups", []) and "secrets" in rule.get("resources", []) and (
+                not rule.get("resourceNames") or set(rule["verbs"]) != {"get"} or obj["kind"] != "Role"):
+            findings.append(f"{where}: secrets beyond a named read in one namespace")
     return findings
 
 
@@ -122,6 +126,8 @@ def test_the_scan_bites(rendered):
     assert findings_after(deployment, lambda d: d["spec"]["template"]["spec"]["volumes"].append(
         {"name": "root", "hostPath": {"path": "/"}}))
     assert findings_after(role, lambda r: r["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}))
+    assert findings_after(role, lambda r: r["rules"].append({"apiGroups": [""], "resources": ["secrets"],
+                                                             "resourceNames": ["object-store"], "verbs": ["list"]}))
     assert findings_after(role, lambda r: r["rules"].append({"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]}))
     assert findings_after(role, lambda r: r["rules"].append({"apiGroups": ["rbac.authorization.k8s.io"],
                                                              "resources": ["clusterroles"], "verbs": ["bind"]}))

@@ -34,10 +34,10 @@ def _runtime_of(out, tmp_path: Path):
     return runtime
 
 
-def _job_on(pool: str, namespace: str, gpus: int = 1):
+def _job_on(pool: str, namespace: str, gpus: int = 1, output: str = "s3://vlmtune-runs/vlmtune-jobs/smoke"):
     return load_jobs([JOBS / "smoke.yaml"], overrides=[f"spec.resources.nodePool={pool}",
                                                        f"spec.resources.gpusPerWorker={gpus}",
-                                                       f"metadata.namespace={namespace}"])
+                                                       f"metadata.namespace={namespace}", f"spec.output.uri={output}"])
 
 
 def test_every_template_has_a_test():
@@ -95,7 +95,8 @@ def test_runtime_node_pools_match_kueue_flavors(rendered, scenario, tmp_path):
     covered = out.of_kind("ClusterQueue")[0]["spec"]["resourceGroups"][0]["coveredResources"]
     for pool in out.values["nodePools"]:
         flavor = out.one("ResourceFlavor", pool["name"])
-        rayjob = render_jobs(_job_on(pool["name"], tenant["namespace"]), runtime)[0]
+        rayjob = render_jobs(_job_on(pool["name"], tenant["namespace"], output=tenant["outputPrefix"] + "smoke"),
+                             runtime)[0]
         worker = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
         assert worker.get("nodeSelector", {}) == flavor["spec"].get("nodeLabels", {})
         assert worker.get("tolerations", []) == flavor["spec"].get("tolerations", [])
@@ -294,24 +295,58 @@ def test_template_networkpolicy(rendered):
     assert not render(values={"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy")
 
 
-def test_operator_reads_the_object_store_through_a_named_secret():
-    plain = render()
-    container = plain.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert "envFrom" not in container  # no Secret named: no credentials, no progress in status
-    out = render(values={"operator": {"objectStoreSecret": "runs-reader"},
-                         "networkPolicy": {"objectStorePorts": [9000]}})
-    container = out.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert container["envFrom"] == [{"secretRef": {"name": "runs-reader"}}]
-    operator = out.one("NetworkPolicy", f"{FULLNAME}-operator", NAMESPACE)
+def test_operator_reads_runs_only_with_each_tenants_own_secret(rendered):
+    # No credential of the operator's own: it reads a tenant's runs with the Secret in that tenant's namespace.
+    for scenario, out in rendered.items():
+        container = out.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert "envFrom" not in container, scenario
+    out = rendered["three-tenants-borrowing"]
+    secrets = {(role["metadata"]["namespace"], tuple(rule["resourceNames"])) for role in out.of_kind("Role")
+               for rule in role["rules"] if rule["resources"] == ["secrets"]}
+    assert secrets == {("team-vision", ("object-store",)), ("team-language", ("language-store",)),
+                       ("interns", ("object-store",))}
+    runtime = parse_runtime(out.one("ConfigMap"))
+    assert runtime.tenants["team-language"].object_store_secret == "language-store"
+    assert not [role for role in render().of_kind("Role") if role["metadata"]["name"].endswith("-secrets")]
+    minio = render(values={"networkPolicy": {"objectStorePorts": [9000]}})
+    operator = minio.one("NetworkPolicy", f"{FULLNAME}-operator", NAMESPACE)
     assert {"ports": [{"protocol": "TCP", "port": 9000}]} in operator["spec"]["egress"]  # MinIO
 
 
 def _cel_verdicts(policy: dict, obj: dict) -> dict[str, bool]:
+    """Each validation's verdict on `obj`, with the policy's variables bound as the API server binds them."""
     import celpy
 
     env = celpy.Environment()
-    return {rule["message"]: bool(env.program(env.compile(rule["expression"])).evaluate(
-        {"object": celpy.json_to_cel(obj)})) for rule in policy["spec"]["validations"]}
+    activation = {"object": celpy.json_to_cel(obj)}
+    variables = {celpy.celtypes.StringType(v["name"]): env.program(env.compile(v["expression"])).evaluate(activation)
+                 for v in policy["spec"].get("variables", [])}
+    activation["variables"] = celpy.celtypes.MapType(variables)
+    return {rule["message"]: bool(env.program(env.compile(rule["expression"])).evaluate(activation))
+            for rule in policy["spec"]["validations"]}
+
+
+def test_each_tenant_writes_only_under_its_own_prefix(rendered):
+    pytest.importorskip("celpy")
+    out = rendered["three-tenants-borrowing"]
+    policies = {binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"][0]:
+                out.one("ValidatingAdmissionPolicy", binding["spec"]["policyName"])
+                for binding in out.of_kind("ValidatingAdmissionPolicyBinding")
+                if binding["spec"]["policyName"].startswith(f"{FULLNAME}-storage-")}
+    assert set(policies) == {"team-vision", "team-language", "interns"}
+    for policy in policies.values():
+        rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
+        assert rule["apiGroups"] == ["vlmtune.dev"] and set(rule["resources"]) == {"tuningjobs", "evaljobs",
+                                                                                  "experiments"}
+
+    def allowed(namespace: str, uri: str) -> bool:
+        return all(_cel_verdicts(policies[namespace], {"spec": {"output": {"uri": uri}}}).values())
+
+    assert allowed("team-vision", "s3://research-runs/team-vision/stage1")
+    assert allowed("team-vision", "s3://research-runs/team-vision/")
+    assert not allowed("team-language", "s3://research-runs/team-vision/stage1")  # another tenant's figures
+    assert not allowed("team-vision", "s3://research-runs/team-visionary/x")  # a longer name is not inside
+    assert not allowed("team-vision", "./runs/stage1")  # a local path
 
 
 def test_template_admissionpolicy(rendered, tmp_path):
@@ -411,3 +446,15 @@ def test_template_karpenternodepools(rendered):
 def test_values_examples_in_ci_are_yaml():
     for path in filter(None, SCENARIOS.values()):
         assert isinstance(yaml.safe_load(path.read_text()), dict), path
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_policies_cover_every_namespace_the_operator_runs_jobs_in(rendered, scenario):
+    # Even cluster-wide (the `autoscaling` scenario), the operator creates RayJobs only in tenant namespaces (it
+    # refuses jobs elsewhere), and those are exactly where the policies bind and the LocalQueues exist.
+    out = rendered[scenario]
+    tenants = set(parse_runtime(out.one("ConfigMap")).tenants)
+    bound = {namespace for binding in out.of_kind("ValidatingAdmissionPolicyBinding")
+             for namespace in binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"]}
+    queues = {queue["metadata"]["namespace"] for queue in out.of_kind("LocalQueue")}
+    assert tenants == bound == queues == {t["namespace"] for t in out.values["tenants"]}

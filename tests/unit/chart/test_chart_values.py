@@ -20,6 +20,11 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
 OPEN_OBJECTS = {"global", "affinity", "kuberay-operator", "kueue"}
 """Objects whose keys belong to someone else (Helm, core/v1 Affinity, the dependency charts)."""
 
+def _tenant(name: str, namespace: str) -> dict:
+    """A tenant entry with the keys the schema requires."""
+    return {"name": name, "namespace": namespace, "outputPrefix": f"s3://runs/{name}{namespace}/"}
+
+
 # (values given, path of the error as Helm prints it, words Helm's message contains)
 BAD_VALUES = {
     "port-not-a-number": ({"operator": {"healthPort": "http"}}, "/operator/healthPort", "got string, want integer"),
@@ -34,11 +39,15 @@ BAD_VALUES = {
     "negative-ttl": ({"runtime": {"ttlSecondsAfterFinished": -1}}, "/runtime/ttlSecondsAfterFinished", "minimum"),
     "never-reclaim-but-borrow-preempts": ({"queues": {"preemption": {"reclaimWithinCohort": "Never"}}},
                                           "/queues/preemption/borrowWithinCohort/policy", "value must be 'Never'"),
-    "tenant-name-not-dns": ({"tenants": [{"name": "Team_A", "namespace": "team-a"}]}, "/tenants/0/name",
-                            "does not match pattern"),
+    "tenant-name-not-dns": ({"tenants": [{"name": "Team_A", "namespace": "team-a", "outputPrefix": "s3://r/a/"}]},
+                            "/tenants/0/name", "does not match pattern"),
+    "tenant-without-storage": ({"tenants": [{"name": "a", "namespace": "team-a"}]}, "/tenants/0",
+                               "missing property 'outputPrefix'"),
+    "tenant-storage-on-local-disk": ({"tenants": [{"name": "a", "namespace": "a", "outputPrefix": "/mnt/runs"}]},
+                                     "/tenants/0/outputPrefix", "does not match pattern"),
     "toleration-operator": ({"nodePools": [{"name": "gpu", "tolerations": [{"key": "a", "operator": "Maybe"}]}]},
                             "/nodePools/0/tolerations/0/operator", "value must be one of 'Exists', 'Equal'"),
-    "quota-not-a-quantity": ({"tenants": [{"name": "a", "namespace": "a", "quotas": {"gpu": {"gpus": {"nominal": "eight"}}}}]},
+    "quota-not-a-quantity": ({"tenants": [{**_tenant("a", "a"), "quotas": {"gpu": {"gpus": {"nominal": "eight"}}}}]},
                              "/tenants/0/quotas/gpu/gpus/nominal", "does not match pattern"),
     "tag-inside-repository": ({"runtime": {"image": {"repository": "vlmtune:latest"}}}, "/runtime/image/repository",
                               "does not match pattern"),
@@ -84,22 +93,33 @@ BAD_COMBINATIONS = {
         "name": "gpu", "autoscaling": {"provider": "cluster-autoscaler", "weight": 10}}]},
         "nodePools[0].autoscaling.weight: only pools that Karpenter provides take it (this pool's provider is "
         "cluster-autoscaler)"),
-    "unknown-flavor": ({"tenants": [{"name": "a", "namespace": "a", "quotas": {"a100": {"gpus": {"nominal": 1}}}}]},
+    "unknown-flavor": ({"tenants": [{**_tenant("a", "a"), "quotas": {"a100": {"gpus": {"nominal": 1}}}}]},
                        'tenants[0].quotas.a100: no flavor of that name (known: cpu, gpu)'),
-    "gpus-on-cpu-flavor": ({"tenants": [{"name": "a", "namespace": "a", "quotas": {"cpu": {"gpus": {"nominal": 1}}}}]},
+    "gpus-on-cpu-flavor": ({"tenants": [{**_tenant("a", "a"), "quotas": {"cpu": {"gpus": {"nominal": 1}}}}]},
                            "tenants[0].quotas.cpu.gpus: the CPU flavor has no accelerators"),
-    "shared-namespace": ({"tenants": [{"name": "a", "namespace": "x"}, {"name": "b", "namespace": "x"}]},
+    "shared-namespace": ({"tenants": [_tenant("a", "x"), _tenant("b", "x")]},
                          'tenants[1].namespace: "x" belongs to another tenant'),
-    "duplicate-tenant": ({"tenants": [{"name": "a", "namespace": "x"}, {"name": "a", "namespace": "y"}]},
+    "duplicate-tenant": ({"tenants": [_tenant("a", "x"), _tenant("a", "y")]},
                          'tenants[1].name: "a" is used by another tenant'),
-    "gpus-beyond-pool": ({"tenants": [{"name": "a", "namespace": "a", "quotas": {"gpu": {"gpus": {"nominal": 33}}}}]},
+    "gpus-beyond-pool": ({"tenants": [{**_tenant("a", "a"), "quotas": {"gpu": {"gpus": {"nominal": 33}}}}]},
                          "the tenants are promised 33 GPUs but node pool gpu holds at most 32 (maxNodes 4 x gpusPerNode 8)"),
-    "lending-beyond-nominal": ({"tenants": [{"name": "a", "namespace": "a",
+    "lending-beyond-nominal": ({"tenants": [{**_tenant("a", "a"),
                                              "quotas": {"gpu": {"gpus": {"nominal": 2, "lendingLimit": 4}}}}]},
                                "tenants[0].quotas.gpu.gpus.lendingLimit: 4 is more than the nominal quota 2"),
     "unknown-default-pool": ({"runtime": {"defaultNodePool": "tpu"}}, 'runtime.defaultNodePool: "tpu" is not a node pool'),
     "flavor-name-clash": ({"queues": {"cpuFlavor": {"name": "gpu"}}}, 'nodePools[0].name: "gpu" is also queues.cpuFlavor.name'),
-    "nothing-to-watch": ({"tenants": []}, "operator.clusterWide: false needs at least one tenant"),
+    "nothing-to-watch": ({"tenants": []}, "tenants: add at least one tenant"),
+    "auth-off-but-required": ({"runtime": {"rayAuthMode": "disabled"}},
+                              "runtime.rayAuthMode: disabled, but admissionPolicy.requireTokenAuth denies every"),
+    "tenant-queue-not-the-default": ({"tenants": [{"name": "a", "namespace": "a", "outputPrefix": "s3://runs/a/",
+                                                   "localQueueName": "vision-q"}]},
+                                     'tenants[0].localQueueName: "vision-q" differs from runtime.defaultQueue'),
+    "nested-output-prefixes": ({"tenants": [{"name": "a", "namespace": "a", "outputPrefix": "s3://runs/team/"},
+                                            {"name": "b", "namespace": "b", "outputPrefix": "s3://runs/team/b"}]},
+                               'tenants[1].outputPrefix: "s3://runs/team/b" lies inside tenants[0].outputPrefix'),
+    "same-output-prefix": ({"tenants": [{"name": "a", "namespace": "a", "outputPrefix": "s3://runs/"},
+                                        {"name": "b", "namespace": "b", "outputPrefix": "s3://runs"}]},
+                           'tenants[0].outputPrefix: "s3://runs/" lies inside tenants[1].outputPrefix'),
     "min-above-max": ({"nodePools": [{"name": "gpu", "autoscaling": {"minNodes": 3, "maxNodes": 1}}]},
                       "nodePools[0].autoscaling.minNodes: 3 is more than maxNodes 1"),
 }
@@ -222,7 +242,7 @@ def test_every_runtime_config_field_is_a_value():
     runtime = SCHEMA["properties"]["runtime"]["properties"]
     from_image = {"image", "imagePullPolicy"}  # runtime.image.{repository,tag,pullPolicy}
     # nodePools[] / the Kueue API version the chart renders / the top-level elasticJobs value
-    chart_owned = {"nodePools", "kueueApiVersion", "elasticJobs"}
+    chart_owned = {"nodePools", "kueueApiVersion", "elasticJobs", "tenants"}  # tenants: the top-level value
     assert _aliases(RuntimeConfig) == (set(runtime) - {"image"}) | from_image | chart_owned
     pool = SCHEMA["properties"]["nodePools"]["items"]["properties"]
     assert _aliases(NodePool) <= set(pool) | {"autoscaler"}  # autoscaler: nodePools[].autoscaling.provider

@@ -4,45 +4,57 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
-from vlmtune.data.grouping import length_grouped_batches, padding_fraction
+from vlmtune.data.grouping import length_grouped_order, micro_batches, padding_fraction, seeded
 
 
-def skewed_lengths(count: int, seed: int = 0) -> list[int]:
+def skewed_lengths(count: int, seed: int = 0) -> np.ndarray:
     rng = random.Random(seed)
     # Mostly short Vision-Flan-like answers, a tail of long LLaVA conversations.
-    return [rng.randint(40, 80) if rng.random() < 0.8 else rng.randint(300, 2000) for _ in range(count)]
+    return np.asarray([rng.randint(40, 80) if rng.random() < 0.8 else rng.randint(300, 2000) for _ in range(count)])
+
+
+def grouped(lengths, batch_size, seed, megabatch):
+    return micro_batches(length_grouped_order(lengths, batch_size, seeded(seed), megabatch), batch_size)
 
 
 def test_every_index_appears_exactly_once():
     lengths = skewed_lengths(1003)
-    batches = length_grouped_batches(lengths, batch_size=16, seed=3, megabatch=8)
-    assert sorted(i for batch in batches for i in batch) == list(range(1003))
+    batches = grouped(lengths, 16, 3, 8)
+    assert sorted(int(i) for batch in batches for i in batch) == list(range(1003))
     assert all(len(batch) == 16 for batch in batches[:-1]) and 0 < len(batches[-1]) <= 16
 
 
 def test_sorted_longest_first_within_each_megabatch():
     lengths = skewed_lengths(640)
-    batches = length_grouped_batches(lengths, batch_size=8, seed=1, megabatch=4)
+    batches = grouped(lengths, 8, 1, 4)
     for start in range(0, len(batches), 4):
-        mega = [lengths[i] for batch in batches[start:start + 4] for i in batch]
+        mega = [int(lengths[i]) for batch in batches[start:start + 4] for i in batch]
         assert mega == sorted(mega, reverse=True)
 
 
 def test_same_seed_same_batches_and_order_is_shuffled():
     lengths = skewed_lengths(256)
-    assert length_grouped_batches(lengths, 8, 5, 4) == length_grouped_batches(lengths, 8, 5, 4)
-    assert length_grouped_batches(lengths, 8, 5, 4) != length_grouped_batches(lengths, 8, 6, 4)
-    first = [i for batch in length_grouped_batches(lengths, 8, 5, 1) for i in batch]
-    assert first != list(range(256))
+    order = length_grouped_order(lengths, 8, seeded(5), 4)
+    assert np.array_equal(order, length_grouped_order(lengths, 8, seeded(5), 4))
+    assert not np.array_equal(order, length_grouped_order(lengths, 8, seeded(6), 4))
+    assert not np.array_equal(length_grouped_order(lengths, 8, seeded(5), 1), np.arange(256))
 
 
 def test_grouping_pads_less_than_random_batches_and_less_with_wider_windows():
     lengths = skewed_lengths(2048)
-    fractions = [padding_fraction(lengths, length_grouped_batches(lengths, 16, 0, megabatch=m)) for m in (1, 4, 16, 64)]
+    fractions = [padding_fraction(lengths, grouped(lengths, 16, 0, megabatch=m)) for m in (1, 4, 16, 64)]
     assert fractions == sorted(fractions, reverse=True)
     assert fractions[0] > 0.75 and fractions[-1] < 0.06  # random batches waste most slots on this skew
+
+
+def test_grouping_a_vision_flan_sized_epoch_is_fast_and_small():
+    lengths = np.random.default_rng(0).integers(60, 2000, 1_664_261).astype(np.int32)
+    order = length_grouped_order(lengths, 16, seeded(0), 8)
+    assert order.dtype == np.int64 and len(order) == len(lengths)
+    assert np.array_equal(np.sort(order[:1000]), np.unique(order[:1000]))
 
 
 def test_padding_fraction_counts_pad_slots():
@@ -52,4 +64,4 @@ def test_padding_fraction_counts_pad_slots():
 
 def test_rejects_empty_batches():
     with pytest.raises(ValueError, match="batch_size"):
-        length_grouped_batches([1, 2], batch_size=0, seed=0, megabatch=1)
+        length_grouped_order(np.asarray([1, 2]), 0, seeded(0), 1)

@@ -16,7 +16,7 @@ from PIL import Image
 from vlmtune.cli import main
 from vlmtune.data.inspect import inspect_dataset, length_stats
 from vlmtune.data.prepare import PrepareConfig, check_image, estimate_tokens, prepare
-from vlmtune.data.shards import read_shard_records
+from vlmtune.data.shards import iter_shard_records
 
 IMAGE_TOKENS = 576
 
@@ -120,7 +120,7 @@ def test_vision_flan_counts_are_exact(raw, tmp_path):
     assert manifest["skipped"]["reasons"] == VISION_FLAN_SKIPPED
     assert manifest["skipped"]["total"] == 14 == len(VISION_FLAN) - 5
     assert any("vqa/2.jpg" in example and "corrupt image" in example for example in manifest["skipped"]["examples"])
-    records = read_shard_records(str(tmp_path / "shards"))
+    records = list(iter_shard_records(str(tmp_path / "shards")))
     assert [r["key"] for r in records] == [
         "caption/caption/0.jpg", "caption/caption/1.jpg", "caption/caption/3.png",
         "vqa/vqa/0.jpg", "vqa/vqa/0.jpg#2"]
@@ -149,7 +149,7 @@ def test_llava_multi_turn_and_text_only(raw, tmp_path):
                                      out=str(tmp_path / "llava"))).manifest
     assert manifest["tasks"] == {"llava": {"instances": 2, "shards": 1}}
     assert manifest["skipped"]["reasons"] == {"image not found": 1, "no assistant turn": 1}
-    multi, text_only = read_shard_records(str(tmp_path / "llava"))
+    multi, text_only = list(iter_shard_records(str(tmp_path / "llava")))
     assert multi["key"] == "llava/000000033471" and len(json.loads(multi["conversations"])) == 4
     assert multi["image_bytes"] == (raw / "images/coco/train2017/000000033471.jpg").read_bytes()
     assert text_only["image"] == "" and text_only["image_bytes"] == b""
@@ -162,11 +162,13 @@ def test_rerun_on_the_same_input_does_no_work(raw, tmp_path, capsys):
     stamps = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
     args = ["data", "prepare", "--format", "vision-flan", "--annotations", str(raw / "vision_flan.json"),
             "--images", str(raw / "images"), "--out", str(out), "--max-per-task", "3"]
-    assert main(args) == 0
+    assert main(args) == 1  # 12 of 17 records skipped: more than the default 5%, on a rerun too
+    assert "more than --max-skipped-fraction 5.0%" in capsys.readouterr().err
+    assert main([*args, "--max-skipped-fraction", "1"]) == 0
     assert "up to date" in capsys.readouterr().out
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()} == stamps
     # A changed option is a different input: the output is rebuilt.
-    assert main(args[:-1] + ["4"]) == 0
+    assert main(args[:-1] + ["4", "--max-skipped-fraction", "1"]) == 0
     assert "up to date" not in capsys.readouterr().out
     assert json.loads((out / "manifest.json").read_text())["tasks"]["caption"]["instances"] == 4
 
@@ -189,7 +191,7 @@ def test_zip_input_gives_the_same_shards(raw, tmp_path):
     from_zip = prepare_vision_flan(raw, tmp_path / "from_zip", images=str(archive)).manifest
     from_folder = prepare_vision_flan(raw, tmp_path / "from_folder").manifest
     assert from_zip["skipped"]["reasons"] == from_folder["skipped"]["reasons"] == VISION_FLAN_SKIPPED
-    assert read_shard_records(str(tmp_path / "from_zip")) == read_shard_records(str(tmp_path / "from_folder"))
+    assert list(iter_shard_records(str(tmp_path / "from_zip"))) == list(iter_shard_records(str(tmp_path / "from_folder")))
     assert prepare_vision_flan(raw, tmp_path / "from_zip", images=str(archive)).up_to_date
 
 
@@ -216,7 +218,7 @@ def test_inspect_reports_tasks_lengths_and_skips(raw, tmp_path, capsys):
     report = inspect_dataset(str(tmp_path / "shards"))
     assert report["instances"] == 5 and report["shards"]["count"] == 2
     assert {task: info["instances"] for task, info in report["tasks"].items()} == {"caption": 3, "vqa": 2}
-    lengths = [r["est_tokens"] for r in read_shard_records(str(tmp_path / "shards"))]
+    lengths = [r["est_tokens"] for r in list(iter_shard_records(str(tmp_path / "shards")))]
     assert report["est_tokens"] == length_stats(lengths)
     assert report["est_tokens"]["min"] == min(lengths) and report["est_tokens"]["max"] == max(lengths)
     assert report["skipped"]["reasons"] == VISION_FLAN_SKIPPED

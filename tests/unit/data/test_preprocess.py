@@ -1,4 +1,5 @@
-"""Preprocessing: pixel values as LLaVA-1.5, image tokens expanded, bad images skipped in place."""
+"""Preprocessing: pixels as LLaVA-1.5 (uint8, normalized later on the accelerator), image tokens expanded,
+bad images skipped in place."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_row_has_expanded_image_tokens_and_masked_prompt(preprocessor):
     ids, labels = row["input_ids"].tolist(), row["labels"].tolist()
     assert ids.count(preprocessor.image_id) == 16
     assert row["has_image"] and not row["skip_reason"]
-    assert row["pixel_values"].shape == (3, 32, 32)
+    assert row["pixel_values"].shape == (32, 32, 3) and row["pixel_values"].dtype == np.uint8
     supervised = [token for token, label in zip(ids, labels) if label != IGNORE_INDEX]
     assert preprocessor.tokenizer.convert_ids_to_tokens(supervised) == ["red", "[SEP]"]
 
@@ -60,9 +61,11 @@ def test_corrupt_image_is_skipped_not_fatal(preprocessor):
     assert not row["has_image"] and set(row["labels"].tolist()) == {IGNORE_INDEX}
 
 
-def test_missing_image_file_is_skipped(preprocessor, tmp_path):
-    row = preprocessor.process(record(b"", image=str(tmp_path / "missing.png")))
-    assert row["skip_reason"].startswith("image unreadable")
+def test_a_record_without_image_bytes_trains_as_text(preprocessor):
+    # Shards hold every image inline; a missing image was skipped by `data prepare`, so no bytes means text-only.
+    row = preprocessor.process(record(None, human="Colour?"))
+    assert not row["has_image"] and not row["skip_reason"]
+    assert preprocessor.image_id not in row["input_ids"].tolist()
 
 
 def test_image_cut_by_max_length_is_skipped():
@@ -81,4 +84,16 @@ def test_batch_call_keeps_variable_lengths(preprocessor):
     batch = {name: np.asarray([r[name] for r in rows], dtype=object) for name in rows[0]}
     out = preprocessor(batch)
     assert len(out["input_ids"]) == 2 and len(out["input_ids"][0]) < len(out["input_ids"][1])
-    assert out["pixel_values"].shape == (2, 3, 32, 32)
+    assert out["pixel_values"].shape == (2, 32, 32, 3) and out["pixel_values"].dtype == np.uint8
+
+
+def test_shipped_pixels_normalize_to_the_cpu_pixel_values(preprocessor):
+    import torch
+
+    from vlmtune_model.image import normalize_pixels
+
+    data = png(48, 30, colour=(10, 200, 90))
+    row = preprocessor.process(record(data))
+    on_device = normalize_pixels(torch.from_numpy(row["pixel_values"][None].copy()), ImageSpec(size=32), torch.float32)
+    expected = pixel_values(Image.open(io.BytesIO(data)), ImageSpec(size=32))
+    assert torch.equal(on_device[0], torch.from_numpy(expected))

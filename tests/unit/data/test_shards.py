@@ -1,4 +1,4 @@
-"""Task shards as a training source: records identical to the raw input, checksums enforced."""
+"""Task shards as a training source: the index and catalog, reading planned rows, integrity while reading."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
-from vlmtune.data.demo import write_demo_suite
+from vlmtune.data.catalog import Selection, build_catalog
+from vlmtune.data.demo import DEMO_TASKS, write_demo_suite
+from vlmtune.data.inspect import inspect_dataset
 from vlmtune.data.prepare import PrepareConfig, prepare
 from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
-from vlmtune.data.shards import ShardChecksumError, ShardFormatError, read_manifest, read_shard_records
-from vlmtune.data.sources import read_source
-from vlmtune.spec import DataSource
+from vlmtune.data.reader import read_rows
+from vlmtune.data.shards import (ROW_GROUP_BYTES, ShardFormatError, ShardIntegrityError, check_files,
+                                 iter_shard_records, read_manifest)
 
 PER_TASK = 3
+TASKS = len(DEMO_TASKS)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +41,8 @@ def shards(demo: Path, tmp_path: Path) -> Path:
 def test_records_read_back_identical_to_the_raw_input(demo, shards):
     raw = json.loads((demo / "annotations_train.json").read_text())
     expected = {f"{item['task_name']}/{item['image']}": item for item in raw}
-    records = read_shard_records(str(shards))
-    assert len(records) == len(raw) == 13 * PER_TASK
+    records = list(iter_shard_records(str(shards)))
+    assert len(records) == len(raw) == TASKS * PER_TASK
     assert {record["key"] for record in records} == set(expected)
     for record in records:
         item = expected[record["key"]]
@@ -46,41 +51,135 @@ def test_records_read_back_identical_to_the_raw_input(demo, shards):
         assert json.loads(record["conversations"]) == item["conversations"]
 
 
-def test_sources_read_shards_and_the_pipeline_trains_on_them(shards):
-    records, report = read_source(DataSource(uri=str(shards), format="shards"))
-    assert len(records) == report.kept == 13 * PER_TASK and report.skipped == {}
-    row = Preprocessor(ProcessorConfig("tiny", image_size=32, image_tokens=16, max_length=256)).process(records[0])
-    assert row["has_image"] and not row["skip_reason"]
+def test_the_index_lists_every_sample_in_id_order(shards):
+    manifest = read_manifest(str(shards))
+    index = pq.read_table(shards / "index.parquet")
+    records = list(iter_shard_records(str(shards)))
+    assert index.column("key").to_pylist() == [record["key"] for record in records]
+    assert index.column("task").to_pylist() == [record["task"] for record in records]
+    image_tokens = manifest["source"]["image_tokens"]
+    assert [t + image_tokens for t in index.column("text_tokens").to_pylist()] == [r["est_tokens"] for r in records]
+    assert all(index.column("image").to_pylist())
+
+
+def test_catalog_holds_small_arrays_and_reads_no_image_bytes(shards):
+    catalog = build_catalog([Selection(str(shards))])
+    assert catalog.size == catalog.kept() == TASKS * PER_TASK and len(catalog.task_names) == TASKS
+    assert catalog.task_codes.dtype == np.int32 and catalog.text_tokens.dtype == np.int32
+    per_sample = catalog.task_codes.itemsize + catalog.text_tokens.itemsize + catalog.has_image.itemsize
+    assert per_sample + catalog.eligible.itemsize == 10
+    assert {task: len(ids) for task, ids in catalog.ids_by_task().items()} == dict.fromkeys(catalog.task_names,
+                                                                                           PER_TASK)
+    assert catalog.keys(np.arange(catalog.size)) == [r["key"] for r in iter_shard_records(str(shards))]
+    assert catalog.lengths(576)[0] == catalog.text_tokens[0] + 576
+
+
+def test_max_per_task_and_task_filters_select_in_file_order(shards):
+    catalog = build_catalog([Selection(str(shards), max_per_task=2, tasks=("dot_count", "text_reading"))])
+    chosen = catalog.ids_by_task()
+    assert set(chosen) == {"dot_count", "text_reading"} and all(len(ids) == 2 for ids in chosen.values())
+    every = build_catalog([Selection(str(shards))]).ids_by_task()
+    assert all(np.array_equal(chosen[task], every[task][:2]) for task in chosen)
+
+
+def test_two_sources_number_their_samples_one_after_the_other(shards):
+    catalog = build_catalog([Selection(str(shards)), Selection(str(shards), max_per_task=1)])
+    assert catalog.size == 2 * TASKS * PER_TASK and catalog.kept() == TASKS * PER_TASK + TASKS
+    assert catalog.keys(np.asarray([0, TASKS * PER_TASK])) == [catalog.keys(np.asarray([0]))[0]] * 2
+
+
+def test_planned_rows_come_back_in_plan_order_with_repeats(shards):
+    catalog = build_catalog([Selection(str(shards))])
+    ids = np.asarray([38, 0, 17, 17, 5, 20, 0, 33])
+    table = read_rows(catalog.table, ids)
+    assert table.column("key").to_pylist() == catalog.keys(ids)
+    assert table.column_names == ["key", "task", "image_bytes", "conversations"]
+    row = {name: table.column(name)[2].as_py() for name in table.column_names}
+    processed = Preprocessor(ProcessorConfig("tiny", image_size=32, image_tokens=16, max_length=256)).process(row)
+    assert processed["has_image"] and not processed["skip_reason"]
+
+
+def test_shards_have_small_row_groups_for_random_reads(demo, tmp_path):
+    out = tmp_path / "big"
+    prepare(PrepareConfig(fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(out)))
+    for shard in read_manifest(str(out))["shards"]:
+        metadata = pq.read_metadata(out / shard["path"])
+        for group in range(metadata.num_row_groups - 1):
+            assert metadata.row_group(group).total_byte_size <= 2 * ROW_GROUP_BYTES
 
 
 def test_prepare_caps_are_not_reported_as_bad_input(demo, tmp_path):
     out = tmp_path / "capped"
     prepare(PrepareConfig(fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(out),
                           max_per_task=2))
-    assert read_manifest(str(out))["skipped"]["reasons"] == {"over max-per-task": 13}
-    records, report = read_source(DataSource(uri=str(out), format="shards"))
-    assert len(records) == 26 and report.skipped == {}
+    assert read_manifest(str(out))["skipped"]["reasons"] == {"over max-per-task": TASKS}
+    catalog = build_catalog([Selection(str(out))])
+    assert catalog.size == 2 * TASKS and catalog.skipped == {}
 
 
-def test_checksum_mismatch_names_the_shard(shards):
+def flip_a_byte_inside_an_image(shards: Path, shard: dict) -> None:
+    path = shards / shard["path"]
+    data = bytearray(path.read_bytes())
+    first = next(iter_shard_records(str(shards), tasks=[shard["task"]]))  # read before the damage
+    offset = bytes(data).find(first["image_bytes"][100:140])
+    assert offset > 0
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_bit_is_caught_by_the_page_checksum_and_names_the_shard(shards):
     manifest = read_manifest(str(shards))
-    victim = shards / manifest["shards"][5]["path"]
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    victim.write_bytes(bytes(data))
-    with pytest.raises(ShardChecksumError, match=manifest["shards"][5]["path"].replace("+", r"\+")) as caught:
-        read_shard_records(str(shards))
+    victim = manifest["shards"][5]
+    flip_a_byte_inside_an_image(shards, victim)
+    check_files(str(shards), manifest)  # same size: only reading can tell
+    catalog = build_catalog([Selection(str(shards))])
+    damaged_ids = np.flatnonzero(catalog.task_codes == catalog.task_names.index(victim["task"]))
+    with pytest.raises(ShardIntegrityError, match="fails its page checksums") as caught:
+        read_rows(catalog.table, damaged_ids)
+    assert victim["path"].replace("+", "%2B") in str(caught.value) or victim["path"] in str(caught.value)
     assert "re-run prepare" in str(caught.value)
     # The error crosses Ray worker boundaries intact.
     assert str(pickle.loads(pickle.dumps(caught.value))) == str(caught.value)
+    damaged = inspect_dataset(str(shards), verify=True)["damaged"]
+    assert [entry["path"] for entry in damaged] == [victim["path"]] and "sha256" in damaged[0]["problem"]
+
+
+def test_missing_and_truncated_shards_are_one_line_before_anything_reads(shards):
+    manifest = read_manifest(str(shards))
+    (shards / manifest["shards"][0]["path"]).unlink()
+    truncated = shards / manifest["shards"][1]["path"]
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    with pytest.raises(ShardIntegrityError) as caught:
+        check_files(str(shards), manifest)
+    message = str(caught.value)
+    assert "\n" not in message and "2 of" in message and "is missing" in message and "the manifest says" in message
+
+
+def test_a_rewritten_shard_of_the_same_size_is_caught_by_its_footer(shards):
+    manifest = read_manifest(str(shards))
+    victim = shards / manifest["shards"][2]["path"]
+    data = bytearray(victim.read_bytes())
+    data[-20] ^= 0x01  # inside the footer
+    victim.write_bytes(bytes(data))
+    catalog = build_catalog([Selection(str(shards))])
+    start = int(catalog.table.starts[2])
+    with pytest.raises(ShardIntegrityError, match="another footer"):
+        read_rows(catalog.table, np.asarray([start]))
 
 
 def test_a_folder_without_a_manifest_is_not_a_dataset(shards):
     (shards / "manifest.json").unlink()
     with pytest.raises(ShardFormatError, match="vlmtune data prepare"):
-        read_shard_records(str(shards))
+        build_catalog([Selection(str(shards))])
+
+
+def test_a_version_1_dataset_asks_for_prepare_again(shards):
+    manifest = json.loads((shards / "manifest.json").read_text())
+    (shards / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(ShardFormatError, match="re-run `vlmtune data prepare`"):
+        read_manifest(str(shards))
 
 
 def test_reading_selected_tasks_only(shards):
-    records = read_shard_records(str(shards), tasks=["dot_count"])
+    records = list(iter_shard_records(str(shards), tasks=["dot_count"]))
     assert {record["task"] for record in records} == {"dot_count"} and len(records) == PER_TASK

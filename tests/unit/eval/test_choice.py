@@ -22,10 +22,20 @@ CHOICES = {"A": "red", "B": "blue", "C": "green", "D": "dark blue"}
     ("dark blue", None),               # contains both 'blue' and 'dark blue': two options, undecidable
     ("B or C", None),                  # two letters, and no option text either
     ("A red shape", "A"),              # VLMEvalKit reads a standalone 'A' as the letter, article or not
-    ("c", "C"), ("d.", "D"),           # vlmtune's addition: a bare lower-case letter (uncased tokenizers)
+    ("c", "C"), ("d.", "D"),           # vlmtune's departure: a bare lower-case letter (uncased tokenizers)
     ("E", None), ("", None), (None, None),
     ("Z", None),                       # 'none of the options'
     ("Cannot determine the answer; maybe blue", None),
+    # The one letter must first appear among the last four words (VLMEvalKit since PR #1175) ...
+    ("B because the shape is round", None),          # B is word 1 of 6: not read; no option text in it
+    ("so I pick B in the end", "B"),                 # word 4 of 7
+    ("B because it is blue", "B"),                   # word 1 of 5: 1 > 0
+    # ... "answer is X" in any case names X, with no word boundary after the letter (VLMEvalKit #1552):
+    ("The correct answer is **C** since it has a dark shade", "C"),
+    ("the answer is b", "B"),
+    ("The answer is a dark shade of green", "A"),    # upstream reads 'a' as the letter, though green is C
+    ("Failed to obtain answer via API, red", "A"),   # letters skipped, option text still read
+    ("I think that the color of this shape is red", None),  # 43 chars: longer than twice the options' 21
 ])
 def test_letters_are_extracted_by_the_rules(prediction, letter):
     assert extract_option(prediction, CHOICES) == letter
@@ -101,3 +111,9 @@ def test_a_tsv_without_answers_cannot_be_scored(tmp_path):
     path.write_bytes(tsv_bytes([{"index": 1, "question": "Q", "A": "a", "B": "b"}], ["index", "question", "A", "B"]))
     with pytest.raises(ValueError, match="no `answer` column"):
         choice.load(str(path))
+
+
+def test_extraction_is_always_the_same_function_of_the_answer_and_the_choices():
+    # The rules look at the letters of the options given: with three options, D is no letter.
+    assert extract_option("D", {"A": "x", "B": "y", "C": "z"}) is None
+    assert extract_option("The answer is D", {"A": "x", "B": "y", "C": "z"}) is None

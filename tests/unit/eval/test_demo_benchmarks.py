@@ -13,7 +13,8 @@ from vlmtune.eval import BENCHMARKS, score_predictions
 from vlmtune.eval.demo import demo_records, write_demo_benchmark
 from vlmtune.eval.items import prediction_records
 
-NAMES = ("mme", "pope", "mc", "heldout", "forgetting")
+NAMES = ("mme", "pope", "mc", "heldout", "forgetting", "mmmu")
+JUDGED = ("llavabench", "mmvet")
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def suite(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data(suite, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    return {name: write_demo_benchmark(name, suite, str(out)) for name in NAMES}
+    return {name: write_demo_benchmark(name, suite, str(out)) for name in NAMES + JUDGED}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -71,3 +72,40 @@ def test_mmbench_demo_tsv_reads_with_pandas(data):
     frame = pd.read_csv(data["mc"], sep="\t")
     assert set(frame.category) == {"color", "shape"} and set(frame.answer) <= set("ABCD")
     assert frame[frame.category == "shape"].D.isna().all()  # three options: D is empty
+
+
+def test_the_judged_demo_benchmarks_hold_exact_references_in_the_published_layouts(data, suite):
+    import json
+    from pathlib import Path
+
+    from vlmtune.eval import llavabench, mmvet
+
+    folder = Path(data["llavabench"])
+    questions = [json.loads(line) for line in (folder / "questions.jsonl").read_text().splitlines()]
+    assert Counter(q["category"] for q in questions) == {"conv": 6, "detail": 6, "complex": 6}
+    items = llavabench.load(data["llavabench"])
+    colors = {r.image.split("/")[-1]: r.answer for r in demo_records(suite)["shape_color"]}
+    conv = [item for item in items if item.group == "conv"]
+    for item, question in zip(conv, [q for q in questions if q["category"] == "conv"]):
+        assert item.answer == f"The shape in the image is {colors[question['image'].split('_', 2)[-1]]}."
+        assert item.extra["context"].startswith("A single ") and item.image[:4] == b"\x89PNG"
+    vet = mmvet.load(data["mmvet"])
+    assert {item.group for item in vet} == {"rec", "ocr", "math_rec", "rec_spat", "math_ocr"}
+    dots = [item for item in vet if item.group == "math_rec"]
+    assert all(re.fullmatch(r"\d<OR>[a-z]+", item.answer) for item in dots)
+    # A judge that agrees with the truth gives full marks: the demo files and the scorers fit together.
+    assert mmvet.score_items(vet, [i.answer for i in vet], [["1.0"]] * len(vet))["total"] == 1.0
+    assert llavabench.score_items(items, [i.answer for i in items], [["9 9"]] * len(items))["relative"] == 1.0
+
+
+def test_mmmu_demo_is_the_release_layout(data):
+    from pathlib import Path
+
+    folder = Path(data["mmmu"])
+    assert sorted(path.name for path in folder.iterdir()) == ["Art", "Computer_Science", "Geography", "Math",
+                                                              "Physics"]
+    frame = pd.read_parquet(folder / "Art" / "validation-00000-of-00001.parquet")
+    assert frame.id.str.match(r"validation_Art_\d+$").all() and set(frame.question_type) == {"multiple-choice"}
+    assert frame.question.str.contains("<image 1>").all() and frame.image_2.isna().all()
+    math = pd.read_parquet(folder / "Math" / "validation-00000-of-00001.parquet")
+    assert set(math.question_type) == {"open"} and (math.options == "[]").all()

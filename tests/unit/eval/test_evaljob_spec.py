@@ -92,6 +92,63 @@ def test_the_shipped_eval_job_validates_and_uses_quickstarts_demo_suite(repo):
 def test_the_crd_explains_every_field():
     spec = crd_for("EvalJob", EvalJob)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     bench = spec["properties"]["benchmarks"]["items"]["properties"]
-    assert bench["name"]["enum"] == ["mme", "pope", "mc", "heldout", "forgetting"]
+    assert bench["name"]["enum"] == ["mme", "pope", "mc", "heldout", "forgetting", "llavabench", "mmvet", "mmmu"]
     assert "CircularEval" in bench["name"]["description"]
     assert spec["properties"]["generation"]["properties"]["maxNewTokens"]["default"] == 128
+
+
+JUDGED = """
+apiVersion: vlmtune.dev/v1alpha1
+kind: EvalJob
+metadata: {name: judged}
+spec:
+  model: {preset: tiny}
+  benchmarks:
+    - {name: llavabench, data: s3://bench/llava-bench-in-the-wild, maxNewTokens: 1024}
+    - {name: mmvet, demo: {}}
+    - {name: mmmu, data: s3://bench/MMMU}
+  judge:
+    endpoint: {url: "https://api.openai.com/v1", model: gpt-4-0613, apiKeySecret: {name: openai, key: api-key}}
+    requestsPerMinute: 30
+  output: {uri: ./runs/judged}
+"""
+
+
+def test_a_judged_eval_job_names_its_judge_and_the_key_stays_out_of_the_spec():
+    job, = parse_documents(JUDGED, "judged.yaml")
+    judge = job.spec.judge
+    assert judge.identity() == "endpoint:https://api.openai.com/v1#gpt-4-0613"
+    assert (judge.endpoint.api_key_env, judge.concurrency, judge.max_retries) == ("OPENAI_API_KEY", 4, 6)
+    # What the operator adds to the Ray pods: the Secret's key as the environment variable the judge reads.
+    assert judge.secret_env() == [{"name": "OPENAI_API_KEY",
+                                   "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}}}]
+    assert job.spec.benchmarks[0].max_new_tokens == 1024
+    # No field holds the key itself (an unknown key such as `apiKey` is rejected, see below).
+    assert set(judge.endpoint.to_doc()) == {"url", "model", "apiKeyEnv", "apiKeySecret"}
+
+
+def test_judged_benchmarks_need_a_judge_and_a_judge_is_one_thing():
+    issues = _issues(JUDGED.replace("  judge:\n    endpoint: {url: \"https://api.openai.com/v1\", model: gpt-4-0613, "
+                                    "apiKeySecret: {name: openai, key: api-key}}\n    requestsPerMinute: 30\n", ""))
+    assert "llavabench is scored by a judge model" in issues["spec.benchmarks[0].name"]
+    assert "mmvet is scored by a judge model" in issues["spec.benchmarks[1].name"]
+    assert "spec.benchmarks[2].name" not in issues  # MMMU is scored by rules
+    both = _issues(JUDGED.replace("requestsPerMinute: 30", "model: {preset: tiny}"))
+    assert "exactly one of `endpoint" in both["spec.judge"]
+    bad = _issues(JUDGED.replace('"https://api.openai.com/v1"', "api.openai.com").replace(
+        "key: api-key}", "key: api-key}, apiKeyEnv: 1BAD"))
+    assert "spec.judge.endpoint.url" in bad and "spec.judge.endpoint.apiKeyEnv" in bad
+    assert "spec.judge.endpoint.apiKey" in _issues(JUDGED.replace("apiKeySecret: {name: openai, key: api-key}",
+                                                                  "apiKey: sk-123"))
+
+
+def test_an_experiment_hands_its_judge_to_every_arms_eval_job(repo):
+    from vlmtune.spec import Experiment, expand
+
+    document = yaml.safe_load((repo / "jobs" / "quickstart.yaml").read_text())
+    document["spec"]["evaluation"]["benchmarks"].append({"name": "llavabench", "demo": {}})
+    with pytest.raises(Exception, match="llavabench is scored by a judge model"):
+        Experiment.model_validate(document)
+    document["spec"]["evaluation"]["judge"] = {"model": {"preset": "tiny", "maxNewTokens": 8}}
+    evals = [job for job in expand(Experiment.model_validate(document)).jobs if isinstance(job, EvalJob)]
+    assert len(evals) == 2 and all(job.spec.judge.identity() == "model:preset:tiny" for job in evals)

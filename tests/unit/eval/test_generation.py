@@ -83,3 +83,17 @@ def test_generate_returns_only_the_answer_and_learns_what_training_taught():
     built.model.eval()
     answers = generation.generate(built, [Question(q, image) for q, image, _ in records], max_new_tokens=6)
     assert answers == ["crimson", "yes"]
+
+
+def test_text_only_questions_serve_a_judge_with_its_own_system_prompt_and_seeded_sampling(built):
+    """The judge's path: no image tokens, the request's system prompt, greedy at 0 and seeded above it."""
+    text = Question("Score both answers from 1 to 10.", None, system="You are a precise judge.")
+    ids = prompt_ids(built, text.prompt, with_image=False, system=text.system)
+    assert built.model.config.image_token_id not in ids
+    assert built.tokenizer.decode(ids[1:]).startswith("you are a precise judge. user : score both")  # uncased
+    greedy = generation.generate(built, [text, text], max_new_tokens=4)
+    assert greedy[0] == greedy[1] and greedy == generation.generate(built, [text], 4) * 2
+    hot = Question(text.prompt, None, text.system, max_new_tokens=6, temperature=1.5)
+    assert generation.generate(built, [hot], 4, seed=3) == generation.generate(built, [hot], 4, seed=3)
+    with pytest.raises(ValueError, match="one kind at a time"):
+        generation.generate(built, [text, QUESTIONS[0]], 4)

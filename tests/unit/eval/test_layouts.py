@@ -20,6 +20,20 @@ def test_parquet_carries_the_datasets_feature_metadata(tmp_path):
     assert read_parquet_rows(str(path)) == [{"question": "q", "image": {"bytes": b"png", "path": "a.png"}}]
 
 
+def test_a_folder_means_its_own_files_never_its_subfolders(tmp_path):
+    # lmms-lab/POPE holds `data/` and `Full/` side by side: reading both would score every question twice.
+    schema = pa.schema([("question", pa.string())])
+    for folder, names in (("data", ["a", "b"]), ("Full", ["a", "b", "c"])):
+        (tmp_path / "POPE" / folder).mkdir(parents=True)
+        (tmp_path / "POPE" / folder / "test-00000-of-00001.parquet").write_bytes(
+            parquet_bytes([{"question": n} for n in names], schema))
+    assert [row["question"] for row in read_parquet_rows(str(tmp_path / "POPE" / "data"))] == ["a", "b"]
+    with pytest.raises(FileNotFoundError) as caught:
+        read_parquet_rows(str(tmp_path / "POPE"))
+    assert "give the split folder itself" in str(caught.value)
+    assert f"{tmp_path}/POPE/Full, {tmp_path}/POPE/data" in str(caught.value)
+
+
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_parquet_rows(str(tmp_path / "nope"))

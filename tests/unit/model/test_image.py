@@ -17,6 +17,7 @@ from vlmtune_model.image import (
     pad_to_square,
     padded_resize,
     pixel_values,
+    square_pixels,
 )
 
 FILL = pad_fill(CLIP_MEAN)
@@ -57,3 +58,31 @@ def test_large_jpeg_is_decoded_at_reduced_scale_with_the_same_result():
     slow = pixel_values(full, ImageSpec(size=336))
     assert fast.shape == slow.shape == (3, 336, 336)
     assert np.abs(fast - slow).mean() < 0.02  # in normalized units: ~1 grey level of 255
+
+
+def encoded(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, quality=95) if fmt == "JPEG" else image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("width,height", [(640, 480), (200, 900), (37, 5), (500, 500)])
+def test_square_pixels_of_a_png_are_padded_resize_exactly(width, height):
+    image = photo(width, height)
+    expected = np.asarray(padded_resize(image, 336, FILL))
+    assert np.array_equal(square_pixels(encoded(image, "PNG"), ImageSpec(size=336)), expected)
+
+
+@pytest.mark.parametrize("width,height", [(1600, 1200), (700, 699), (200, 900), (300, 200), (3000, 100)])
+def test_jpeg_pixels_are_those_of_the_pil_path(width, height):
+    data = encoded(photo(width, height), "JPEG")
+    spec = ImageSpec(size=336)
+    shipped = normalize(Image.fromarray(square_pixels(data, spec)), spec)
+    assert np.array_equal(shipped, pixel_values(Image.open(io.BytesIO(data)), spec))
+
+
+def test_square_pixels_writes_into_a_batch_slot():
+    batch = np.zeros((2, 64, 64, 3), np.uint8)
+    data = encoded(photo(90, 60), "JPEG")
+    result = square_pixels(data, ImageSpec(size=64), out=batch[1])
+    assert result.base is batch and batch[1].any() and not batch[0].any()

@@ -70,3 +70,16 @@ def test_prompt_text_for_generation():
 def test_unusable_conversations_are_rejected(conversations, reason):
     with pytest.raises(ValueError, match=reason):
         normalize_turns(conversations)
+
+
+def test_a_batch_of_conversations_tokenizes_as_each_alone():
+    from vlmtune_model.template import tokenize_conversations
+
+    tokenizer = tiny_tokenizer()
+    conversations = [normalize_turns([{"from": "human", "value": f"<image>\nQuestion {i}?"},
+                                      {"from": "gpt", "value": "yes " * (8 * i)},
+                                      {"from": "human", "value": "And then?"}, {"from": "gpt", "value": "no"}])
+                     for i in range(1, 5)]
+    together = tokenize_conversations(conversations, tokenizer, image_tokens=9, max_length=80)
+    alone = [tokenize_conversation(turns, tokenizer, image_tokens=9, max_length=80) for turns in conversations]
+    assert together == alone and any(t.truncated for t in alone) and not all(t.truncated for t in alone)

@@ -8,6 +8,7 @@ CRD does not preserve them, the way `kubectl apply --validate=strict` does), the
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from pathlib import Path
 
@@ -22,6 +23,7 @@ _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_ABSENT = object()
 MAX_POD_SETS = 18
 """Kueue v0.19 `jobframework.MaxPodSets` (it was 8 before v0.18)."""
 
@@ -96,23 +98,40 @@ def schema_errors(schema: dict, value) -> list[str]:
             for error in validator.iter_errors(value)]
 
 
-def cel_errors(schema: dict, value, path: str = "") -> list[str]:
-    """Evaluate every `x-kubernetes-validations` rule that applies to a present value (create semantics)."""
+@functools.lru_cache(maxsize=None)
+def _program(rule: str):
+    import celpy
+
+    env = celpy.Environment()
+    return env.program(env.compile(rule))
+
+
+def cel_errors(schema: dict, value, path: str = "", old=_ABSENT) -> list[str]:
+    """Evaluate every `x-kubernetes-validations` rule that applies to a present value.
+
+    Args:
+        old: the stored value at this node on an update; transition rules (those naming `oldSelf`) run only where
+            the old value exists, as on the API server. Absent (a create): they are skipped.
+    """
     import celpy
 
     errors = []
     for rule in schema.get("x-kubernetes-validations") or []:
-        if "oldSelf" in rule["rule"]:
+        transition = "oldSelf" in rule["rule"]
+        if transition and old is _ABSENT:
             continue
-        env = celpy.Environment()
-        verdict = env.program(env.compile(rule["rule"])).evaluate({"self": celpy.json_to_cel(value)})
-        if not bool(verdict):
+        activation = {"self": celpy.json_to_cel(value)}
+        if transition:
+            activation["oldSelf"] = celpy.json_to_cel(old)
+        if not bool(_program(rule["rule"]).evaluate(activation)):
             errors.append(f"{path or '<root>'}: {rule.get('message') or rule['rule']}")
     if isinstance(value, dict):
         for name, sub in (schema.get("properties") or {}).items():
             if name in value:
-                errors += cel_errors(sub, value[name], f"{path}.{name}".lstrip("."))
+                before = old[name] if isinstance(old, dict) and name in old else _ABSENT
+                errors += cel_errors(sub, value[name], f"{path}.{name}".lstrip("."), before)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        # List items are correlated with their old selves only in map lists (by key); others get create semantics.
         for index, item in enumerate(value):
             errors += cel_errors(schema["items"], item, f"{path}[{index}]")
     return errors
@@ -141,11 +160,16 @@ def _qualified(key: str) -> bool:
         len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
 
 
-def admit(schema: dict, obj: dict) -> tuple[dict, list[str]]:
-    """Default, then validate `obj` like the API server; returns the defaulted object and every error."""
+def admit(schema: dict, obj: dict, old: dict | None = None) -> tuple[dict, list[str]]:
+    """Default, then validate `obj` like the API server; returns the defaulted object and every error.
+
+    Args:
+        old: the stored object when `obj` updates it (transition rules such as `self == oldSelf` then run).
+    """
     defaulted = apply_defaults(schema, obj)
     errors = metadata_errors(obj.get("metadata") or {}) + schema_errors(schema, defaulted)
-    return defaulted, errors + (cel_errors(schema, defaulted) if not errors else [])
+    before = _ABSENT if old is None else apply_defaults(schema, old)
+    return defaulted, errors + (cel_errors(schema, defaulted, old=before) if not errors else [])
 
 
 def kuberay_errors(rayjob: dict) -> list[str]:

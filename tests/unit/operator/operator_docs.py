@@ -122,6 +122,8 @@ class FakeClient:
         self.rayjobs: dict[tuple[str, str], dict] = {}
         self.jobs: dict[tuple[str, str], dict] = {}
         self.workloads: dict[str, dict] = {}
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+        self.deletes: list[tuple[str, str]] = []
         self.creates = 0
 
     def get_rayjob(self, namespace, name):
@@ -152,3 +154,13 @@ class FakeClient:
 
     def find_workload(self, namespace, owner_uid):
         return copy.deepcopy(self.workloads.get(owner_uid))
+
+    def delete_rayjob(self, namespace, name, uid):
+        found = self.rayjobs.get((namespace, name))
+        if found is not None and found["metadata"].get("uid") == uid:
+            self.deletes.append((namespace, name))
+            del self.rayjobs[(namespace, name)]
+
+    def get_secret(self, namespace, name):
+        found = self.secrets.get((namespace, name))
+        return None if found is None else {"data": dict(found), "resourceVersion": "1"}

@@ -14,7 +14,8 @@ from vlmtune.spec import KINDS
 from vlmtune.spec.crd import plural_of
 
 from vlmtune_operator.handlers import configure, reconcile, refresh_status, register
-from vlmtune_operator.store import StoreReader
+from vlmtune_operator.run import RUN_HASH_ANNOTATION
+from vlmtune_operator.stores import Stores
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 NS = "team-vision"
@@ -137,6 +138,7 @@ def test_spec_change_after_creation_is_reported_not_applied(client, gpu_runtime)
 def test_timer_maps_the_rayjob_and_workload(client, gpu_runtime):
     created = _reconcile(live(stage_doc()), client, gpu_runtime)
     rayjob = client.rayjobs[(NS, "tj-visionflan-stage1")]
+    rayjob["spec"]["suspend"] = False  # Kueue unsuspends it on admission
     rayjob["status"] = {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING", "dashboardURL": "head:8265"}
     client.workloads[rayjob["metadata"]["uid"]] = {"status": {"conditions": [
         {"type": "Admitted", "status": "True", "reason": "Admitted", "lastTransitionTime": "2026-03-01T11:00:00Z"}]}}
@@ -181,20 +183,38 @@ def test_configure_keeps_kopf_state_out_of_status():
 def _running_job(client, runtime, output_uri: str, status_extra: dict | None = None) -> tuple[dict, dict]:
     doc = stage_doc(output={"uri": output_uri}, training={"globalBatchSize": 128, "maxSteps": 128})
     created = _reconcile(live(doc), client, runtime)
-    client.rayjobs[(NS, "tj-visionflan-stage1")]["status"] = {"jobDeploymentStatus": "Running",
-                                                             "jobStatus": "RUNNING"}
+    rayjob = client.rayjobs[(NS, "tj-visionflan-stage1")]
+    rayjob["spec"]["suspend"] = False
+    rayjob["status"] = {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}
     return doc, dict(created.status) | (status_extra or {})
+
+
+def _record(client, **fields) -> str:
+    """job.json as `vlmtune run` writes it for the run the job's RayJob carries."""
+    annotations = client.rayjobs[(NS, "tj-visionflan-stage1")]["metadata"]["annotations"]
+    return json.dumps({"kind": "TuningJob", "name": "visionflan-stage1", "specHash": annotations[RUN_HASH_ANNOTATION],
+                       "phase": "Running"} | fields)
 
 
 def test_timer_reads_progress_and_metrics_from_the_run_folder(client, gpu_runtime, tmp_path):
     doc, status = _running_job(client, gpu_runtime, str(tmp_path))
     row = {"step": 37, "loss": 2.5, "learning_rate": 1e-4, "tokens_per_s": 812.5, "samples_per_s": 3.0, "mfu": 0.42}
     (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n" + '{"step": 38, "lo')  # 38 is being written
+    (tmp_path / "job.json").write_text(_record(client))
     patch = kopf.Patch()
-    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, store=StoreReader())
+    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, stores=Stores(client, gpu_runtime))
     assert patch.status["phase"] == "Running" and patch.status["progress"] == "37/128 (28%)"
     assert patch.status["metrics"] == {"step": 37, "loss": 2.5, "learningRate": 1e-4, "tokensPerSecond": 812.5,
                                        "samplesPerSecond": 3.0, "mfu": 0.42}
+
+
+def test_figures_of_another_run_in_the_same_folder_are_cleared(client, gpu_runtime, tmp_path):
+    doc, status = _running_job(client, gpu_runtime, str(tmp_path), {"progress": "5/128 (3%)", "metrics": {"step": 5}})
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 90, "loss": 0.5}) + "\n")
+    (tmp_path / "job.json").write_text(_record(client, specHash="an-older-spec"))
+    patch = kopf.Patch()
+    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, stores=Stores(client, gpu_runtime))
+    assert patch.status["progress"] is None and patch.status["metrics"] is None  # merge patch removes them
 
 
 def test_timer_keeps_the_last_figures_when_the_store_is_unreachable(client, gpu_runtime, monkeypatch):
@@ -203,7 +223,7 @@ def test_timer_keeps_the_last_figures_when_the_store_is_unreachable(client, gpu_
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     doc, status = _running_job(client, gpu_runtime, "s3://runs/x", {"progress": "5/128 (3%)"})
     patch = kopf.Patch()
-    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, store=StoreReader())
+    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, stores=Stores(client, gpu_runtime))
     assert patch.status["phase"] == "Running" and "progress" not in patch.status  # unchanged, not cleared
 
 
@@ -212,5 +232,41 @@ def test_timer_does_not_read_the_store_before_the_job_is_admitted(client, gpu_ru
     client.rayjobs[(NS, "tj-visionflan-stage1")]["status"] = {}  # suspended, waiting for Kueue
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 3, "loss": 1.0}) + "\n")  # an older run's
     patch = kopf.Patch()
-    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, store=StoreReader())
+    refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, stores=Stores(client, gpu_runtime))
     assert "progress" not in patch.status
+
+
+class _RefusingApi:
+    """A CustomObjectsApi whose create answers like the API server does when something refuses the object."""
+
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+    def create_namespaced_custom_object(self, *args, **kwargs):
+        from kubernetes.client.exceptions import ApiException
+
+        error = ApiException(status=self.status, reason="Forbidden")
+        error.body = json.dumps({"kind": "Status", "message": self.message})
+        raise error
+
+
+@pytest.mark.parametrize("status, message, refused", [
+    (403, 'rayjobs.ray.io "tj-x" is forbidden: ValidatingAdmissionPolicy \'vlmtune-rayjobs\' with binding '
+          '\'vlmtune-rayjobs\' denied request: Ray clusters must use token auth', True),
+    (422, 'RayJob.ray.io "tj-x" is invalid: spec.rayClusterSpec: Required value', True),
+    (403, 'rayjobs.ray.io is forbidden: User "system:serviceaccount:vlmtune-system:vlmtune" cannot create '
+          'resource "rayjobs"', False),  # RBAC: a fixed Role lets a retry through
+])
+def test_admission_refusals_are_final_and_rbac_denials_are_retried(status, message, refused):
+    pytest.importorskip("kubernetes")
+    from kubernetes.client.exceptions import ApiException
+
+    from vlmtune_operator.client import KubeClient
+    from vlmtune_operator.errors import RayJobRefused
+
+    client = KubeClient(_RefusingApi(status, message))
+    expected = RayJobRefused if refused else ApiException
+    with pytest.raises(expected) as caught:
+        client.create_rayjob("team-vision", {"metadata": {"name": "tj-x"}})
+    if refused:
+        assert str(caught.value).endswith(message)

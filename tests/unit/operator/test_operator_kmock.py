@@ -139,6 +139,10 @@ async def test_run_progress_appears_in_the_job_status(kmock, tmp_path):
         row = {"step": 16, "loss": 3.25, "learning_rate": 2e-5, "tokens_per_s": 5120.0, "samples_per_s": 2.5,
                "total_steps": 64, "mfu": 0.38}
         (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        # The run's record, as `vlmtune run` writes it: figures count only for the run this RayJob carries.
+        run_hash = _get(kmock, RAYJOBS, "tj-progress")["metadata"]["annotations"]["vlmtune.dev/run-hash"]
+        (tmp_path / "job.json").write_text(json.dumps({"kind": "TuningJob", "name": "progress", "specHash": run_hash,
+                                                       "phase": "Running"}))
         status = await _until(lambda: _status(kmock, JOBS, "progress").get("progress") == "16/64 (25%)"
                               and _status(kmock, JOBS, "progress"))
         assert status["phase"] == "Running" and status["metrics"]["mfu"] == 0.38

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -174,3 +175,72 @@ def test_owner_reference_makes_the_job_the_controller(gpu_runtime):
         "controller": True, "blockOwnerDeletion": True}]
     again = with_owner(owned, owner_reference(body))
     assert again["metadata"]["ownerReferences"] == owned["metadata"]["ownerReferences"]
+
+
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                      "projected", "secret"}
+
+
+def restricted_violations(pod: dict) -> list[str]:
+    """What the Pod Security Standard "restricted" (Kubernetes >= 1.25) forbids in a pod spec."""
+    problems = []
+    pod_security = pod.get("securityContext") or {}
+    for container in pod["containers"]:
+        security = container.get("securityContext") or {}
+        name = container["name"]
+        if not (security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is True):
+            problems.append(f"{name}: runAsNonRoot")
+        if security.get("runAsUser", pod_security.get("runAsUser")) == 0:
+            problems.append(f"{name}: runAsUser 0")
+        if security.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation")
+        capabilities = security.get("capabilities") or {}
+        if "ALL" not in capabilities.get("drop", []) or set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: capabilities")
+        seccomp = (security.get("seccompProfile") or pod_security.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile")
+        if security.get("privileged"):
+            problems.append(f"{name}: privileged")
+    for volume in pod.get("volumes", []):
+        if not set(volume) - {"name"} <= RESTRICTED_VOLUMES:
+            problems.append(f"volume {volume['name']}: {set(volume) - {'name'}}")
+    problems += [f"host namespace {key}" for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key)]
+    return problems
+
+
+def test_ray_pods_meet_the_restricted_pod_security_profile(gpu_runtime):
+    rayjob = build_rayjob(job(stage_doc()), gpu_runtime)
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        assert restricted_violations(group["template"]["spec"]) == []
+    submitter = rayjob["spec"]["submitterPodTemplate"]["spec"]  # KubeRay's default, but restricted
+    assert restricted_violations(submitter) == [] and submitter["restartPolicy"] == "Never"
+    assert "command" not in submitter["containers"][0]  # KubeRay fills in `ray job submit`
+    pod = cluster["headGroupSpec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == gpu_runtime.pod_security.run_as_user == 65532
+    # The check bites.
+    for change in (lambda p: p["securityContext"].update(runAsNonRoot=False),
+                   lambda p: p["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True),
+                   lambda p: p["containers"][0]["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]),
+                   lambda p: p["securityContext"].pop("seccompProfile"),
+                   lambda p: p["volumes"].append({"name": "host", "hostPath": {"path": "/"}})):
+        broken = copy.deepcopy(pod)
+        change(broken)
+        assert restricted_violations(broken)
+
+
+def test_a_judge_key_reaches_the_head_from_its_secret_and_nowhere_else(gpu_runtime):
+    from vlmtune.spec import EvalJob
+
+    doc = {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "EvalJob", "metadata": {"name": "judged"},
+           "spec": {"model": {"pretrained": "s3://models/llava"},
+                    "benchmarks": [{"name": "llavabench", "data": "s3://bench/llava-bench-in-the-wild"}],
+                    "judge": {"endpoint": {"url": "https://api.openai.com/v1", "model": "gpt-4-0613",
+                                           "apiKeySecret": {"name": "openai", "key": "api-key"}}},
+                    "output": {"uri": "s3://runs/judged"}}}
+    rayjob = build_rayjob(EvalJob.model_validate(doc), gpu_runtime)
+    head, *workers = _containers(rayjob)
+    assert head["env"] == [{"name": "OPENAI_API_KEY",
+                            "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}}}]
+    assert all("env" not in container for container in workers)

@@ -64,7 +64,8 @@ def test_elastic_job_gets_the_autoscaler_bounds_and_kueues_opt_in(elastic_runtim
     assert cluster["enableInTreeAutoscaling"] is True
     assert cluster["autoscalerOptions"] == {
         "version": "v2", "upscalingMode": "Conservative", "idleTimeoutSeconds": 120, "imagePullPolicy": "IfNotPresent",
-        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}}
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
     [workers] = cluster["workerGroupSpecs"]
     assert (workers["replicas"], workers["minReplicas"], workers["maxReplicas"]) == (4, 2, 4)
     # Everything else is the fixed job's: suspended for Kueue, deleted when done, head schedules only.

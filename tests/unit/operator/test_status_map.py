@@ -8,7 +8,9 @@ import pytest
 
 from vlmtune.spec.status import Phase
 
-from vlmtune_operator.status import admission_of, compose, observe, rayjob_verdict, status_patch, Admission, Verdict
+from vlmtune_operator.run import UNREAD, Run
+from vlmtune_operator.status import (Admission, Deadlines, Verdict, admission_of, compose, observe, rayjob_verdict,
+                                     status_patch)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 DEADLINE = 1800
@@ -36,7 +38,10 @@ TABLE = [
     ("", "", True, {}, Phase.Queued, "WaitingForQuota", "queued"),
     ("New", "", True, {}, Phase.Queued, "WaitingForQuota", "queued"),
     ("Suspended", "", True, {}, Phase.Queued, "WaitingForQuota", "queued"),
-    ("", "", False, {}, Phase.Pending, "RayJobCreated", "creating"),
+    ("", "", False, {}, Phase.Queued, "WaitingForQuota", "queued"),  # Kueue suspends a job it has not admitted
+    ("Initializing", "", True, {"startTime": RECENT}, Phase.Queued, "WaitingForQuota", "queued"),  # the suspend walk
+    ("Suspending", "", True, {}, Phase.Queued, "WaitingForQuota", "queued"),
+    ("Suspending", "", False, {}, Phase.Queued, "WaitingForQuota", "queued"),  # KubeRay finishes a suspension
     ("Initializing", "", False, {"startTime": RECENT}, Phase.Running, "ClusterStarting", "initializing"),
     ("Waiting", "", False, {"startTime": RECENT}, Phase.Running, "ClusterStarting", "waiting"),
     ("Retrying", "", False, {"startTime": RECENT}, Phase.Running, "ClusterStarting", "retrying"),
@@ -55,9 +60,7 @@ TABLE = [
     ("Failed", "", False, {"reason": "SubmissionFailed"}, Phase.Failed, "SubmissionFailed", "done"),
     ("Failed", "", False, {}, Phase.Failed, "RayJobFailed", "done"),
     ("ValidationFailed", "", False, {}, Phase.Failed, "ValidationFailed", "done"),
-    ("Scheduling", "", False, {}, Phase.Pending, "RayJobCreated", "creating"),
-    ("Scheduled", "", False, {}, Phase.Pending, "RayJobCreated", "creating"),
-    ("Exploded", "", False, {}, Phase.Pending, "UnknownDeploymentStatus", None),
+    ("Exploded", "", False, {}, Phase.Pending, "UnknownDeploymentStatus", "unknown"),
 ]
 
 
@@ -104,19 +107,43 @@ def test_preempted_job_is_suspended_not_queued():
     assert "higher priority" in verdict.message
 
 
-def test_deactivated_workload_fails_the_job():
-    verdict = rayjob_verdict(rayjob("Suspended", suspend=True), admission_of(workload(active=False)), "Queued",
-                             NOW, DEADLINE)
-    assert (verdict.phase, verdict.reason) == (Phase.Failed, "WorkloadDeactivated")
+def test_a_workload_an_administrator_deactivated_is_suspended_not_failed():
+    deactivated = workload(("Evicted", "True", "Deactivated"), active=False, message="The workload is deactivated")
+    verdict = rayjob_verdict(rayjob("Suspended", suspend=True), admission_of(deactivated), "Running", NOW, DEADLINE)
+    assert (verdict.phase, verdict.reason) == (Phase.Suspended, "WorkloadDeactivated")
+
+
+@pytest.mark.parametrize("cause, reason", [("MaximumExecutionTimeExceeded", "DeadlineExceeded"),
+                                           ("RequeuingLimitExceeded", "RequeuingLimitExceeded")])
+def test_a_workload_kueue_deactivated_fails_the_job(cause, reason):
+    # Kueue v0.19.2 evict.go: the Evicted reason of its own deactivations is "Deactivated" + "DueTo" + the cause.
+    deactivated = workload(("Evicted", "True", f"DeactivatedDueTo{cause}"), active=False,
+                           message=f"The workload is deactivated due to {cause}")
+    verdict = rayjob_verdict(rayjob("Running", "RUNNING", suspend=True), admission_of(deactivated), "Running", NOW,
+                             DEADLINE)
+    assert (verdict.phase, verdict.reason) == (Phase.Failed, reason)
 
 
 def test_workload_not_created_yet():
-    assert admission_of(None) == Admission(message="waiting for Kueue to create the Workload")
+    assert admission_of(None) == Admission()
+    verdict = rayjob_verdict(rayjob(suspend=True), admission_of(None), None, NOW, DEADLINE)
+    assert (verdict.phase, verdict.reason) == (Phase.Queued, "WaitingForWorkload")
 
 
-def _observe(previous: dict, rj: dict | None, wl: dict | None = None, now: datetime = NOW) -> dict | None:
-    return observe(kind="TuningJob", output_uri="s3://runs/x", generation=2, previous=previous, rayjob=rj, workload=wl,
-                   readiness_deadline_seconds=DEADLINE, now=now)
+def test_a_queue_that_does_not_exist_is_named():
+    missing = workload(("QuotaReserved", "False", "Misconfigured"), message="LocalQueue tuning doesn't exist")
+    verdict = rayjob_verdict(rayjob(suspend=True), admission_of(missing), None, NOW, DEADLINE)
+    assert (verdict.phase, verdict.reason, verdict.message) == (Phase.Queued, "QueueMisconfigured",
+                                                                "LocalQueue tuning doesn't exist")
+
+
+RUN = Run("TuningJob", "x", "hash-of-this-run", "s3://runs/x")
+
+
+def _observe(previous: dict, rj: dict | None, wl: dict | None = None, now: datetime = NOW, record=UNREAD,
+             deadlines: Deadlines = Deadlines(DEADLINE)) -> dict | None:
+    return observe(kind="TuningJob", generation=2, previous=previous, rayjob=rj, workload=wl, deadlines=deadlines,
+                   now=now, run=RUN, record=record)
 
 
 def test_vanished_rayjob_fails_the_job():
@@ -146,9 +173,22 @@ def test_success_records_the_model_and_drops_the_dead_dashboard_link():
     previous = {"phase": "Running", "rayJobName": "tj-x", "dashboardURL": "http://head:8265"}
     end = "2026-03-01T11:59:00Z"
     status = _observe(previous, rayjob("Complete", "SUCCEEDED", endTime=end), None)
-    assert status["artifacts"]["model"] == "s3://runs/x/model"
+    assert status["artifacts"]["model"] == "s3://runs/x/model"  # store not readable: where the run was told to write
     assert status["completionTime"] == end and "dashboardURL" not in status
     assert status_patch(previous, status)["dashboardURL"] is None  # merge patch deletes it
+
+
+def test_the_model_is_the_one_this_run_recorded():
+    record = {"kind": "TuningJob", "name": "x", "specHash": RUN.spec_hash, "phase": "Succeeded",
+              "artifacts": {"model": "s3://runs/x/model-v2"}}
+    done = _observe({"phase": "Running", "rayJobName": "tj-x"}, rayjob("Complete", "SUCCEEDED"), record=record)
+    assert done["artifacts"]["model"] == "s3://runs/x/model-v2"
+    foreign = dict(record, specHash="an-older-spec")
+    done = _observe({"phase": "Running", "rayJobName": "tj-x"}, rayjob("Complete", "SUCCEEDED"), record=foreign)
+    assert done["phase"] == "Succeeded" and "model" not in done["artifacts"]
+    assert "no record of this run" in done["message"]
+    missing = _observe({"phase": "Running", "rayJobName": "tj-x"}, rayjob("Complete", "SUCCEEDED"), record=None)
+    assert "model" not in missing["artifacts"]
 
 
 def test_conditions_keep_transition_times_until_they_change():

@@ -122,6 +122,7 @@ def test_kueue_rules_bite():
 def test_kuberay_rules_bite():
     rayjob = render_jobs(load_jobs([PLAIN_JOB_FILE]), RuntimeConfig())[0]
     rayjob["metadata"]["name"] = "x" * 48
+    rayjob["spec"]["suspend"] = True
     rayjob["spec"]["shutdownAfterJobFinishes"] = False
     assert len(kuberay_errors(rayjob)) == 2
 
@@ -163,9 +164,10 @@ def test_our_crd_rejects_what_the_models_reject(our_schemas):
 @pytest.mark.parametrize("phase", list(Phase))
 def test_statuses_we_write_fit_our_status_schema(our_schemas, phase):
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    status = compose({"rayJobName": "tj-x", "progress": "120/500"}, Verdict(phase, "Because", "why", "stage"), 3,
-                     now, kind="TuningJob", output_uri="s3://runs/x", admitted=True,
-                     dashboardURL="http://head:8265", queue="tuning")
+    status = compose({"rayJobName": "tj-x", "progress": "120/500"}, Verdict(phase, "Because", "why", "stage", now), 3,
+                     now, kind="TuningJob", admitted=True, dashboardURL="http://head:8265", queue="tuning",
+                     artifacts={"model": "s3://runs/x/model"}, waitingSince=now, activeSeconds=60, activeSince=now,
+                     upstreams={"stage1": "uid-1"})
     document = stage_doc() | {"status": status}
     _, errors = admit(our_schemas["TuningJob"], document)
     assert not errors, errors

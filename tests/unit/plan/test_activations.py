@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vlmtune.bench.shapes import LLAVA_7B, Shape
+from vlmtune_model.shapes import LLAVA_7B, Shape
 from vlmtune.plan.estimate import Activations, activation_bytes
 from vlmtune.plan.memory import (
     GIB,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vlmtune.bench.shapes import LLAVA_13B
+from vlmtune_model.shapes import LLAVA_13B
 from vlmtune.plan.catalog import PlanError, resolve_shape
 from vlmtune.spec import TuningJob
 

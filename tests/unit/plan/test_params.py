@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from vlmtune.bench.shapes import LLAVA_7B, LLAVA_13B, TINY, Shape
+from vlmtune_model.shapes import LLAVA_7B, LLAVA_13B, TINY, Shape
 from vlmtune.plan.params import model_size
 
 torch = pytest.importorskip("torch")
 
 
 def build(shape: Shape):
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-    )
+    from transformers import LlavaForConditionalGeneration
 
-    config = LlavaConfig(vision_config=CLIPVisionConfig(**shape.vision), text_config=LlamaConfig(**shape.text),
-                         image_token_id=0)
+    from vlmtune_model.builder import shape_config
+
+    config = shape_config(shape, image_token_id=0)
     return LlavaForConditionalGeneration(config)
 
 

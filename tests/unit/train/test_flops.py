@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmtune.bench.shapes import LLAVA_7B, TINY, Shape
+from vlmtune_model.shapes import LLAVA_7B, TINY, Shape
 from vlmtune.train.flops import mfu, peak_flops, train_flops
 
 SMALL = Shape("small", vision=dict(hidden_size=2, intermediate_size=4, num_hidden_layers=1, num_attention_heads=1,

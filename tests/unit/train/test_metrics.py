@@ -7,9 +7,8 @@ import time
 import pytest
 import torch
 
-from vlmtune.bench.shapes import TINY
+from vlmtune_model.shapes import TINY, Shape
 from vlmtune.bench.step import synthetic_batches
-from vlmtune.plan.catalog import TINY_PRESET, shape_of_config
 from vlmtune.train.flops import train_flops
 from vlmtune.train.metrics import FlopsMeter, MetricsWindow, epoch_of
 from vlmtune.train.plain_engine import PlainEngine
@@ -30,9 +29,9 @@ def test_a_step_counts_tokens_their_squares_and_images():
 
 
 def test_the_built_model_costs_what_the_plan_says_it_does():
-    shape = shape_of_config(build_tiny(seed=0).model.config)
-    assert train_flops(shape, STAGE) == train_flops(TINY_PRESET, STAGE)
-    assert shape.image_tokens == TINY_PRESET.image_tokens == 64
+    shape = Shape.of_config(build_tiny(seed=0).model.config)
+    assert train_flops(shape, STAGE) == train_flops(TINY, STAGE)
+    assert shape.image_tokens == TINY.image_tokens == 64
 
 
 def test_window_reduces_to_rates_and_mfu():
@@ -49,7 +48,7 @@ def test_window_reduces_to_rates_and_mfu():
 
 def test_mfu_is_null_without_a_known_peak():
     meter = FlopsMeter.for_model(build_tiny(seed=0).model, STAGE, torch.device("cpu"), "fp32")
-    assert meter.peak is None and meter.flops == train_flops(TINY_PRESET, STAGE)
+    assert meter.peak is None and meter.flops == train_flops(TINY, STAGE)
     window = MetricsWindow()
     window.add(StepStats(loss=1.0, tokens=10, samples=1, skipped=0, truncated=0, token_squares=100, images=1))
     assert window.reduce(torch.device("cpu"), meter)["mfu"] is None
@@ -66,4 +65,4 @@ def test_a_lora_model_is_metered_by_its_adapters():
     built = apply_lora(build_tiny(seed=0), LoraSettings(rank=4, alpha=8.0))
     adapters = sum(p.numel() for name, p in built.model.named_parameters() if "lora_" in name)
     meter = FlopsMeter.for_model(built.model, STAGE, torch.device("cpu"), "fp32")
-    assert adapters > 0 and meter.flops == train_flops(TINY_PRESET, ("projector",), adapters)
+    assert adapters > 0 and meter.flops == train_flops(TINY, ("projector",), adapters)

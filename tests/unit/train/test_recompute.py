@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vlmtune.bench.shapes import TINY
+from vlmtune_model.shapes import TINY
 from vlmtune.bench.step import synthetic_batches
 from vlmtune.train.recompute import decoder_layers, enable_checkpointing
 from vlmtune.train.step import masked_loss
@@ -19,7 +19,8 @@ def tiny_model():
 
 
 def loss_and_grads(model, micro) -> tuple[float, dict[str, torch.Tensor]]:
-    output = model(input_ids=micro.input_ids, attention_mask=micro.attention_mask, pixel_values=micro.pixel_values,
+    micro = micro.to(torch.device("cpu"), torch.float32)  # normalizes the uint8 pixels, as the step does
+    output = model(input_ids=micro.input_ids, attention_mask=micro.attention_mask, pixel_values=micro.pixels,
                    use_cache=False)
     loss, _ = masked_loss(output.logits, micro.labels)
     loss.backward()

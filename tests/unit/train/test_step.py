@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from vlmtune.train.step import collate, kept_loss, masked_loss, supervised_positions, train_step
+from vlmtune_model.image import ImageSpec
 from vlmtune_model.tokenizer import IGNORE_INDEX
 
 
@@ -25,24 +25,34 @@ def numpy_batch(with_images=(True, False)):
         "key": np.asarray([f"k{i}" for i in range(n)]),
         "input_ids": ragged([[1, 2, 3], [1, 2]][:n]),
         "labels": ragged([[IGNORE_INDEX, 2, 3], [IGNORE_INDEX, IGNORE_INDEX]][:n]),
-        "pixel_values": np.stack([np.full((3, 4, 4), i, np.float32) for i in range(n)]),
+        "pixel_values": np.stack([np.full((4, 4, 3), i, np.uint8) for i in range(n)]),
         "has_image": np.asarray(with_images),
         "truncated": np.asarray([False, True][:n]),
         "skip_reason": np.asarray(["", "image unreadable: OSError"][:n]),
     }
 
 
+SPEC = ImageSpec(size=4)
+
+
 def test_collate_right_pads_and_keeps_only_real_images():
-    micro = collate(numpy_batch(), pad_token_id=0)
+    micro = collate(numpy_batch(), pad_token_id=0, image_spec=SPEC)
     assert micro.input_ids.tolist() == [[1, 2, 3], [1, 2, 0]]
     assert micro.attention_mask.tolist() == [[1, 1, 1], [1, 1, 0]]
     assert micro.labels.tolist() == [[IGNORE_INDEX, 2, 3], [IGNORE_INDEX] * 3]
-    assert micro.pixel_values.shape == (1, 3, 4, 4)
+    assert micro.pixels.shape == (1, 4, 4, 3) and micro.pixels.dtype == torch.uint8
     assert (micro.samples, micro.skipped, micro.truncated) == (2, 1, 1)
 
 
+def test_moving_a_micro_batch_normalizes_its_images_there():
+    moved = collate(numpy_batch(), pad_token_id=0, image_spec=SPEC).to(torch.device("cpu"), torch.bfloat16)
+    assert moved.pixels.shape == (1, 3, 4, 4) and moved.pixels.dtype == torch.bfloat16
+    expected = (0 / 255 - torch.tensor(SPEC.mean)) / torch.tensor(SPEC.std)
+    assert torch.allclose(moved.pixels[0, :, 0, 0].float(), expected, atol=1e-2)
+
+
 def test_collate_without_images():
-    assert collate(numpy_batch((False, False)), pad_token_id=0).pixel_values is None
+    assert collate(numpy_batch((False, False)), pad_token_id=0, image_spec=SPEC).pixels is None
 
 
 def test_masked_loss_matches_cross_entropy_on_unmasked_tokens():
@@ -102,19 +112,13 @@ def test_a_micro_batch_without_labels_keeps_one_position_and_a_zero_loss():
 
 
 @pytest.mark.integration
-def test_train_step_runs_through_deepspeed_in_one_process(monkeypatch):
+def test_train_step_runs_through_deepspeed_in_one_process(gloo_world):
     """The step function needs no Ray: one gloo process, real DeepSpeed ZeRO-2, loss goes down."""
     import deepspeed
-    import torch.distributed as dist
 
     from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
     from vlmtune_model import build_tiny
 
-    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533", "RANK": "0", "WORLD_SIZE": "1",
-                       "LOCAL_RANK": "0"}.items():
-        monkeypatch.setenv(key, value)
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
     built = build_tiny()
     optimizer = torch.optim.AdamW(built.model.parameters(), lr=1e-3)
     engine, *_ = deepspeed.initialize(model=built.model, optimizer=optimizer, dist_init_required=False, config={
@@ -134,9 +138,7 @@ def test_train_step_runs_through_deepspeed_in_one_process(monkeypatch):
     batch = {name: (np.stack([r[name] for r in rows]) if name == "pixel_values" else
                     ragged([r[name] for r in rows]) if name in ("input_ids", "labels") else
                     np.asarray([r[name] for r in rows])) for name in rows[0]}
-    micro = collate(batch, built.tokenizer.pad_token_id)
+    micro = collate(batch, built.tokenizer.pad_token_id, ImageSpec(size=64))
     losses = [train_step(engine, [micro, micro], torch.device("cpu"), torch.float32).loss for _ in range(5)]
     assert losses[-1] < losses[0]
     assert engine.global_steps == 5
-    dist.destroy_process_group()
-    os.environ.pop("MASTER_PORT", None)
