@@ -26,7 +26,7 @@ from vlmtune_model.projector import (
     projector_kind,
     shape_projector,
 )
-from vlmtune_model.tokenizer import image_token_id, tiny_tokenizer, with_image_token
+from vlmtune_model.tokenizer import image_token_id, llava_tokenizer, tiny_tokenizer
 
 
 @dataclass
@@ -95,7 +95,7 @@ def load_export(path: str) -> BuiltModel:
 
     A `linear` projector comes back as one: its identity linear_2 is frozen again.
     """
-    tokenizer = with_image_token(AutoTokenizer.from_pretrained(path))
+    tokenizer = llava_tokenizer(AutoTokenizer.from_pretrained(path))
     model = LlavaForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
     if projector_kind(model.config) == "linear":
         model.model.multi_modal_projector.linear_2.requires_grad_(False)
@@ -109,7 +109,7 @@ def build_from_parts(language_model: str, vision_tower: str, projector: str = "m
     stage-1 file); the vision feature is CLIP's second-to-last layer without CLS, as in LLaVA-1.5.
     """
     check_projector(projector)
-    tokenizer = with_image_token(AutoTokenizer.from_pretrained(language_model, use_fast=True))
+    tokenizer = llava_tokenizer(AutoTokenizer.from_pretrained(language_model, use_fast=True))
     vision = CLIPVisionModel.from_pretrained(vision_tower, dtype=torch.float32)
     language = AutoModelForCausalLM.from_pretrained(language_model, dtype=torch.float32)
     config = llava_config(vision.config, language.config, image_token_id=image_token_id(tokenizer), projector=projector)

@@ -101,8 +101,13 @@ def pixel_values(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     _decode_at_scale(image, spec.size)
     if image.mode != "RGB":
         image = image.convert("RGB")
-    fill = tuple(int(round(channel * 255)) for channel in spec.mean)
-    return normalize(padded_resize(image, spec.size, fill), spec)
+    return normalize(padded_resize(image, spec.size, pad_fill(spec.mean)), spec)
+
+
+def pad_fill(mean: tuple[float, ...]) -> tuple[int, ...]:
+    """The padding colour: the mean in 8 bits, truncated as LLaVA's `expand2square` call and transformers'
+    `LlavaImageProcessor` do (CLIP's mean gives (122, 116, 104)), so exported processors pad alike."""
+    return tuple(int(channel * 255) for channel in mean)
 
 
 def normalize(image: Image.Image, spec: ImageSpec) -> np.ndarray:
@@ -172,7 +177,7 @@ def square_pixels(data: bytes, spec: ImageSpec, out: np.ndarray | None = None) -
     work allows; with `out` (a slot of a batch array) the result is written there directly.
     """
     pixels = decode(data, spec.size)
-    fill = np.asarray([int(round(channel * 255)) for channel in spec.mean], np.uint8)
+    fill = np.asarray(pad_fill(spec.mean), np.uint8)
     size = spec.size
     out = np.empty((size, size, 3), np.uint8) if out is None else out
     height, width = pixels.shape[:2]

@@ -58,14 +58,20 @@ def normalize_turns(conversations: list[dict], require_answer: bool = True) -> l
     return turns
 
 
-def prompt_text(turns: list[Turn], system: str = SYSTEM_VICUNA_V1) -> str:
-    """The vicuna_v1 prompt for generation: history plus an open assistant turn."""
+def prompt_text(turns: list[Turn], system: str = SYSTEM_VICUNA_V1, eos: str = "</s>") -> str:
+    """The vicuna_v1 prompt for generation: history plus an open assistant turn.
+
+    Args:
+        turns: normalized turns, ending on a human turn.
+        system: the system prompt.
+        eos: the text of the tokenizer's eos token, which closes earlier answers (training's end token).
+    """
     text = system + " "
     for turn in turns:
         if turn.role == "human":
             text += f"{USER}: {turn.text} {ASSISTANT}:"
         else:
-            text += f" {turn.text}</s>"
+            text += f" {turn.text}{eos}"
     return text
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import importlib.util
 from pathlib import Path
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, TokenizersBackend
 
 IMAGE_TOKEN = "<image>"
 IGNORE_INDEX = -100
@@ -25,11 +26,29 @@ def offline_tokenizer_dir() -> Path:
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerBase:
-    """The tiny preset's tokenizer: BERT WordPiece with [CLS]/[SEP] as bos/eos and an image token."""
+    """The tiny preset's tokenizer: BERT WordPiece with [CLS]/[SEP] as bos/eos, an image token and the chat template."""
     tokenizer = AutoTokenizer.from_pretrained(str(offline_tokenizer_dir()))
     tokenizer.bos_token = tokenizer.cls_token
     tokenizer.eos_token = tokenizer.sep_token
-    return with_image_token(tokenizer)
+    return llava_tokenizer(tokenizer)
+
+
+def llava_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """`tokenizer` ready for LLaVA: `<image>`, a pad token, bos-only encoding, the vicuna_v1 chat template, left padding.
+
+    Raises:
+        ValueError: a tokenizer that appends its eos token and has no `tokenizers` backend to change that.
+    """
+    tokenizer = bos_only(with_image_token(tokenizer))
+    tokenizer.chat_template = chat_template()
+    # Batched `generate` needs prompts padded on the left; training pads its own batches (on the right).
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def chat_template() -> str:
+    """The vicuna_v1 chat template (Jinja) that exports carry."""
+    return importlib.resources.files("vlmtune_model").joinpath("vicuna_v1.jinja").read_text(encoding="utf-8")
 
 
 def with_image_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -40,6 +59,32 @@ def with_image_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerB
         # Llama/Vicuna tokenizers ship without one; LLaVA pads with unk.
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     return tokenizer
+
+
+def bos_only(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """A tokenizer whose `tokenizer(text)` adds the bos token in front and nothing at the end.
+
+    Training closes every answer with the eos token, so a prompt that ends in one (BERT's post-processor
+    appends [SEP]) tells `generate` the answer is over before it starts. Llama/Vicuna tokenizers already
+    encode this way and come back unchanged; others become a plain `TokenizersBackend` (so the saved
+    tokenizer keeps this post-processor: `BertTokenizer` rebuilds its own on load).
+
+    Raises:
+        ValueError: the tokenizer appends eos and is not backed by `tokenizers`.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None or tokenizer("a").input_ids[-1:] != [eos]:
+        return tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"{type(tokenizer).__name__} appends its eos token to every prompt and has no `tokenizers` "
+                         "backend to change that; use a fast tokenizer (`use_fast=True`)")
+    special = {name: getattr(tokenizer, name) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
+    return TokenizersBackend(
+        tokenizer_object=backend, **special, extra_special_tokens=list(tokenizer.extra_special_tokens),
+        add_bos_token=tokenizer.bos_token is not None, add_eos_token=False,
+        model_max_length=tokenizer.model_max_length, padding_side=tokenizer.padding_side,
+    )
 
 
 def image_token_id(tokenizer: PreTrainedTokenizerBase) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,6 +128,8 @@ def test_killed_job_resumes_where_it_stopped_at_another_world_size(repo, tmp_pat
             worlds_by_step.setdefault(row["step"], set()).add(row["worldSize"])
     resumed_at = max(step for step, worlds in worlds_by_step.items() if worlds == {2})
     assert resumed_at in (3, 6)  # checkpoint 6, or 3 when the kill came before 6 was complete
+    shown = [int(step) for step in re.findall(rf"smoke: step (\d+)/{STEPS}", output)]
+    assert shown and shown[0] > resumed_at and shown[-1] == STEPS  # progress goes on from the checkpoint, not 0
     assert all(worlds_by_step[step] == {1} for step in range(resumed_at + 1, STEPS + 1))
     loss = losses(out)
     # A sanity check that training went on rather than starting over (step 1 is ~ln(vocab)); exactness of the

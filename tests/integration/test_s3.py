@@ -11,7 +11,7 @@ import pytest
 from s3_server import running_s3
 
 from vlmtune import storage
-from vlmtune.data.demo import write_demo_suite
+from vlmtune.data.demo import DEMO_TASKS, write_demo_suite
 from vlmtune.data.inspect import inspect_dataset
 from vlmtune.data.prepare import PrepareConfig, prepare
 from vlmtune.data.catalog import Selection, build_catalog
@@ -23,7 +23,7 @@ pytest.importorskip("moto.server")
 
 BUCKET = "vlmtune-data"
 PER_TASK = 2
-TASKS = 13
+TASKS = len(DEMO_TASKS)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,11 @@ what was drawn, so a tiny model can learn it. Like Vision-Flan, each task has ON
 expert-written instruction template; multiple-choice and question tasks fill per-instance
 fields into it. Record ids are plain per-task counters, so they collide across tasks
 exactly as in the real release (downstream must key by task + image).
+
+Three tasks ask about single-shape images in the answer formats the benchmarks use (a yes/no
+question ending "Please answer yes or no." as MME's do, LLaVA-1.5's "Answer the question using
+a single word or phrase." as POPE's do, lettered options as MMBench's do), as LLaVA-1.5's and
+Vision-Flan's training data hold those formats; the demo benchmarks ask about held-out images only.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: single shapes near the centre; the three answer-format tasks
 IMAGE_TOKEN = "<image>"
 SUITE_FILE = "suite.json"
 TRAIN_FILE = "annotations_train.json"
@@ -44,6 +49,9 @@ NUMBER_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five")
 _LIGHT_BACKGROUNDS: tuple[RGB, ...] = ((240, 240, 240), (250, 247, 238), (232, 237, 243))
 _TEXT_COLORS: tuple[RGB, ...] = ((20, 20, 20), (25, 30, 110), (110, 20, 20))
 _NOISE = 6  # light enough that every drawn colour stays far from the background
+YES_NO = " Please answer yes or no."  # how every MME question ends
+SHORT_ANSWER = "\nAnswer the question using a single word or phrase."  # LLaVA-1.5's short-answer prompt (POPE's)
+OPTION_LETTER = "\nAnswer with the option's letter from the given choices directly."  # LLaVA-1.5's (MMBench's)
 
 
 class DrawContext(NamedTuple):
@@ -124,11 +132,17 @@ def _grid_centres(rng: random.Random, ctx: DrawContext, k: int, cols: int,
 
 
 def _single_shape(rng: random.Random, ctx: DrawContext) -> tuple[Image.Image, str, str]:
+    """One large shape near the centre: what tells a circle from a square (corners, a triangle's apex) then lies
+    at about the same image patches every time, which a tiny model learns in hundreds of steps rather than
+    the thousands a shape anywhere in the image takes."""
     img = _light_canvas(rng, ctx)
     kind, color = rng.choice(SHAPES), rng.choice(COLORS)
     s = min(ctx.width, ctx.height)
-    r = rng.randint(max(2, s // 5), max(2, s // 3))
-    _draw_shape(img, kind, *_random_centre(rng, ctx, r), r, PALETTE[color])
+    r = rng.randint(max(2, int(s * 0.3)), max(2, int(s * 0.4)))
+    jitter = max(1, s // 16)
+    cx = ctx.width // 2 + rng.randint(-jitter, jitter)
+    cy = ctx.height // 2 + rng.randint(-jitter, jitter)
+    _draw_shape(img, kind, cx, cy, r, PALETTE[color])
     return img, kind, color
 
 
@@ -164,6 +178,41 @@ def _color_choice(rng: random.Random, ctx: DrawContext) -> Drawn:
     letters = "ABCD"
     text = " ".join(f"({letter}) {c}" for letter, c in zip(letters, options))
     return img, letters[options.index(color)], {"options": text}
+
+
+def _yes_no_question(rng: random.Random, ctx: DrawContext) -> Drawn:
+    img, kind, color = _single_shape(rng, ctx)
+    yes = ctx.index % 2 == 0
+    if rng.random() < 0.5:
+        asked = kind if yes else rng.choice([s for s in SHAPES if s != kind])
+        question = f"Is there a {asked} in the image?"
+    else:
+        asked = color if yes else rng.choice([c for c in COLORS if c != color])
+        question = f"Is the shape in the image {asked}?"
+    return img, "yes" if yes else "no", {"question": question}
+
+
+def _short_answer_question(rng: random.Random, ctx: DrawContext) -> Drawn:
+    img, kind, color = _single_shape(rng, ctx)
+    ask = ctx.index % 4  # existence (yes), existence (no), colour, shape: balanced yes/no within a split
+    if ask < 2:
+        asked = kind if ask == 0 else rng.choice([s for s in SHAPES if s != kind])
+        return img, "yes" if ask == 0 else "no", {"question": f"Is there a {asked} in the image?"}
+    if ask == 2:
+        return img, color, {"question": "What is the color of the shape?"}
+    return img, kind, {"question": "Which shape is shown in the image?"}
+
+
+def _option_letter_question(rng: random.Random, ctx: DrawContext) -> Drawn:
+    img, kind, color = _single_shape(rng, ctx)
+    if rng.random() < 0.5:
+        question, answer, options = "Which shape is shown in the image?", kind, list(SHAPES)
+    else:
+        question, answer = "What is the color of the shape in the image?", color
+        options = [color, *rng.sample([c for c in COLORS if c != color], 3)]
+    rng.shuffle(options)
+    block = "\n".join(f"{letter}. {option}" for letter, option in zip("ABCD", options))
+    return img, "ABCD"[options.index(answer)], {"question": question, "options": block}
 
 
 def _dot_count(rng: random.Random, ctx: DrawContext) -> Drawn:
@@ -311,7 +360,14 @@ TASK_SPECS: Mapping[str, TaskSpec] = MappingProxyType({
                              "squares? Answer yes or no.", _more_circles, image_first=False),
     "digit_recognition": TaskSpec("The image shows a handwritten digit. Which digit from 0 to 9 "
                                   "is it? Answer with the digit only.", _digit, image_first=True),
+    # LLaVA-1.5's prompts, word for word: a per-instance question, then the answer format.
+    "yes_no_question": TaskSpec("{question}" + YES_NO, _yes_no_question, image_first=False),
+    "short_answer_question": TaskSpec("{question}" + SHORT_ANSWER, _short_answer_question, image_first=True),
+    "option_letter_question": TaskSpec("{question}\n{options}" + OPTION_LETTER, _option_letter_question,
+                                       image_first=False),
 })
+FORMAT_TASKS: tuple[str, ...] = ("yes_no_question", "short_answer_question", "option_letter_question")
+"""The tasks that teach the benchmarks' answer formats (the rest teach what to see)."""
 DEMO_TASKS: tuple[str, ...] = tuple(TASK_SPECS)
 
 

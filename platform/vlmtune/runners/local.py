@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -45,6 +46,7 @@ def ray_session(jobs: list[Job], verbose: bool = False, stop: StopSwitch | None 
     if stop is not None:
         install(stop)
     if not verbose:
+        _spend_actor_restart_notice()
         # Ray Data logs every dataset's plan and progress on the driver, as Ray's own logs are kept to errors
         # here; --verbose shows them. It sets up its loggers when first imported, so import it first.
         import ray.data as _  # noqa: F401
@@ -54,3 +56,31 @@ def ray_session(jobs: list[Job], verbose: bool = False, stop: StopSwitch | None 
         yield
     finally:
         ray.shutdown()
+
+
+@ray.remote(num_cpus=0, max_restarts=1)
+class _Nothing:
+    def __init__(self, _argument) -> None:
+        pass
+
+
+def _spend_actor_restart_notice() -> None:
+    """Let Ray's core print its once-per-process actor-restart notice into /dev/null instead of the terminal.
+
+    Every Ray Data actor pool (evaluation's model actors) makes the driver's core worker print an "E ...
+    core_worker.cc" line about restartable actors with constructor arguments in the object store (Ray issue
+    53727): Ray Data's own design, not a problem of the run. Ray prints it once per process, so a throwaway actor
+    made the same way takes it while stderr points at /dev/null; nothing else about logging changes.
+    """
+    argument = ray.put(None)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            actor = _Nothing.remote(argument)  # the core worker logs while it submits: before this returns
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    ray.kill(actor)
+

@@ -1,7 +1,8 @@
 """Live progress of a run: rank 0 posts to a tiny actor, the driver draws one progress bar.
 
 Worker stdout is not forwarded to the driver (it would interleave Ray's own logs with the bar),
-so progress travels as data instead.
+so progress travels as data instead. Nothing is shown before rank 0's first post: a resumed run
+starts at its checkpoint's step, which only the workers know, and a bar drawn earlier would say 0.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ LOG_INTERVAL_S = 10.0
 @ray.remote(num_cpus=0)
 class ProgressBoard:
     def __init__(self) -> None:
-        self.state = {"step": 0, "total": 0, "loss": None}
+        self.state = {"step": None, "total": 0, "loss": None}  # step None: nothing posted yet
 
     def post(self, step: int, total: int, loss: float | None) -> None:
         self.state = {"step": step, "total": total, "loss": loss}
@@ -45,21 +46,12 @@ class ProgressBar:
         self._thread.join(timeout=5)
 
     def _follow(self) -> None:
-        if sys.stderr.isatty():
-            with tqdm(total=self.total, desc=self.description, unit="step", dynamic_ncols=True) as bar:
-                self._poll(lambda step, loss: _draw(bar, step, loss))
-        else:
-            # In log files (RayJob logs, CI) a redrawn bar becomes a flood of lines: print step changes only.
-            last = [-1, 0.0]
-
-            def line(step: int, loss: float | None) -> None:
-                now = time.monotonic()
-                if step != last[0] and (step == self.total or now - last[1] >= LOG_INTERVAL_S):
-                    suffix = f" loss {loss:.3f}" if loss is not None else ""
-                    print(f"{self.description}: step {step}/{self.total}{suffix}", file=sys.stderr, flush=True)
-                    last[:] = [step, now]
-
-            self._poll(line)
+        display = _TerminalBar if sys.stderr.isatty() else _LogLines
+        show = display(self.description, self.total)
+        try:
+            self._poll(show)
+        finally:
+            show.close()
 
     def _poll(self, show) -> None:
         while True:
@@ -68,13 +60,47 @@ class ProgressBar:
                 state = ray.get(self.board.read.remote(), timeout=5)
             except Exception:  # the board dies with the cluster; progress just stops
                 return
-            show(state["step"], state["loss"])
+            if state["step"] is not None:
+                show(state["step"], state["loss"])
             if stopping:
                 return
             time.sleep(self.interval_s)
 
 
-def _draw(bar: tqdm, step: int, loss: float | None) -> None:
-    bar.update(max(0, step - bar.n))
-    if loss is not None:
-        bar.set_postfix(loss=f"{loss:.3f}")
+class _TerminalBar:
+    """A tqdm bar that starts at the first reported step (so a resumed run's rate counts only its own steps)."""
+
+    def __init__(self, description: str, total: int):
+        self.description, self.total = description, total
+        self.bar: tqdm | None = None
+
+    def __call__(self, step: int, loss: float | None) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, initial=step, desc=self.description, unit="step", dynamic_ncols=True)
+        self.bar.update(max(0, step - self.bar.n))
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.3f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _LogLines:
+    """In log files (RayJob logs, CI) a redrawn bar becomes a flood of lines: print step changes, at most one per
+    `LOG_INTERVAL_S`, always the first and the last."""
+
+    def __init__(self, description: str, total: int):
+        self.description, self.total = description, total
+        self.last_step, self.last_time = None, 0.0
+
+    def __call__(self, step: int, loss: float | None) -> None:
+        now = time.monotonic()
+        first = self.last_step is None
+        if step != self.last_step and (first or step == self.total or now - self.last_time >= LOG_INTERVAL_S):
+            suffix = f" loss {loss:.3f}" if loss is not None else ""
+            print(f"{self.description}: step {step}/{self.total}{suffix}", file=sys.stderr, flush=True)
+            self.last_step, self.last_time = step, now
+
+    def close(self) -> None:
+        pass

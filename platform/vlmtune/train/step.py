@@ -1,4 +1,4 @@
-"""One optimizer step: collate, forward, masked loss, backward through DeepSpeed.
+"""One optimizer step: collate, forward (logits only where there are labels), masked loss, backward through DeepSpeed.
 
 Images arrive as uint8 (padded and resized on CPU actors) and are normalized here, on the
 accelerator, as part of moving the micro-batch. Nothing here touches Ray, so the step can be
@@ -80,14 +80,38 @@ def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     return total / max(count, 1), count
 
 
+def supervised_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Positions whose next token has a label (bool, the shape of `labels`): the only logits the loss reads.
+
+    Passed to the model as `logits_to_keep`, so the language-model head (a vocabulary-wide matmul, most of the
+    tiny preset's compute) runs on answer tokens only. A micro-batch without labels keeps one position, so the
+    loss stays a (zero) function of the model and every rank runs the same backward.
+    """
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    if not keep.any():
+        keep[0, 0] = True
+    return keep
+
+
+def kept_loss(logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """`masked_loss` from the logits of the `keep` positions only (the model's flattened `logits_to_keep` output)."""
+    targets = labels[:, 1:][keep[:, :-1]]
+    total = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets, ignore_index=IGNORE_INDEX,
+                            reduction="sum")
+    count = int((targets != IGNORE_INDEX).sum())
+    return total / max(count, 1), count
+
+
 def train_step(engine, micro_batches: list[MicroBatch], device: torch.device, dtype: torch.dtype) -> StepStats:
     """Run gradient accumulation over `micro_batches`; DeepSpeed steps the optimizer at the boundary."""
     losses, tokens, token_squares, images = [], 0, 0, 0
     for micro in micro_batches:
         micro = micro.to(device, dtype)
+        keep = supervised_positions(micro.labels)
         output = engine(input_ids=micro.input_ids, attention_mask=micro.attention_mask,
-                        pixel_values=micro.pixels, use_cache=False)
-        loss, count = masked_loss(output.logits, micro.labels)
+                        pixel_values=micro.pixels, use_cache=False, logits_to_keep=keep)
+        loss, count = kept_loss(output.logits, micro.labels, keep)
         engine.backward(loss)
         engine.step()
         losses.append(loss.detach().item())

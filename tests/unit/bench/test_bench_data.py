@@ -8,6 +8,7 @@ from vlmtune.bench.data import DataBenchConfig, run_data_bench
 from vlmtune.bench.llava_reference import llava_loader
 from vlmtune.bench.samples import generate_records
 from vlmtune.cli import main
+from vlmtune.data.demo import DEMO_TASKS
 from vlmtune.data.preprocess import ProcessorConfig
 
 KEYS = {"ratio_vs_llava", "ratio_vs_bound", "padding_fraction_grouped", "padding_fraction_random",
@@ -23,7 +24,7 @@ def test_bench_reports_ratios_and_raw_figures():
     assert result["ratio_vs_llava"] == rates["vlmtune"] / rates["llava"]
     assert result["ratio_vs_bound"] == rates["bound"] / rates["vlmtune"]
     assert 0 <= result["padding_fraction_grouped"] <= result["padding_fraction_random"] < 1
-    assert result["lengths"]["samples"] == 13 * 4 and result["lengths"]["min"] > 576
+    assert result["lengths"]["samples"] == len(DEMO_TASKS) * 4 and result["lengths"]["min"] > 576
 
 
 def test_cli_prints_one_json_object(capsys):

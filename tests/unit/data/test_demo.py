@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from vlmtune.data.demo import (
     DEMO_TASKS,
+    FORMAT_TASKS,
     IMAGE_TOKEN,
     NUMBER_WORDS,
     TASK_SPECS,
@@ -86,7 +87,7 @@ def test_suite_description(suite: DemoSuite) -> None:
     assert suite.n_train == PER_TASK * len(DEMO_TASKS)
     assert suite.n_heldout == HELDOUT * len(DEMO_TASKS)
     meta = json.loads((suite.root / "suite.json").read_text())
-    assert meta["params"] == {"format_version": 1, "per_task": PER_TASK,
+    assert meta["params"] == {"format_version": 2, "per_task": PER_TASK,
                               "heldout_per_task": HELDOUT, "seed": SEED,
                               "image_size": SIZE, "tasks": list(DEMO_TASKS)}
     assert meta["counts"] == {"train": suite.n_train, "heldout": suite.n_heldout}
@@ -122,16 +123,17 @@ def test_one_instruction_template_per_task(records: dict[str, list[dict]]) -> No
         template = TASK_SPECS[task].template
         pattern = re.escape(template)
         pattern = re.sub(r"\\\{\w+\\\}", "(.+?)", pattern)
-        prefix = template.split("{")[0]
-        assert prefix
+        prefix, suffix = template.split("{")[0], template.rsplit("}", 1)[-1]
+        assert prefix or (task in FORMAT_TASKS and suffix)  # a format task's fixed part is its answer format
         instructions = {_instruction(r) for r in recs}
         for text in instructions:
-            assert text.startswith(prefix) and re.fullmatch(pattern, text, re.S), (task, text)
+            assert text.startswith(prefix) and text.endswith(suffix) and re.fullmatch(pattern, text, re.S), \
+                (task, text)
         if "{" not in template:
             assert instructions == {template}
     # Per-instance fields really vary where the task has them.
     by_task = _by_task(records["train"])
-    for task in ("object_existence", "color_choice", "color_count_compare"):
+    for task in ("object_existence", "color_choice", "color_count_compare", *FORMAT_TASKS):
         assert len({_instruction(r) for r in by_task[task]}) > 1
 
 
@@ -309,3 +311,70 @@ def test_other_answers_are_well_formed(records: dict[str, list[dict]]) -> None:
     assert all(re.fullmatch(r"[A-Z]{2,4}", _answer(r)) for r in tasks["text_reading"])
     assert len({_answer(r) for r in tasks["text_reading"]}) > PER_TASK // 2
     assert {_answer(r) for r in tasks["digit_recognition"]} <= set("0123456789")
+
+
+def _shape_kind(mask: np.ndarray) -> str:
+    """circle / square / triangle from how much of its bounding box a shape fills (~0.79 / 1.0 / 0.5)."""
+    ys, xs = np.nonzero(mask)
+    fill = mask.sum() / ((np.ptp(xs) + 1) * (np.ptp(ys) + 1))
+    return "square" if fill > 0.92 else "circle" if fill > 0.65 else "triangle"
+
+
+SINGLE_SHAPE_TASKS = ("shape_name", "shape_color", "color_choice") + FORMAT_TASKS
+
+
+def test_single_shapes_are_large_and_near_the_centre(suite: DemoSuite, records: dict[str, list[dict]]) -> None:
+    tasks = _by_task(records["train"] + records["heldout"])
+    for task in SINGLE_SHAPE_TASKS:
+        for r in tasks[task]:
+            arr = _pixels(suite.root, r)
+            ys, xs = np.nonzero(_foreground(arr))
+            h, w = arr.shape[:2]
+            assert abs((xs.min() + xs.max()) / 2 - w / 2) <= w / 16 + 1.5, (task, r["id"])
+            assert abs((ys.min() + ys.max()) / 2 - h / 2) <= h / 16 + 1.5, (task, r["id"])
+            assert np.ptp(xs) + 1 >= 0.55 * min(w, h)  # diameter >= 0.6 of the side, less anti-aliasing
+    for r in tasks["shape_name"]:
+        assert _shape_kind(_foreground(_pixels(suite.root, r))) == _answer(r)
+
+
+def test_format_tasks_end_as_the_benchmarks_prompts_do(records: dict[str, list[dict]]) -> None:
+    tasks = _by_task(records["train"])
+    endings = {"yes_no_question": "? Please answer yes or no.",
+               "short_answer_question": "?\nAnswer the question using a single word or phrase.",
+               "option_letter_question": "\nAnswer with the option's letter from the given choices directly."}
+    for task, ending in endings.items():
+        assert all(_instruction(r).endswith(ending) for r in tasks[task]), task
+
+
+def test_format_task_answers_follow_from_the_pixels(suite: DemoSuite, records: dict[str, list[dict]]) -> None:
+    for r in _by_task(records["train"] + records["heldout"])["yes_no_question"]:
+        drawn = _drawn(suite, r)
+        asked = re.fullmatch(r".*(?:Is there a (\w+) in the image|Is the shape in the image (\w+))\? Please .*",
+                             _instruction(r), re.S).groups()
+        truth = drawn[0] == asked[0] if asked[0] else drawn[1] == asked[1]
+        assert _answer(r) == ("yes" if truth else "no")
+    for r in _by_task(records["train"] + records["heldout"])["short_answer_question"]:
+        kind, color = _drawn(suite, r)
+        question = _instruction(r).split("\n")[0]
+        existence = re.fullmatch(r"Is there a (\w+) in the image\?", question)
+        expected = (("yes" if existence.group(1) == kind else "no") if existence
+                    else color if "color" in question else kind)
+        assert _answer(r) == expected, question
+    for r in _by_task(records["train"] + records["heldout"])["option_letter_question"]:
+        kind, color = _drawn(suite, r)
+        options = dict(re.findall(r"^([A-D])\. (\w+)$", _instruction(r), re.M))
+        assert options[_answer(r)] == (kind if _instruction(r).startswith("Which shape") else color)
+
+
+def _drawn(suite: DemoSuite, record: dict) -> tuple[str, str]:
+    arr = _pixels(suite.root, record)
+    mask = _foreground(arr)
+    return _shape_kind(mask), nearest_color(np.median(arr[mask], axis=0))
+
+
+def test_format_tasks_balance_yes_and_no(records: dict[str, list[dict]]) -> None:
+    tasks = _by_task(records["train"])
+    assert Counter(_answer(r) for r in tasks["yes_no_question"]) == {"yes": PER_TASK // 2, "no": PER_TASK // 2}
+    short = Counter(_answer(r) for r in tasks["short_answer_question"])
+    assert short["yes"] == short["no"] == PER_TASK // 4
+    assert Counter(_answer(r) for r in tasks["option_letter_question"]).keys() <= set("ABCD")

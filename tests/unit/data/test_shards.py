@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vlmtune.data.catalog import Selection, build_catalog
-from vlmtune.data.demo import write_demo_suite
+from vlmtune.data.demo import DEMO_TASKS, write_demo_suite
 from vlmtune.data.inspect import inspect_dataset
 from vlmtune.data.prepare import PrepareConfig, prepare
 from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
@@ -20,7 +20,7 @@ from vlmtune.data.shards import (ROW_GROUP_BYTES, ShardFormatError, ShardIntegri
                                  iter_shard_records, read_manifest)
 
 PER_TASK = 3
-TASKS = 13
+TASKS = len(DEMO_TASKS)
 
 
 @pytest.fixture(scope="module")

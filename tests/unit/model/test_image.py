@@ -8,10 +8,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vlmtune_model.image import (CLIP_MEAN, CLIP_STD, ImageSpec, normalize, pad_to_square, padded_resize, pixel_values,
-                                 square_pixels)
+from vlmtune_model.image import (
+    CLIP_MEAN,
+    CLIP_STD,
+    ImageSpec,
+    normalize,
+    pad_fill,
+    pad_to_square,
+    padded_resize,
+    pixel_values,
+    square_pixels,
+)
 
-FILL = tuple(int(round(channel * 255)) for channel in CLIP_MEAN)
+FILL = pad_fill(CLIP_MEAN)
 
 
 def photo(width: int, height: int, seed: int = 0) -> Image.Image:

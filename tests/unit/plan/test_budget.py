@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from vlmtune_model.shapes import LLAVA_13B
+from vlmtune.data.demo import DEMO_TASKS
 from vlmtune.plan.budget import VISION_FLAN_INSTANCES, budget, sample_count, train_steps
 from vlmtune.spec import DataSpec
 from vlmtune.train.flops import train_flops
@@ -24,7 +25,7 @@ def test_steps_count_whole_global_batches_like_the_trainer():
 
 
 def test_demo_suite_size_is_per_task_times_tasks():
-    assert sample_count(data(sources=[{"demo": {"perTask": 96}}])) == (96 * 13, "demo suite: perTask x tasks")
+    assert sample_count(data(sources=[{"demo": {"perTask": 96}}])) == (96 * len(DEMO_TASKS), "demo suite: perTask x tasks")
     two_tasks = data(sources=[{"demo": {"perTask": 10, "tasks": ["shape_name", "dot_count"]}, "maxPerTask": 4}])
     assert sample_count(two_tasks)[0] == 8
     capped, source = sample_count(data(sources=[{"demo": {"perTask": 96}}], maxSamples=100))

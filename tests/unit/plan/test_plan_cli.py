@@ -76,7 +76,7 @@ def test_quickstart_plans_on_any_gpu(capsys, repo):
     # The quickstart is an Experiment: planned as the TuningJobs it expands into (stage 1, stage 2, mixed).
     code, results, _ = plan(capsys, str(repo / "jobs" / "quickstart.yaml"), "--gpu", "a10g", "--json")
     assert code == 0 and all(result["fits"] for result in results) and len(results) == 3
-    assert results[0]["samples"] == 96 * 10 and results[0]["steps"] == 100
+    assert results[0]["samples"] == 256 * 10 and results[0]["steps"] == 400
 
 
 def test_the_shipped_stage1_job(capsys, repo):

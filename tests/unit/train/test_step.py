@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlmtune.train.step import collate, masked_loss, train_step
+from vlmtune.train.step import collate, kept_loss, masked_loss, supervised_positions, train_step
 from vlmtune_model.image import ImageSpec
 from vlmtune_model.tokenizer import IGNORE_INDEX
 
@@ -67,6 +67,48 @@ def test_masked_loss_matches_cross_entropy_on_unmasked_tokens():
 def test_fully_masked_batch_gives_zero_not_nan():
     loss, count = masked_loss(torch.randn(2, 3, 5), torch.full((2, 3), IGNORE_INDEX))
     assert count == 0 and loss.item() == 0.0
+
+
+def test_logits_of_labelled_positions_give_the_full_loss_and_gradients():
+    """The head runs on answer positions only: same loss and the same gradients as from every position's logits."""
+    from vlmtune_model import build_tiny
+
+    built = build_tiny(seed=0)
+    image_id = built.model.config.image_token_index
+    text = torch.randint(1000, 2000, (2, 12))
+    ids = torch.cat([text[:, :3], torch.full((2, built.image_tokens), image_id), text[:, 3:]], 1)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    labels[0, -3:], labels[1, -5:-2] = ids[0, -3:], ids[1, -5:-2]  # answers end at different places
+    mask = torch.ones_like(ids)
+    mask[1, -2:] = 0  # the second row is right-padded
+    pixels = torch.randn(2, 3, 64, 64)
+    grads = []
+    for kept in (False, True):
+        built.model.zero_grad()
+        if kept:
+            keep = supervised_positions(labels)
+            logits = built.model(input_ids=ids, attention_mask=mask, pixel_values=pixels, logits_to_keep=keep).logits
+            loss, count = kept_loss(logits, labels, keep)
+            assert logits.shape[0] == 6 == count  # 3 answer tokens per row, not 2 x 79 positions
+        else:
+            loss, count = masked_loss(built.model(input_ids=ids, attention_mask=mask, pixel_values=pixels).logits,
+                                      labels)
+        loss.backward()
+        grads.append((loss.item(), count, [p.grad.clone() for p in built.model.parameters() if p.grad is not None]))
+    (full, full_count, full_grads), (kept_value, kept_count, kept_grads) = grads
+    assert kept_value == pytest.approx(full, rel=1e-5) and kept_count == full_count
+    assert len(kept_grads) == len(full_grads)
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(full_grads, kept_grads))
+
+
+def test_a_micro_batch_without_labels_keeps_one_position_and_a_zero_loss():
+    labels = torch.full((2, 5), IGNORE_INDEX)
+    keep = supervised_positions(labels)
+    assert keep.sum() == 1
+    logits = torch.randn(1, 7, requires_grad=True)
+    loss, count = kept_loss(logits, labels, keep)
+    loss.backward()
+    assert count == 0 and loss.item() == 0.0 and logits.grad is not None
 
 
 @pytest.mark.integration
