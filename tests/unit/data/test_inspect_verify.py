@@ -66,7 +66,7 @@ def test_an_unreadable_shard_of_the_right_size_is_reported(shards):
     assert entry["problem"].startswith("unreadable Parquet")
 
 
-@pytest.mark.parametrize("content, expected", [(None, "does not exist"), ("{not json", "Expecting")])
+@pytest.mark.parametrize("content, expected", [(None, "does not exist"), ("{not json", "not valid JSON")])
 def test_no_or_a_broken_manifest_is_one_line(tmp_path, capsys, content, expected):
     if content is not None:
         (tmp_path / "manifest.json").write_text(content)
