@@ -165,3 +165,14 @@ def test_the_checker_sees_real_edges():
     assert "vlmtune.data.shards" in GRAPH["vlmtune.data.reader"]
     assert "vlmtune.spec" in GRAPH["vlmtune_operator.rayjob"]
     assert strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"a"}}) in ([{"a", "b"}, {"c"}], [{"c"}, {"a", "b"}])
+
+
+@pytest.mark.parametrize("package", ["vlmtune.data", "vlmtune.runners", "vlmtune.train"])
+def test_each_public_face_names_what_exists_and_imports_nothing_heavy(package):
+    """The faces load names on first use: importing one costs nothing, and every name it lists resolves."""
+    import subprocess
+    import sys
+
+    probe = (f"import sys, {package} as face; heavy = [m for m in ('ray', 'torch') if m in sys.modules]; "
+             "assert not heavy, heavy; [getattr(face, name) for name in face.__all__]")
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=300)

@@ -7,13 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vlmtune.spec import Job
+from vlmtune.spec import Job, RunLayout
 
-ARTIFACT_LAYOUT: dict[str, dict[str, str]] = {
-    "TuningJob": {"model": "model", "checkpoints": "checkpoints", "metrics": "metrics.jsonl"},
-    "EvalJob": {"metrics": "results.json"},
-}
-"""Where each kind's outputs live under its `spec.output.uri`; only kinds with a `model` entry can be chained from."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +61,7 @@ def resolve_document(document: Mapping, models: Mapping[str, str]) -> dict:
 
 def artifact_uris(kind: str, output_uri: str, succeeded: bool) -> dict[str, str]:
     """The artifact URIs of a job of `kind`; the model only counts once the job succeeded."""
-    base = output_uri.rstrip("/")
-    layout = ARTIFACT_LAYOUT.get(kind, {})
-    return {name: f"{base}/{path}" for name, path in layout.items() if succeeded or name != "model"}
+    return RunLayout(output_uri).artifacts(kind, with_model=succeeded)
 
 
 def expected_models(jobs: Iterable[Job]) -> dict[str, str]:

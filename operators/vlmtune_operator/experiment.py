@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vlmtune.spec import Expansion, Experiment, Phase, ResourcesSpec
+from vlmtune.spec import Expansion, Experiment, Phase, ResourcesSpec, RunLayout
 
 from vlmtune_operator.rayjob import (MANAGED_BY, MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION, build_rayjob,
                                      spec_hash)
@@ -24,7 +24,6 @@ from vlmtune_operator.status import Verdict
 
 CHILD_KINDS = ("TuningJob", "EvalJob")
 """Kinds an Experiment creates; the operator needs `create` on exactly these."""
-REPORT_FILE = "report.md"
 REPORT_DEADLINE_SECONDS = 3600
 """The report reads records and draws plots: an hour is generous, and a hung report must not hold quota."""
 _ACTIVE = (Phase.Running, Phase.Suspended, Phase.Queued)
@@ -171,4 +170,4 @@ def report_entrypoint(experiment: Experiment) -> str:
 
 
 def report_uri(experiment: Experiment) -> str:
-    return f"{experiment.spec.output.uri.rstrip('/')}/{REPORT_FILE}"
+    return RunLayout(experiment.spec.output.uri).report

@@ -12,10 +12,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vlmtune_operator.chaining import ARTIFACT_LAYOUT
-
-METRICS_FILE, RESULTS_FILE = ARTIFACT_LAYOUT["TuningJob"]["metrics"], ARTIFACT_LAYOUT["EvalJob"]["metrics"]
-RECORD_FILE = "job.json"  # the run's record, written by `vlmtune run` beside its outputs
 ROW_METRICS = {"step": "step", "loss": "loss", "learning_rate": "learningRate", "tokens_per_s": "tokensPerSecond",
                "samples_per_s": "samplesPerSecond", "mfu": "mfu"}
 """metrics.jsonl key -> status.metrics key, for the figures a status shows."""

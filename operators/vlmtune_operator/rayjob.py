@@ -12,9 +12,9 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from vlmtune.spec import QUEUE_LABEL, Job, short_names
+from vlmtune.spec import ARTIFACTS, QUEUE_LABEL, Job, short_names
 
-from vlmtune_operator.chaining import ARTIFACT_LAYOUT, resolve_document
+from vlmtune_operator.chaining import resolve_document
 from vlmtune_operator.errors import BuildError
 from vlmtune_operator.run import OUTPUT_ANNOTATION, RUN_HASH_ANNOTATION, run_hash
 from vlmtune_operator.runtime import NodePool, RuntimeConfig
@@ -79,7 +79,7 @@ def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | N
     queued = QUEUE_LABEL in labels
     metadata = {"name": rayjob_name(job.kind, job.name), "namespace": namespace, "labels": labels,
                 "annotations": {SPEC_HASH_ANNOTATION: spec_hash(job.to_doc()), OUTPUT_ANNOTATION: job.spec.output.uri}}
-    if job.kind in ARTIFACT_LAYOUT:  # kinds whose run records itself in job.json
+    if job.kind in ARTIFACTS:  # kinds whose run records itself in job.json
         metadata["annotations"][RUN_HASH_ANNOTATION] = run_hash(document)
     if elastic_bounds(job, runtime) is not None:
         metadata["annotations"][ELASTIC_JOB_ANNOTATION] = "true"

@@ -15,7 +15,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from vlmtune_operator.figures import METRICS_FILE, RECORD_FILE, RESULTS_FILE, RunFiles
+from vlmtune.spec import RunLayout
+from vlmtune_operator.figures import RunFiles
 
 TAIL_BYTES = 64 * 1024
 """How much of the end of metrics.jsonl is read: hundreds of rows, of which only the last matters."""
@@ -119,12 +120,12 @@ def read_run(reader: StoreReader, kind: str, output_uri: str) -> tuple[RunFiles,
     Raises:
         StoreUnavailable: the store refused or could not be reached.
     """
-    record = reader.read_json(join(output_uri, RECORD_FILE))
+    layout = RunLayout(output_uri)
+    record = reader.read_json(layout.record)
     if kind == "EvalJob":
-        results = None if (record or {}).get("phase") == "Succeeded" else reader.read_json(
-            join(output_uri, RESULTS_FILE))
+        results = None if (record or {}).get("phase") == "Succeeded" else reader.read_json(layout.results)
         return RunFiles(record=record, results=results), True
-    tail = reader.read_tail(join(output_uri, METRICS_FILE), reader.tail_bytes)
+    tail = reader.read_tail(layout.metrics, reader.tail_bytes)
     return RunFiles(metrics_tail=tail, record=record), tail is None or len(tail) < reader.tail_bytes
 
 

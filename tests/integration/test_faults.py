@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from test_resume import STEPS, finish, planned_steps, start, wait_for
 
-from vlmtune.run_layout import CHECKPOINT_RECORD, LEASE
+from vlmtune.spec.layout import CHECKPOINT_RECORD, LEASE
 from vlmtune.train.completion import damage
 from vlmtune.train.ledger import read_steps
 from vlmtune.train.metrics import read_history

@@ -13,7 +13,7 @@ from s3_server import running_s3
 from test_resume import STEPS, finish, kill_job, planned_steps, start
 
 from vlmtune import storage
-from vlmtune.run_layout import CHECKPOINT_RECORD, LEASE
+from vlmtune.spec.layout import CHECKPOINT_RECORD, LEASE
 from vlmtune.train.completion import damage, read_record
 from vlmtune.train.ledger import read_steps
 from vlmtune.train.metrics import read_history

@@ -42,11 +42,11 @@ def run(args) -> int:
 def _write_manifest(spec_json: str, run_dir: str) -> None:
     from vlmtune import storage
     from vlmtune.spec import Experiment, expand
-    from vlmtune.report.collect import EXPERIMENT_FILE
+    from vlmtune.spec.layout import RunLayout
 
     experiment = Experiment.model_validate(json.loads(spec_json))
     manifest = json.dumps(expand(experiment).manifest(), indent=2) + "\n"
-    storage.write_bytes(storage.join(run_dir, EXPERIMENT_FILE), manifest.encode())
+    storage.write_bytes(RunLayout(run_dir).experiment, manifest.encode())
 
 
 def render(summary: dict, written: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from vlmtune_model.template import normalize_turns
 
 
 @dataclass
-class ReadReport:
+class SkipCounts:
     """What a read kept and what it skipped, with reasons (bad records never crash a run)."""
 
     kept: int = 0
@@ -28,14 +28,14 @@ class ReadReport:
         if len(self.examples) < 20:
             self.examples.append(f"{where}: {reason}")
 
-    def merge(self, other: ReadReport) -> None:
+    def merge(self, other: SkipCounts) -> None:
         self.kept += other.kept
         for reason, count in other.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + count
         self.examples.extend(other.examples[: max(0, 20 - len(self.examples))])
 
 
-def read_annotations(uri: str, images: str | None, fmt: str) -> tuple[list[dict], ReadReport]:
+def read_annotations(uri: str, images: str | None, fmt: str) -> tuple[list[dict], SkipCounts]:
     """Read a Vision-Flan or LLaVA annotation file into records.
 
     Args:
@@ -49,8 +49,8 @@ def read_annotations(uri: str, images: str | None, fmt: str) -> tuple[list[dict]
     return to_records(raw, image_root, fmt, source=uri)
 
 
-def to_records(raw: Iterable[dict], image_root: str, fmt: str, source: str) -> tuple[list[dict], ReadReport]:
-    records, report, seen = [], ReadReport(), set()
+def to_records(raw: Iterable[dict], image_root: str, fmt: str, source: str) -> tuple[list[dict], SkipCounts]:
+    records, report, seen = [], SkipCounts(), set()
     for index, item in enumerate(raw):
         where = f"{source}[{index}]"
         try:

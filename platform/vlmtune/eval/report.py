@@ -6,10 +6,10 @@ import io
 import json
 
 from vlmtune import storage
+from vlmtune.spec.layout import RunLayout
 from vlmtune.eval.benchmarks import BENCHMARKS
 
 SCHEMA_VERSION = 1
-RESULTS_FILE, MARKDOWN_FILE, CHARTS_FOLDER = "results.json", "results.md", "charts"
 EMPTY_RATE = "answers.emptyRate"
 BAR_UNITS = {"mme": ("score per subtask (max 200)", 200.0), "pope": ("fraction (0-1)", 1.0),
              "mc": ("accuracy (0-1)", 1.0), "heldout": ("accuracy (0-1)", 1.0), "forgetting": ("accuracy (0-1)", 1.0),
@@ -152,12 +152,13 @@ def _value(value: float, fraction: bool) -> str:
 
 def write_report(output_uri: str, document: dict) -> dict[str, str]:
     """Write results.json, results.md and one chart per benchmark under `output_uri`; returns their URIs."""
-    written = {"results": storage.join(output_uri, RESULTS_FILE), "markdown": storage.join(output_uri, MARKDOWN_FILE)}
+    layout = RunLayout(output_uri)
+    written = {"results": layout.results, "markdown": layout.results_table}
     storage.write_bytes(written["results"], (json.dumps(document, indent=2) + "\n").encode())
     storage.write_bytes(written["markdown"], results_markdown(document).encode())
     for name, entry in document["benchmarks"].items():
         bench = BENCHMARKS[name]
-        uri = storage.join(output_uri, CHARTS_FOLDER, f"{name}.png")
+        uri = layout.chart(name)
         reference = (0.5, "unbiased yes-ratio /\ncoin flip (0.5)") if name == "pope" else None
         ylabel, top = BAR_UNITS.get(name, ("", None))
         storage.write_bytes(uri, chart_png(f"{bench.title}: {document['job']}", bench.bars(entry["result"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlmtune import storage
+from vlmtune.spec.layout import RunLayout
 from vlmtune.data.sources import demo_suite_for
 from vlmtune.eval import heldout
 from vlmtune.eval.benchmarks import BENCHMARKS, score_predictions
@@ -16,7 +17,6 @@ from vlmtune.eval.report import results_document, write_report
 from vlmtune.eval.reviews import review_records
 from vlmtune.spec import BenchmarkSpec, EvalJob, EvalModelSpec
 
-PREDICTIONS_FOLDER, REVIEWS_FOLDER, SCORED_FOLDER, DEMO_FOLDER = "predictions", "reviews", "scored", "benchmarks"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def load_benchmark(bench: BenchmarkSpec, output_uri: str) -> tuple[str, list[Ite
     data = bench.data
     if bench.demo is not None:
         suite = demo_suite_for(bench.demo.model_copy(update={"tasks": None}))  # the training job's suite and cache
-        data = write_demo_benchmark(name, suite, storage.join(output_uri, DEMO_FOLDER))
+        data = write_demo_benchmark(name, suite, RunLayout(output_uri).benchmarks)
     if name == "heldout":
         return data, heldout.load(data, bench.limit, images=bench.images, tasks=bench.demo and bench.demo.tasks)
     return data, BENCHMARKS[name].load(data, bench.limit)
@@ -89,15 +89,16 @@ def _score(name: str, data: str, items: list[Item], predictions: list[str], outp
     """Write a benchmark's predictions (and reviews), score them, and write what the report re-scores."""
     bench = BENCHMARKS[name]
     records = prediction_records(items, predictions)
-    files = {f"predictions:{name}": storage.join(output_uri, PREDICTIONS_FOLDER, f"{name}.jsonl")}
+    layout = RunLayout(output_uri)
+    files = {f"predictions:{name}": layout.predictions(name)}
     storage.write_bytes(files[f"predictions:{name}"], dumps_jsonl(records))
     reviews = None
     if bench.judged:
         reviews = judging.review(name, items, predictions)
-        files[f"reviews:{name}"] = storage.join(output_uri, REVIEWS_FOLDER, f"{name}.jsonl")
+        files[f"reviews:{name}"] = layout.reviews(name)
         storage.write_bytes(files[f"reviews:{name}"], dumps_jsonl(review_records(name, items, predictions, reviews)))
     result = score_predictions(name, items, records, files[f"predictions:{name}"], reviews)
-    files[f"scored:{name}"] = storage.join(output_uri, SCORED_FOLDER, f"{name}.jsonl")
+    files[f"scored:{name}"] = layout.scored(name)
     scored = [{"item": item_record(item), "prediction": prediction,
                **({"replies": reviews[index]} if reviews is not None else {})}
               for index, (item, prediction) in enumerate(zip(items, predictions))]

@@ -7,9 +7,8 @@ import json
 from dataclasses import dataclass, field
 
 from vlmtune import storage
+from vlmtune.spec.layout import RunLayout
 
-EXPERIMENT_FILE, RECORD_FILE, METRICS_FILE = "experiment.json", "job.json", "metrics.jsonl"
-RESULTS_FILE, SCORED_FOLDER = "results.json", "scored"
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ def read_run(run_dir: str) -> RunFiles:
     Raises:
         FileNotFoundError: `run_dir` holds no experiment.json (it is not an experiment's output).
     """
-    manifest_uri = storage.join(run_dir, EXPERIMENT_FILE)
+    manifest_uri = RunLayout(run_dir).experiment
     if not storage.exists(manifest_uri):
         raise FileNotFoundError(f"{manifest_uri} does not exist: give the output folder of an Experiment "
                                 "(its spec.output.uri), after `vlmtune run` has started it")
@@ -40,9 +39,9 @@ def read_run(run_dir: str) -> RunFiles:
     run = RunFiles(manifest, {}, {})
     for job in {job["name"]: job for arm in manifest["arms"] for job in arm["jobs"]}.values():
         folder = storage.join(run_dir, job["path"])
-        record = run.records[job["name"]] = _json(storage.join(folder, RECORD_FILE))
+        record = run.records[job["name"]] = _json(RunLayout(folder).record)
         if job["kind"] == "TuningJob":
-            run.histories[job["name"]] = _jsonl(storage.join(folder, METRICS_FILE))
+            run.histories[job["name"]] = _jsonl(RunLayout(folder).metrics)
         elif (record or {}).get("phase") == "Succeeded":
             _read_evaluation(run, job["name"], folder)
     return run
@@ -54,13 +53,13 @@ def _read_evaluation(run: RunFiles, name: str, folder: str) -> None:
     from vlmtune.eval.items import item_from_record
     from vlmtune.report.uncertainty import Answers
 
-    results = _json(storage.join(folder, RESULTS_FILE))
+    results = _json(RunLayout(folder).results)
     if results is None:
         return
     run.evaluations[name] = results
     answers = {}
     for benchmark in results.get("benchmarks", {}):
-        rows = _jsonl(storage.join(folder, SCORED_FOLDER, f"{benchmark}.jsonl"))
+        rows = _jsonl(RunLayout(folder).scored(benchmark))
         if rows:
             reviews = [row["replies"] for row in rows] if "replies" in rows[0] else None
             answers[benchmark] = Answers([item_from_record(row["item"]) for row in rows],

@@ -6,12 +6,12 @@ import json
 from datetime import datetime, timezone
 
 from vlmtune import storage
+from vlmtune.spec.layout import PLOTS, REPORT, RunLayout
 from vlmtune.report import plots
 from vlmtune.report.collect import read_run
 from vlmtune.report.markdown import report_markdown
 from vlmtune.report.summary import summarize
 
-REPORT_FILE, SUMMARY_FILE, PLOTS_FOLDER = "report.md", "summary.json", "plots"
 
 
 def write_report(run_dir: str) -> dict[str, str]:
@@ -33,12 +33,12 @@ def write_report(run_dir: str) -> dict[str, str]:
     images = {name: png for name, png in images.items() if png is not None}
     written = {}
     for name, png in images.items():
-        written[f"plot:{name.removesuffix('.png')}"] = uri = storage.join(run_dir, PLOTS_FOLDER, name)
+        written[f"plot:{name.removesuffix('.png')}"] = uri = RunLayout(run_dir).plot(name)
         storage.write_bytes(uri, png)
-    relative = {name.removesuffix(".png"): f"{PLOTS_FOLDER}/{name}" for name in images}
-    summary["files"] = {"report": REPORT_FILE, **{f"plot:{name}": path for name, path in relative.items()}}
-    written["summary"] = storage.join(run_dir, SUMMARY_FILE)
+    relative = {name.removesuffix(".png"): f"{PLOTS}/{name}" for name in images}
+    summary["files"] = {"report": REPORT, **{f"plot:{name}": path for name, path in relative.items()}}
+    written["summary"] = RunLayout(run_dir).summary
     storage.write_bytes(written["summary"], (json.dumps(summary, indent=2) + "\n").encode())
-    written["report"] = storage.join(run_dir, REPORT_FILE)
+    written["report"] = RunLayout(run_dir).report
     storage.write_bytes(written["report"], report_markdown(summary, relative).encode())
     return written

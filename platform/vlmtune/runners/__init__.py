@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "PipelineResult": "pipeline", "execution_order": "pipeline", "expand_jobs": "pipeline", "plan": "pipeline",
+    "PipelineResult": "pipeline", "execution_order": "pipeline", "expand_jobs": "pipeline", "job_steps": "pipeline",
     "resolve_data": "pipeline", "run_pipeline": "pipeline", "ray_session": "local", "logical_cpus": "local",
     "submit": "remote",
 }

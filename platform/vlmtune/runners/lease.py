@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vlmtune import storage
-from vlmtune.run_layout import LEASE
+from vlmtune.spec.layout import RunLayout
 
 TTL_S = 120.0
 """A lease whose heartbeat is older than this is stale (object stores; locally a dead holder frees it at once)."""
@@ -115,7 +115,7 @@ class Lease:
 
     def __init__(self, output_uri: str, job: str, ttl_s: float = TTL_S, heartbeat_s: float = HEARTBEAT_S,
                  on_lost: Callable[[str], None] | None = None):
-        self.uri = storage.join(output_uri, LEASE)
+        self.uri = RunLayout(output_uri).lease
         self.output, self.ttl_s, self.heartbeat_s, self.on_lost = output_uri, ttl_s, heartbeat_s, on_lost
         self.holder = Holder.me(job)
         self.store = _LocalLease(self.uri) if storage.local_path(self.uri) else _S3Lease(self.uri, heartbeat_s)

@@ -29,10 +29,9 @@ from typing import Any, Literal
 from vlmtune import storage
 from vlmtune.runners.lease import Lease
 from vlmtune.spec import EvalJob, Experiment, Job, Resume, TuningJob, expand
+from vlmtune.spec.layout import RunLayout
 from vlmtune.train.stop import RunInterrupted, StopRequested, StopSwitch
 
-RECORD_FILE = "job.json"
-EXPERIMENT_FILE = "experiment.json"
 RECORD_SCHEMA_VERSION = 1
 Action = Literal["skip", "run", "restart"]
 
@@ -105,7 +104,7 @@ def execution_order(jobs: Sequence[Job]) -> list[Job]:
 
 def model_uri(job: TuningJob) -> str:
     """Where a TuningJob exports its model (what its record will name)."""
-    return storage.join(output_uri(job), "model")
+    return RunLayout(output_uri(job)).model
 
 
 def output_uri(job: Job) -> str:
@@ -143,7 +142,7 @@ def decide(record: Mapping | None, job_hash: str, force: bool) -> tuple[Action, 
     return "run", "interrupted earlier: continues from its newest checkpoint"
 
 
-def plan(jobs: Sequence[TuningJob | EvalJob], records: Mapping[str, Mapping | None], force: bool = False) -> list[Step]:
+def job_steps(jobs: Sequence[TuningJob | EvalJob], records: Mapping[str, Mapping | None], force: bool = False) -> list[Step]:
     """The steps for `jobs` (experiments already expanded), in dependency order.
 
     Args:
@@ -194,9 +193,8 @@ def ended_record(running: Mapping, phase: Literal["Interrupted", "Failed"], reas
 
 def artifacts_of(result: Any) -> dict[str, str]:
     if hasattr(result, "model_uri"):  # TrainResult
-        base = result.output_uri
-        return {"model": result.model_uri, "checkpoints": storage.join(base, "checkpoints"),
-                "metrics": storage.join(base, "metrics.jsonl"), "dataReport": storage.join(base, "data_report.json")}
+        layout = RunLayout(result.output_uri)
+        return {**layout.artifacts("TuningJob"), "dataReport": layout.data_report}
     return {name: uri for name, uri in result.files.items() if name in ("results", "markdown")}
 
 
@@ -210,7 +208,7 @@ def metrics_of(result: Any) -> dict[str, float]:
 
 
 def record_uri(job: Job) -> str:
-    return storage.join(output_uri(job), RECORD_FILE)
+    return RunLayout(output_uri(job)).record
 
 
 def read_record(job: Job) -> dict | None:
@@ -254,14 +252,14 @@ def run_pipeline(jobs: Sequence[Job], force: bool = False, verbose: bool = False
 
     stop = stop or StopSwitch()
     expanded = expand_jobs(jobs)
-    steps = plan(expanded, {job.name: read_record(job) for job in expanded}, force)
+    steps = job_steps(expanded, {job.name: read_record(job) for job in expanded}, force)
     experiments = [job for job in jobs if isinstance(job, Experiment)]
     to_run = [step.job for step in steps if step.action != "skip"]
     with ExitStack() as leases:
         for job in [*experiments, *to_run]:
             leases.enter_context(Lease(output_uri(job), job.name, on_lost=stop.abandon))
         for experiment in experiments:
-            write_json(storage.join(output_uri(experiment), EXPERIMENT_FILE), expand(experiment).manifest())
+            write_json(RunLayout(output_uri(experiment)).experiment, expand(experiment).manifest())
         # After the leases (a remote output's prepared data lives in it), before Ray: a missing shard or a bad
         # annotation file is one line.
         data = resolve_data(to_run)

@@ -21,8 +21,7 @@ import ray.train
 import torch
 import torch.distributed as dist
 
-from vlmtune import storage
-from vlmtune.run_layout import CHECKPOINTS, checkpoint_name
+from vlmtune.spec.layout import RunLayout, checkpoint_name
 from vlmtune.train import completion
 from vlmtune.train.resume import prune
 from vlmtune.train.zero_reshard import load_resharded
@@ -64,7 +63,7 @@ def commit(engine, state: TrainState, rank: int, metrics: dict, output_uri: str,
         completion.CheckpointIncomplete: the stored files differ from what the ranks wrote.
     """
     name = checkpoint_name(state.step)
-    uri = storage.join(output_uri, CHECKPOINTS, name)
+    uri = RunLayout(output_uri).checkpoint(state.step)
     if rank == 0:
         completion.unseal(uri)
     folder = save(engine, state, rank)

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vlmtune import storage
-from vlmtune.run_layout import CHECKPOINT_RECORD
+from vlmtune.spec.layout import CHECKPOINT_RECORD
 
 FORMAT = "vlmtune-checkpoint"
 FORMAT_VERSION = 1

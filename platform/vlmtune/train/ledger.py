@@ -14,8 +14,8 @@ from collections import defaultdict
 import pyarrow.fs as pafs
 
 from vlmtune import storage
+from vlmtune.spec.layout import RunLayout
 
-FOLDER = "samples"
 _CHUNK = re.compile(r"rank(\d+)-step(\d+)\.jsonl$")
 
 
@@ -32,13 +32,13 @@ class SampleLedger:
         if not self.rows:
             return
         data = "".join(json.dumps(row) + "\n" for row in self.rows).encode()
-        storage.write_bytes(storage.join(output_uri, FOLDER, f"rank{self.rank}-step{step:06d}.jsonl"), data)
+        storage.write_bytes(storage.join(RunLayout(output_uri).samples, f"rank{self.rank}-step{step:06d}.jsonl"), data)
         self.rows = []
 
 
 def forget_after(output_uri: str, step: int) -> None:
     """Delete chunks of steps after `step` (a restart trains them again, maybe with other ranks)."""
-    fs, root = storage.resolve(storage.join(output_uri, FOLDER))
+    fs, root = storage.resolve(RunLayout(output_uri).samples)
     if fs.get_file_info(root).type == pafs.FileType.NotFound:
         return
     for info in fs.get_file_info(pafs.FileSelector(root)):
@@ -48,7 +48,7 @@ def forget_after(output_uri: str, step: int) -> None:
 
 
 def read_rows(output_uri: str) -> list[dict]:
-    fs, root = storage.resolve(storage.join(output_uri, FOLDER))
+    fs, root = storage.resolve(RunLayout(output_uri).samples)
     if fs.get_file_info(root).type == pafs.FileType.NotFound:
         return []
     rows = []

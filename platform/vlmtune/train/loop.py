@@ -23,6 +23,7 @@ from vlmtune.data.mixture import rank_slice
 from vlmtune.data.pipeline import build_rank_dataset
 from vlmtune.data.preprocess import ProcessorConfig
 from vlmtune.spec import TuningJob
+from vlmtune.spec.layout import RunLayout
 from vlmtune.train import checkpoint as ckpt
 from vlmtune.train import deepspeed_internals, model_source, preemption
 from vlmtune.train.deepspeed_config import deepspeed_config, resolve_precision
@@ -222,4 +223,4 @@ def _export(engine, built, job: TuningJob, loop: LoopConfig, rank: int) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="vlmtune-export-") as folder:
         save_export(built, {k: v.detach().to("cpu", torch.float32) for k, v in state_dict.items()}, folder)
-        storage.upload_dir(folder, storage.join(loop.output_uri, "model"))
+        storage.upload_dir(folder, RunLayout(loop.output_uri).model)

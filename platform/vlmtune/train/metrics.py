@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from vlmtune import storage
-from vlmtune.run_layout import METRICS
+from vlmtune.spec.layout import RunLayout
 from vlmtune.train.flops import TrainFlops, mfu, peak_flops, train_flops
 from vlmtune.train.step import StepStats
 
@@ -139,7 +139,7 @@ def to_jsonl(history: list[dict]) -> bytes:
 
 
 def history_uri(output_uri: str) -> str:
-    return storage.join(output_uri, METRICS)
+    return RunLayout(output_uri).metrics
 
 
 class MetricsLog:

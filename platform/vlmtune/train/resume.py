@@ -12,19 +12,17 @@ whatever world size the resumed run has, so it neither repeats nor skips a sampl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vlmtune import storage
-from vlmtune.run_layout import CHECKPOINT_PREFIX, CHECKPOINT_RECORD, CHECKPOINTS, METRICS, RAY_SNAPSHOT
+from vlmtune.spec.layout import CHECKPOINT_RECORD, RunLayout, checkpoint_step
 from vlmtune.train import completion
-
-_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}(\d{{6,}})$")
+from vlmtune.train.ray_internals import forget_ray_checkpoints
 
 
 def checkpoints_uri(output_uri: str) -> str:
-    return storage.join(output_uri, CHECKPOINTS)
+    return RunLayout(output_uri).checkpoints
 
 
 @dataclass(frozen=True)
@@ -51,8 +49,8 @@ class ResumePoint:
 def checkpoint_steps(output_uri: str) -> list[tuple[int, str]]:
     """(step, URI) of every checkpoint folder in the output, oldest first, complete or not."""
     root = checkpoints_uri(output_uri)
-    found = [(int(match.group(1)), storage.join(root, name))
-             for name in storage.list_dir(root) if (match := _NAME.match(name))]
+    found = [(step, storage.join(root, name))
+             for name in storage.list_dir(root) if (step := checkpoint_step(name)) is not None]
     return sorted(found)
 
 
@@ -92,7 +90,7 @@ def prepare_resume(output_uri: str) -> ResumePoint:
     chosen, damaged = choose(checkpoint_steps(output_uri), completion.damage)
     for uri, _ in damaged:
         storage.delete_dir(uri)
-    storage.delete_file(storage.join(checkpoints_uri(output_uri), RAY_SNAPSHOT))
+    forget_ray_checkpoints(checkpoints_uri(output_uri))
     return ResumePoint(_latest(chosen), damaged)
 
 
@@ -118,9 +116,10 @@ def prune(output_uri: str, keep: int, newest_step: int) -> list[str]:
 
 def clear_run(output_uri: str) -> None:
     """Forget earlier progress: checkpoints, sample ledger, metrics and TensorBoard files (`resume: never`)."""
-    for name in (CHECKPOINTS, "samples", "tensorboard"):
-        storage.delete_dir(storage.join(output_uri, name))
-    storage.delete_file(storage.join(output_uri, METRICS))
+    layout = RunLayout(output_uri)
+    for folder in (layout.checkpoints, layout.samples, layout.tensorboard):
+        storage.delete_dir(folder)
+    storage.delete_file(layout.metrics)
 
 
 def _latest(chosen: tuple[int, str] | None) -> Latest | None:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from vlmtune import storage
+from vlmtune.spec.layout import RunLayout
 from vlmtune.train.metrics import SCALARS
 
-FOLDER = "tensorboard"
 
 
 def scalar_tag(name: str) -> str:
@@ -37,7 +37,7 @@ class TensorBoardLog:
         from tensorboardX.proto.event_pb2 import Event, SessionLog
 
         self._local = Path(tempfile.mkdtemp(prefix="vlmtune-tensorboard-"))
-        self._target = storage.join(output_uri, FOLDER)
+        self._target = RunLayout(output_uri).tensorboard
         # The suffix keeps two runs started in the same second on one host apart.
         self._events = EventsWriter(str(self._local / "events"), filename_suffix=f".from-step-{start_step}")
         self._events.write_event(Event(wall_time=time.time(), step=start_step + 1,

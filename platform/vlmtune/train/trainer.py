@@ -16,7 +16,7 @@ from vlmtune.data.catalog import Catalog, Selection, build_catalog
 from vlmtune.data.errors import find_data_error
 from vlmtune.data.mixture import job_plan
 from vlmtune.data.sources import resolve_sources
-from vlmtune.run_layout import CHECKPOINTS
+from vlmtune.spec.layout import CHECKPOINTS, RunLayout
 from vlmtune.spec import Resume, TuningJob
 from vlmtune.spec.tuning import MAX_PLANNED_SAMPLES
 from vlmtune.train import model_source
@@ -87,8 +87,9 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
     history = read_history(output_uri)
     data_report = {"samples": plan.samples_per_epoch, "steps": plan.steps, "stepsPerEpoch": plan.steps_per_epoch,
                    "skippedRecords": catalog.skipped, "droppedPerEpoch": plan.dropped_per_epoch}
-    storage.write_bytes(storage.join(output_uri, "data_report.json"), json.dumps(data_report, indent=2).encode())
-    return TrainResult(job.name, output_uri, storage.join(output_uri, "model"), plan.steps, history, data_report)
+    layout = RunLayout(output_uri)
+    storage.write_bytes(layout.data_report, json.dumps(data_report, indent=2).encode())
+    return TrainResult(job.name, output_uri, layout.model, plan.steps, history, data_report)
 
 
 def _fit(trainer: TorchTrainer, job: TuningJob, output_uri: str, stop: StopSwitch, stops):

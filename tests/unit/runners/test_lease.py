@@ -19,7 +19,7 @@ from s3_server import running_s3
 
 from vlmtune import storage
 from vlmtune.runners.lease import Holder, Lease, LeaseHeld
-from vlmtune.run_layout import LEASE
+from vlmtune.spec.layout import LEASE
 
 BUCKET = "vlmtune-lease"
 

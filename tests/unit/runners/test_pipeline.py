@@ -10,7 +10,7 @@ import pytest
 
 from vlmtune import storage
 from vlmtune.runners import pipeline
-from vlmtune.runners.pipeline import (decide, expand_jobs, finished_record, plan, run_pipeline, running_record,
+from vlmtune.runners.pipeline import (decide, expand_jobs, finished_record, job_steps, run_pipeline, running_record,
                                       spec_hash)
 from vlmtune.spec import Experiment, TuningJob, expand
 from vlmtune.spec.eval import EvalJob
@@ -68,32 +68,32 @@ def test_decide(record, force, action):
 
 
 def test_first_plan_runs_everything_in_dependency_order(chain):
-    steps = plan(list(reversed(chain)), {})
+    steps = job_steps(list(reversed(chain)), {})
     assert [(step.job.name, step.action) for step in steps] == [("s1", "run"), ("s2", "run"), ("ev", "run")]
     assert steps[1].upstreams == {"s1": steps[0].spec_hash}
 
 
 def test_finished_jobs_are_skipped_and_a_missing_record_reruns_only_that_job(chain):
-    records = succeeded(plan(chain, {}))
-    assert {step.action for step in plan(chain, records)} == {"skip"}
+    records = succeeded(job_steps(chain, {}))
+    assert {step.action for step in job_steps(chain, records)} == {"skip"}
     del records["s2"]
-    assert [step.action for step in plan(chain, records)] == ["skip", "run", "skip"]
+    assert [step.action for step in job_steps(chain, records)] == ["skip", "run", "skip"]
 
 
 def test_a_changed_upstream_restarts_everything_below_it(chain, tmp_path):
-    records = succeeded(plan(chain, {}))
+    records = succeeded(job_steps(chain, {}))
     changed = [tuning("s1", str(tmp_path / "s1"), lr=5e-4), *chain[1:]]
-    assert [step.action for step in plan(changed, records)] == ["restart"] * 3
+    assert [step.action for step in job_steps(changed, records)] == ["restart"] * 3
 
 
 def test_force_restarts_every_job(chain):
-    records = succeeded(plan(chain, {}))
-    assert {step.action for step in plan(chain, records, force=True)} == {"restart"}
+    records = succeeded(job_steps(chain, {}))
+    assert {step.action for step in job_steps(chain, records, force=True)} == {"restart"}
 
 
 def test_an_upstream_outside_the_set_is_an_error(chain):
     with pytest.raises(ValueError, match="'s1' is not among the jobs being run"):
-        plan(chain[1:], {})
+        job_steps(chain[1:], {})
 
 
 def test_expanding_twice_the_same_experiment_is_a_name_clash():
@@ -120,7 +120,7 @@ class FakeEvalResult:
 
 
 def test_records_carry_artifacts_and_headline_metrics(chain):
-    steps = plan(chain, {})
+    steps = job_steps(chain, {})
     train = finished_record(running_record(steps[0], "t0"), FakeTrainResult(), "t1")
     assert train["phase"] == "Succeeded" and train["specHash"] == steps[0].spec_hash and train["finishedAt"] == "t1"
     assert train["artifacts"]["model"] == "/r/s1/model"
@@ -144,7 +144,7 @@ def _experiment_doc(out: str) -> dict:
 def test_rerun_of_a_finished_experiment_skips_everything_without_ray_and_reports(tmp_path, monkeypatch):
     experiment = Experiment.model_validate(_experiment_doc(str(tmp_path / "mini")))
     jobs = expand(experiment).jobs
-    for step in plan(list(jobs), {}):  # what a finished run leaves: one Succeeded record per job
+    for step in job_steps(list(jobs), {}):  # what a finished run leaves: one Succeeded record per job
         record = {**running_record(step, "t0"), "phase": "Succeeded", "finishedAt": "t1",
                   "metrics": {"loss.final": 1.0} if isinstance(step.job, TuningJob) else {"pope.f1": 0.5}}
         pipeline.write_json(pipeline.record_uri(step.job), record)

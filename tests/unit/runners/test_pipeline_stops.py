@@ -12,7 +12,7 @@ import pytest
 from vlmtune.runners import pipeline
 from vlmtune.runners.lease import Lease, LeaseHeld
 from vlmtune.runners.pipeline import decide, run_pipeline
-from vlmtune.run_layout import LEASE
+from vlmtune.spec.layout import LEASE
 from vlmtune.spec import TuningJob
 from vlmtune.train.stop import RunInterrupted, StopRequested, StopSwitch
 

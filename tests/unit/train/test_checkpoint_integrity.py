@@ -12,7 +12,7 @@ import pytest
 from s3_server import running_s3
 
 from vlmtune import storage
-from vlmtune.run_layout import CHECKPOINT_RECORD, RAY_SNAPSHOT, checkpoint_name
+from vlmtune.spec.layout import CHECKPOINT_RECORD, RAY_SNAPSHOT, checkpoint_name
 from vlmtune.train import completion
 from vlmtune.train.resume import checkpoint_steps, choose, latest_checkpoint, prepare_resume, prune
 

@@ -7,7 +7,8 @@ import pytest
 from s3_server import running_s3
 
 from vlmtune import storage
-from vlmtune.train.tensorboard_log import FOLDER, TensorBoardLog, scalar_tag
+from vlmtune.spec.layout import TENSORBOARD as FOLDER
+from vlmtune.train.tensorboard_log import TensorBoardLog, scalar_tag
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 

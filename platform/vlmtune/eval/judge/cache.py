@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vlmtune import storage
+from vlmtune.spec.layout import RunLayout
 from vlmtune.eval.judge.requests import JudgeRequest, Reply
 
-FOLDER, LOCAL_FILE, PART_PREFIX = "judge", "replies.jsonl", "replies-"
+LOCAL_FILE, PART_PREFIX = "replies.jsonl", "replies-"
 
 
 class ReplyCache:
@@ -90,7 +91,7 @@ class ReplyCache:
 
 
 def cache_for(output_uri: str) -> ReplyCache:
-    return ReplyCache(storage.join(output_uri, FOLDER))
+    return ReplyCache(RunLayout(output_uri).judge_cache)
 
 
 def local_file(cache: ReplyCache) -> Path | None:
