@@ -26,7 +26,7 @@ from vlmtune.data.errors import DataError
 from vlmtune.data.prepare import PrepareConfig, prepare
 from vlmtune.data.shards import FORMAT_VERSION, check_files, read_manifest
 from vlmtune.node_cache import cache_root
-from vlmtune.spec import DataSource, DemoSource, SourceFormat
+from vlmtune.spec import DataSource, DemoSource, RunLayout, SourceFormat
 
 DATA_CACHE_ENV = "VLMTUNE_DATA_CACHE"
 
@@ -96,7 +96,7 @@ def _cache_root(output_uri: str) -> str:
     if os.environ.get(DATA_CACHE_ENV):
         return os.environ[DATA_CACHE_ENV]
     if storage.is_remote(output_uri):
-        return storage.join(output_uri, "data")  # where the job's workers can read it
+        return RunLayout(output_uri).prepared_data  # where the job's workers can read it
     return str(cache_root() / "shards")
 
 
