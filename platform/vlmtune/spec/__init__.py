@@ -10,11 +10,11 @@ from vlmtune.spec.metadata import ObjectMeta
 from vlmtune.spec.model import JobRef, LoraSpec, ModelSpec, Preset, Projector, TrainablePart
 from vlmtune.spec.output import MlflowSpec, OutputSpec
 from vlmtune.spec.resources import ResourcesSpec
-from vlmtune.spec.training import DeepSpeedSpec, Precision, Resume, Schedule, TrainingSpec
+from vlmtune.spec.training import Attention, DeepSpeedSpec, Precision, Resume, Schedule, TrainingSpec
 from vlmtune.spec.tuning import TuningJob, TuningJobSpec
 
 __all__ = [
-    "API_GROUP", "API_VERSION", "KINDS", "BenchmarkName", "BenchmarkSpec", "DataSource", "DataSpec",
+    "API_GROUP", "API_VERSION", "KINDS", "Attention", "BenchmarkName", "BenchmarkSpec", "DataSource", "DataSpec",
     "DeepSpeedSpec", "DemoSource", "EvalJob", "EvalJobSpec", "EvalModelSpec", "Expansion", "Experiment",
     "ExperimentSpec", "GenerationSpec", "Job", "JobRef", "LoraSpec", "Mixture", "MlflowSpec", "ModelSpec", "ObjectMeta",
     "OutputSpec", "Precision", "Preset", "Projector",

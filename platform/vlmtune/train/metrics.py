@@ -1,7 +1,9 @@
 """Training metrics: per-step figures reduced across ranks, kept as history, written as JSON lines.
 
 A metric row holds: step, total_steps, epoch (fractional), loss, learning_rate, grad_norm, samples,
-tokens, samples_per_s, tokens_per_s, mfu (null on CPUs and unknown GPUs), skipped, truncated.
+tokens, samples_per_s, tokens_per_s, mfu (null on CPUs and unknown GPUs), skipped, truncated, and
+data_wait_s: the seconds the window's steps waited for their micro-batches (mean over ranks; over the
+window's seconds, tokens / tokens_per_s, it is the fraction of step time the data stream cost).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from vlmtune import storage
 from vlmtune.train.flops import TrainFlops, mfu, peak_flops, train_flops
 from vlmtune.train.step import StepStats
 
-SCALARS = ("loss", "learning_rate", "grad_norm", "samples_per_s", "tokens_per_s", "mfu", "skipped")
+SCALARS = ("loss", "learning_rate", "grad_norm", "samples_per_s", "tokens_per_s", "mfu", "skipped", "data_wait_s")
 """The row fields TensorBoard and MLflow get as time series."""
 
 
@@ -57,6 +59,11 @@ class MetricsWindow:
     truncated: int = 0
     token_squares: int = 0
     images: int = 0
+    data_wait_s: float = 0.0
+
+    def add_data_wait(self, seconds: float) -> None:
+        """Time a step spent blocked on the data stream for its micro-batches."""
+        self.data_wait_s += seconds
 
     def add(self, stats: StepStats) -> None:
         self.losses.append(stats.loss)
@@ -73,12 +80,12 @@ class MetricsWindow:
         elapsed = time.perf_counter() - self.started
         mean_loss = sum(self.losses) / max(len(self.losses), 1)
         values = torch.tensor([mean_loss, self.tokens, self.samples, self.skipped, self.truncated, elapsed,
-                               self.token_squares, self.images], dtype=torch.float64, device=device)
+                               self.token_squares, self.images, self.data_wait_s], dtype=torch.float64, device=device)
         world = 1
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(values)
             world = dist.get_world_size()
-        loss, tokens, samples, skipped, truncated, elapsed, token_squares, images = values.tolist()
+        loss, tokens, samples, skipped, truncated, elapsed, token_squares, images, data_wait = values.tolist()
         elapsed /= world
         work = meter.flops.of_batch(tokens, token_squares, images) if meter else 0.0
         return {
@@ -90,6 +97,7 @@ class MetricsWindow:
             "mfu": mfu(work, elapsed, world, meter.peak) if meter else None,
             "skipped": int(skipped),
             "truncated": int(truncated),
+            "data_wait_s": data_wait / world,
         }
 
 
