@@ -1,7 +1,7 @@
 """Activation offloading: what the forward saves for backward waits in pinned host memory.
 
 `torch.autograd.graph.save_on_cpu`'s mechanism (pinned buffers, copies on the compute stream, brought back on
-use) with two differences: parameters and views of them stay where they are (every linear layer saves its
+use, strides kept) with two differences: parameters and views of them stay where they are (every linear layer saves its
 weight; copying the model to the host each micro-batch would cost more than it frees), and so do tensors too
 small to be worth a transfer. Inside a checkpointed layer the checkpoint's own hooks take precedence, so with
 selective checkpointing the first layers recompute and the rest offload.
@@ -36,7 +36,8 @@ class OffloadActivations(torch.autograd.graph.saved_tensors_hooks):
             if _is_parameter(tensor) or size < min_bytes or tensor.is_sparse:
                 return None, tensor
             pin = pinnable and tensor.device.type == "cuda"
-            packed = torch.empty(tensor.size(), dtype=tensor.dtype, layout=tensor.layout, pin_memory=pin)
+            # Strides kept: compiled backward graphs assert the layout of what they saved.
+            packed = torch.empty_strided(tensor.size(), tensor.stride(), dtype=tensor.dtype, pin_memory=pin)
             packed.copy_(tensor, non_blocking=pin)
             self.offloaded_bytes += size
             self.offloaded += 1
