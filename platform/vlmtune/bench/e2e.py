@@ -14,6 +14,7 @@ full path's: tokens/s, MFU, and `data_wait_s`, the time the loop was blocked on 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -90,10 +91,13 @@ def run_e2e_bench(config: E2EConfig) -> dict:
         BenchFailed: the full path failed or did not reach its timed step within `timeout_s`.
     """
     workdir = Path(config.workdir) if config.workdir else Path(tempfile.mkdtemp(prefix="vlmtune-e2e-"))
+    # Libraries print to stdout on the way (DeepSpeed's logger binds it when transformers imports it): the
+    # figures own stdout, so `--json` stays one JSON object.
     try:
-        bare = _bare_step(config, workdir / "model")
-        shards = _prepare_data(config, workdir)
-        rows = _full_path(config, workdir / "model", shards, workdir / "run")
+        with contextlib.redirect_stdout(sys.stderr):
+            bare = _bare_step(config, workdir / "model")
+            shards = _prepare_data(config, workdir)
+            rows = _full_path(config, workdir / "model", shards, workdir / "run")
     finally:
         if not config.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

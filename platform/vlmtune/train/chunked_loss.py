@@ -4,8 +4,8 @@ The train step asks the model for no logits (`logits_to_keep` selects no positio
 output instead. Only positions whose next token is supervised are kept; they go through the language-model head
 and the cross-entropy a chunk at a time under non-reentrant activation checkpointing, so the forward keeps no
 logits and the backward recomputes one chunk's at a time. The head is called as a module, so DeepSpeed ZeRO-3's
-module hooks gather its partitioned weight for the forward and again for each recomputation, exactly as they do
-for a checkpointed decoder layer; LoRA or other wrappers of the head apply as they would in the model's forward.
+module hooks gather its partitioned weight for the forward and for each recomputation, and gather it again
+before the head's backward uses it; LoRA or other wrappers of the head apply as they would in the model's forward.
 """
 
 from __future__ import annotations
@@ -63,7 +63,11 @@ def chunked_loss(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module,
     count = int(targets.numel())
     if count == 0:
         return head(rows).float().sum() * 0.0, 0
+    # No determinism check: under ZeRO-3 the recomputation saves the head's weight, which DeepSpeed releases
+    # as the head's call returns (the check would read its empty partition) and gathers again before the
+    # head's backward reads it. Reentrant checkpointing is no way out: it would accumulate the weight's
+    # gradient once per chunk, which ZeRO-1/2 refuse.
     total = sum(checkpoint(_chunk_loss, head, rows[start:start + rows_per_chunk],
-                           targets[start:start + rows_per_chunk], use_reentrant=False)
+                           targets[start:start + rows_per_chunk], use_reentrant=False, determinism_check="none")
                 for start in range(0, count, rows_per_chunk))
     return total / count, count
