@@ -7,9 +7,7 @@ tested with a fake of it and the real one against an in-memory API server.
 
 from __future__ import annotations
 
-from vlmtune.spec import KINDS
-from vlmtune.spec.base import API_GROUP
-from vlmtune.spec.crd import VERSION, plural_of
+from vlmtune.spec import API_GROUP, KINDS, VERSION, plural_of
 
 from vlmtune_operator.errors import RayJobRefused
 

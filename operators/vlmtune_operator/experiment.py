@@ -15,8 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vlmtune.spec import Expansion, Experiment, ResourcesSpec
-from vlmtune.spec.status import Phase
+from vlmtune.spec import Expansion, Experiment, Phase, ResourcesSpec
 
 from vlmtune_operator.rayjob import (MANAGED_BY, MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION, build_rayjob,
                                      spec_hash)

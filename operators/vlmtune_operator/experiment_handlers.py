@@ -11,10 +11,7 @@ from datetime import datetime, timezone
 
 import kopf
 
-from vlmtune.spec import Experiment, expand
-from vlmtune.spec.experiment import EXPERIMENT_LABEL
-from vlmtune.spec.metadata import QUEUE_LABEL
-from vlmtune.spec.status import Phase
+from vlmtune.spec import EXPERIMENT_LABEL, QUEUE_LABEL, expand, Experiment, Phase
 
 from vlmtune_operator.experiment import aggregate, child_documents, report_rayjob, report_uri
 from vlmtune_operator.objects import owner_reference, status_of, with_owner

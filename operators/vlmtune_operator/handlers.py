@@ -13,9 +13,7 @@ from collections.abc import Mapping
 
 import kopf
 
-from vlmtune.spec import KINDS
-from vlmtune.spec.base import API_GROUP
-from vlmtune.spec.crd import VERSION, plural_of
+from vlmtune.spec import API_GROUP, KINDS, VERSION, plural_of
 
 from vlmtune_operator.experiment_handlers import reconcile_experiment
 from vlmtune_operator.job_handlers import reconcile, refresh_status

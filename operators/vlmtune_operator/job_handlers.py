@@ -15,9 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import kopf
 
-from vlmtune.spec import Job
-from vlmtune.spec.metadata import QUEUE_LABEL
-from vlmtune.spec.status import Phase
+from vlmtune.spec import QUEUE_LABEL, Job, Phase
 
 from vlmtune_operator.chaining import resolve_upstreams
 from vlmtune_operator.figures import figures

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from vlmtune.spec import KINDS, Job
-from vlmtune.spec.issues import issues_from_validation
+from vlmtune.spec import KINDS, issues_from_validation, Job
 
 # Annotations that tools write on live objects; they are not part of the job and would change its digest.
 SYSTEM_ANNOTATION_PREFIXES = ("kopf.zalando.org/", "kubectl.kubernetes.io/", "meta.helm.sh/")

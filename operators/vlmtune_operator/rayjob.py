@@ -12,9 +12,7 @@ import json
 import shlex
 from collections.abc import Mapping
 
-from vlmtune.spec import Job
-from vlmtune.spec.crd import short_names
-from vlmtune.spec.metadata import QUEUE_LABEL
+from vlmtune.spec import QUEUE_LABEL, Job, short_names
 
 from vlmtune_operator.chaining import ARTIFACT_LAYOUT, resolve_document
 from vlmtune_operator.errors import BuildError
@@ -287,6 +285,9 @@ def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool
     secret = object_store_secret(runtime, namespace)
     if secret:
         main["envFrom"] = [{"secretRef": {"name": secret}}]
+    judge_env = _judge_env(job) if head else []
+    if judge_env:  # the driver runs on the head and calls the judge: its key comes from the named Secret
+        main["env"] = judge_env
     spec: dict = {
         "securityContext": pod_security(runtime),
         "containers": [main],
@@ -304,6 +305,11 @@ def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool
     if annotations:
         metadata["annotations"] = dict(annotations)
     return {"metadata": metadata, "spec": spec}
+
+
+def _judge_env(job: Job) -> list[dict]:
+    judge = getattr(job.spec, "judge", None)
+    return judge.secret_env() if judge is not None else []
 
 
 def _no_drain(runtime: RuntimeConfig) -> dict[str, str]:

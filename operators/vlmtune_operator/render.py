@@ -42,11 +42,6 @@ def render_experiment(experiment: Experiment, runtime: RuntimeConfig) -> list[di
     return children + [build_rayjob(job, runtime) for job in roots]
 
 
-def runs_on_ray(job: Job) -> bool:
-    """Kinds with resources and an output become a RayJob; an Experiment only fans out children."""
-    return not isinstance(job, Experiment)
-
-
 def parse_artifacts(pairs: Iterable[str]) -> dict[str, str]:
     """`JOB=URI` pairs from the command line.
 

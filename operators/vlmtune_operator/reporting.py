@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from collections.abc import Mapping
 from datetime import datetime
 
 import kopf
 
-from vlmtune.spec import Job
-from vlmtune.spec.status import Condition, Phase
+from vlmtune.spec import Condition, Job, Phase
 
 from vlmtune_operator.objects import InvalidJob, job_from_body
 from vlmtune_operator.rayjob import JOB_LABEL, KIND_LABEL
@@ -17,7 +18,7 @@ from vlmtune_operator.status import Verdict, compose, status_patch
 SPEC_OUT_OF_DATE = "SpecOutOfDate"
 
 
-def fail(body: Mapping, patch: kopf.Patch, previous: dict, verdict: Verdict, now: datetime, **fields):
+def fail(body: Mapping, patch: kopf.Patch, previous: dict, verdict: Verdict, now: datetime, **fields) -> NoReturn:
     """Write the Failed verdict and stop the handler for good.
 
     Raises:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from vlmtune.spec.base import SpecModel
+from vlmtune.spec import SpecModel
 
 CONFIGMAP_KEY = "runtime.yaml"
 

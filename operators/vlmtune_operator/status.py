@@ -21,13 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from vlmtune.spec.metadata import QUEUE_LABEL
-from vlmtune.spec.status import TERMINAL_PHASES, Condition, Phase, status_model
+from vlmtune.spec import QUEUE_LABEL, TERMINAL_PHASES, Condition, Phase, status_model
 
 from vlmtune_operator.run import UNREAD, Run, run_artifacts
 
 TERMINAL = {phase.value for phase in TERMINAL_PHASES}
-MANAGED_CONDITIONS = ("Admitted", "Running", "Succeeded", "Failed")
 KUBERAY_FINAL = {"Complete", "Failed", "ValidationFailed"}
 """jobDeploymentStatus values KubeRay never leaves (a Failed with retries left is written as Retrying instead)."""
 FIGURE_FIELDS = ("progress", "metrics", "results")

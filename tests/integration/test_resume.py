@@ -114,6 +114,7 @@ def test_killed_job_resumes_where_it_stopped_at_another_world_size(repo, tmp_pat
     wait_for(out / "checkpoints" / "checkpoint-000006" / "position_rank1.json", first)
     kill_job(first)
     assert not (out / "model").exists()
+    assert json.loads((out / "lease.json").read_text())["pid"] == first.pid  # left behind; must not block the rerun
     output = finish(start(repo, out, cache, "spec.resources.workers=1"))
     history = (out / "metrics.jsonl").read_text().splitlines()
     assert len(history) == len(set(history))

@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,12 +79,13 @@ def _prepare(annotations: Path, images: Path, out: Path, io_threads: int, timeou
                "--annotations", str(annotations), "--images", str(images), "--out", str(out),
                "--io-threads", str(io_threads)]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = _drain(process, timeout_s)
-    _, status, usage = os.wait4(process.pid, 0)  # the child's own high-water mark and CPU time
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise BenchFailed(f"vlmtune data prepare failed:\n{output[-3000:]}")
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        status, usage = _wait4(process, timeout_s)  # the child's own high-water mark and CPU time
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.seek(0)
+            raise BenchFailed(f"vlmtune data prepare failed:\n{log.read().decode(errors='replace')[-3000:]}")
     kept = json.loads((out / "manifest.json").read_text())["instances"]
     cpu = usage.ru_utime + usage.ru_stime
     return {"prepare_instances_per_s_per_core": kept / cpu, "prepare_instances_per_s": kept / wall,
@@ -168,13 +170,18 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _drain(process: subprocess.Popen, timeout_s: float) -> str:
-    try:
-        output, _ = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise BenchFailed(f"vlmtune data prepare took over {timeout_s:.0f} s") from None
-    return output.decode(errors="replace")
+def _wait4(process: subprocess.Popen, timeout_s: float):
+    """(status, rusage) of the child once it exits; killed past `timeout_s`."""
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+            return status, usage
+        if time.perf_counter() > deadline:
+            process.kill()
+            raise BenchFailed(f"vlmtune data prepare took over {timeout_s:.0f} s")
+        time.sleep(_POLL_S)
 
 
 def _remove(path: Path) -> None:

@@ -14,7 +14,6 @@ THREADS = 1  # the same intra-op threads on both sides, as each Ray worker gets 
 
 
 def _setup(micro_batch: int, accumulation: int):
-    from vlmtune.bench.step import synthetic_batches
     from vlmtune_model import build_tiny
 
     built = build_tiny(seed=0)

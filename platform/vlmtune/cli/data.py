@@ -30,11 +30,16 @@ def register(add_parser, name: str) -> None:
     prepare.add_argument("--image-tokens", type=int, default=576,
                          help="tokens one image costs in the length estimate (default: %(default)s, CLIP-L/14-336)")
     prepare.add_argument("--io-threads", type=int, default=16, help="parallel image reads (default: %(default)s)")
+    prepare.add_argument("--max-skipped-fraction", type=float, default=0.05, metavar="F",
+                         help="exit 1 when more than this fraction of records is skipped (default: %(default)s); "
+                              "keeping nothing always fails")
     prepare.set_defaults(handler=run_prepare)
 
     inspect = sub.add_parser("inspect", help="tasks, counts, token lengths and skipped records of prepared shards")
     inspect.add_argument("uri", help="folder holding manifest.json (local or s3://)")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--verify", action="store_true",
+                         help="also checksum every shard against the manifest (reads the whole dataset)")
     inspect.set_defaults(handler=run_inspect)
 
 
@@ -50,6 +55,7 @@ def run_demo(args) -> int:
 
 
 def run_prepare(args) -> int:
+    from vlmtune.data.inspect import prepare_problem
     from vlmtune.data.prepare import PrepareConfig, prepare
 
     try:
@@ -63,18 +69,33 @@ def run_prepare(args) -> int:
     manifest = result.manifest
     if result.up_to_date:
         print(f"{args.out}: up to date ({manifest['instances']} instances, {len(manifest['tasks'])} tasks)")
-        return 0
-    skipped = manifest["skipped"]
-    print(f"{args.out}: {manifest['instances']} instances in {len(manifest['tasks'])} tasks, "
-          f"{len(manifest['shards'])} shards; skipped {skipped['total']}")
-    for reason, count in skipped["reasons"].items():
-        print(f"  {reason:<40} {count}")
+    else:
+        skipped = manifest["skipped"]
+        print(f"{args.out}: {manifest['instances']} instances in {len(manifest['tasks'])} tasks, "
+              f"{len(manifest['shards'])} shards; skipped {skipped['total']}")
+        for reason, count in skipped["reasons"].items():
+            print(f"  {reason:<40} {count}")
+    problem = prepare_problem(manifest, args.max_skipped_fraction)
+    if problem:
+        print(f"vlmtune data prepare: {args.out}: {problem}; check --format, --images and the annotations "
+              "(`vlmtune data inspect` lists examples)", file=sys.stderr)
+        return 1
     return 0
 
 
 def run_inspect(args) -> int:
     from vlmtune.data.inspect import inspect_dataset, render
+    from vlmtune.data.shards import ShardFormatError
 
-    report = inspect_dataset(args.uri)
+    try:
+        report = inspect_dataset(args.uri, verify=args.verify)
+    except (ShardFormatError, ValueError, OSError) as err:
+        print(f"vlmtune data inspect: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+              file=sys.stderr)
+        return 1
     print(json.dumps(report, indent=1) if args.json else render(report))
+    if report["damaged"]:
+        print(f"vlmtune data inspect: {len(report['damaged'])} damaged shard(s): re-run `vlmtune data prepare` "
+              "(or restore them from a copy)", file=sys.stderr)
+        return 1
     return 0

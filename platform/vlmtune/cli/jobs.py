@@ -32,6 +32,8 @@ def add_connection_arguments(parser) -> None:
     parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                         help="verify the dashboard's TLS certificate (default: on)")
     parser.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to verify the dashboard against")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="give up on a request the cluster has not answered in this time (default: %(default)s)")
 
 
 def connect(args):
@@ -43,7 +45,7 @@ def connect(args):
     for logger in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
                    "ray._private.runtime_env.packaging"):
         logging.getLogger(logger).setLevel(logging.WARNING)
-    return Connection.resolve(args.address, args.token, args.ca_bundle or args.verify)
+    return Connection.resolve(args.address, args.token, args.ca_bundle or args.verify, timeout_s=args.timeout)
 
 
 def run(args) -> int:

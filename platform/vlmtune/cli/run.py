@@ -1,4 +1,8 @@
-"""`vlmtune run FILE`: run every job in FILE on embedded Ray (or the cluster RAY_ADDRESS names)."""
+"""`vlmtune run FILE`: run every job in FILE on embedded Ray (or the cluster RAY_ADDRESS names).
+
+SIGTERM or Ctrl-C checkpoints at the next step boundary and exits with 128 + the signal's number, printing
+one line that says how to resume; another run holding an output's lease is named in one line (exit 1).
+"""
 
 from __future__ import annotations
 
@@ -32,22 +36,43 @@ def run(args) -> int:
     except SpecError as err:
         print(err, file=sys.stderr)
         return 1
-    from vlmtune.runners.pipeline import run_pipeline  # heavy imports only once the spec is valid
-
+    # Heavy imports only once the spec is valid.
     from vlmtune.data.errors import DataError
+    from vlmtune.runners.interrupts import exit_status, stop_on_signals
+    from vlmtune.runners.lease import LeaseHeld
+    from vlmtune.runners.pipeline import error_line, run_pipeline
+    from vlmtune.train.stop import RunFailed, RunInterrupted, StopRequested, StopSwitch
 
     started = time.perf_counter()
     try:
-        result = run_pipeline(jobs, force=args.force, verbose=args.verbose, on_step=_announce,
-                              on_outcome=_print_outcome)
-    except DataError as err:  # raised before Ray starts, or arriving from a worker: one line, no traceback
-        print(f"vlmtune run: {err}", file=sys.stderr)
+        with stop_on_signals(StopSwitch()) as stop:
+            result = run_pipeline(jobs, force=args.force, verbose=args.verbose, on_step=_announce,
+                                  on_outcome=_print_outcome, stop=stop)
+    except (RunInterrupted, StopRequested) as interrupted:
+        print(_interrupted_line(interrupted, args), file=sys.stderr, flush=True)
+        return exit_status(stop.reason)
+    except (LeaseHeld, RunFailed, DataError) as ended:  # a bad shard or annotation file: one line, no traceback
+        print(f"vlmtune run: {ended}", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - one line here; --verbose shows the whole error
+        if args.verbose:
+            raise
+        print(f"vlmtune run: failed: {error_line(error)}; rerun to resume from the newest complete checkpoint "
+              "(--verbose shows the whole error and the workers' logs)", file=sys.stderr)
         return 1
     for written in result.reports.values():
         print(_report_summary(written))
     ran = sum(outcome.result is not None for outcome in result.outcomes)
     print(f"done in {time.perf_counter() - started:.0f}s ({ran} ran, {len(result.outcomes) - ran} skipped)")
     return 0
+
+
+def _interrupted_line(interrupted, args) -> str:
+    """One line: what stopped, where it can resume, and the command that resumes it."""
+    again = f"vlmtune run {args.file}" if args.file else "the same `vlmtune run --spec-json ...`"
+    if getattr(interrupted, "job", None):
+        return f"interrupted: {interrupted}; rerun to resume: {again}"
+    return f"interrupted by {interrupted.reason}; rerun to resume: {again}"
 
 
 def _announce(step) -> None:

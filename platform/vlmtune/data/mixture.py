@@ -194,8 +194,10 @@ def job_plan(spec, catalog, image_tokens: int) -> SamplePlan:
         image_tokens: the model's tokens per image (for length grouping).
     """
     data, training = spec.data, spec.training
-    tasks = select_tasks(list(catalog.ids_by_task()), data.tasks, data.task_count, data.seed)
-    ids = sample_mixture(catalog.ids_by_task(tasks), data.max_samples, data.mixture.value, data.seed, data.weights)
+    by_task = catalog.ids_by_task()
+    tasks = select_tasks(list(by_task), data.tasks, data.task_count, data.seed)
+    ids = sample_mixture({task: by_task[task] for task in tasks}, data.max_samples, data.mixture.value, data.seed,
+                         data.weights)
     lengths = catalog.lengths(image_tokens)[ids] if training.group_by_length else None
     return plan_samples(ids, epochs=training.epochs, max_steps=training.max_steps,
                         global_batch_size=training.global_batch_size, micro_batch_size=training.micro_batch_size,

@@ -23,6 +23,7 @@ from vlmtune.data.catalog import Shard, ShardTable
 from vlmtune.data.shards import TRAINING_COLUMNS, open_parquet, read_row_groups
 
 ROWS_PER_READ = 64  # samples per read task: small enough that the first micro-batches arrive in seconds
+MAX_READ_TASKS = 8192  # a rank's whole epoch is planned up front: longer streams get longer read tasks
 
 
 class PlannedRows(Datasource):
@@ -31,7 +32,7 @@ class PlannedRows(Datasource):
     def __init__(self, table: ShardTable, ids: np.ndarray, rows_per_read: int = ROWS_PER_READ):
         self._table = table
         self._ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        self._rows_per_read = max(1, rows_per_read)
+        self._rows_per_read = max(1, rows_per_read, -(-len(self._ids) // MAX_READ_TASKS))
 
     @property
     def read_tasks(self) -> int:

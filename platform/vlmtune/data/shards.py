@@ -26,7 +26,6 @@ import hashlib
 import json
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -295,28 +294,6 @@ def read_row_groups(file_uri: str, parquet: pq.ParquetFile, groups: list[int], c
         if "checksum" not in str(err).lower():
             raise  # I/O trouble (retried by the caller for remote stores), not damage
         raise damaged(file_uri, f"fails its page checksums ({err})") from None
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    shards: int
-    damaged: list[str]  # one line per damaged file
-
-
-def verify(uri: str) -> VerifyResult:
-    """Check every file of the dataset against the manifest: existence, size and full sha256."""
-    manifest = read_manifest(uri)
-    problems = []
-    for entry in [*manifest["shards"], manifest["index"]]:
-        file_uri = storage.join(uri, entry["path"])
-        try:
-            actual = storage.sha256_file(file_uri)
-        except FileNotFoundError:
-            problems.append(f"{file_uri}: missing")
-            continue
-        if actual != entry["sha256"]:
-            problems.append(f"{file_uri}: sha256 {actual[:12]}... differs from the manifest's {entry['sha256'][:12]}...")
-    return VerifyResult(len(manifest["shards"]), problems)
 
 
 def iter_shard_records(uri: str, tasks: list[str] | None = None) -> Iterator[dict]:

@@ -27,17 +27,24 @@ PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-N
                        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
-def read_parquet_rows(uri: str) -> list[dict]:
-    """Rows of a Parquet file, or of the `*.parquet` files directly in a split folder (shards in name order).
+def read_parquet_rows(uri: str, split: str = "test") -> list[dict]:
+    """Rows of a Parquet file, or of the `*.parquet` files directly in a split folder (shards in name order),
+    or of a Hugging Face dataset (`hf://ORG/NAME` through the Hub cache, or a `save_to_disk` folder).
 
     Only the folder given is read, never its subfolders: a dataset repository holds several layouts of one
     benchmark side by side (lmms-lab/POPE: `data/` and `Full/`), and reading them all would score every question
-    twice.
+    twice. An `hf://` repository is read through `datasets` with its default configuration and `split`, streamed
+    row by row with images left encoded, as Parquet gives them.
 
     Raises:
         FileNotFoundError: no such file or folder, or a folder without .parquet files (naming its subfolders
             that have some).
+        AnnotationError: a Hugging Face dataset without that split, or missing from the cache while offline.
     """
+    if uri.startswith("hf://") or _saved_dataset(uri):
+        from vlmtune.data.annotations import iter_hf_records
+
+        return list(iter_hf_records(uri, split))
     fs, path = storage.resolve(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
@@ -48,6 +55,12 @@ def read_parquet_rows(uri: str) -> list[dict]:
         with fs.open_input_file(file) as handle:
             rows.extend(pq.read_table(handle).to_pylist())
     return rows
+
+
+def _saved_dataset(uri: str) -> bool:
+    """A folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk` (local)."""
+    local = storage.local_path(uri)
+    return local is not None and ((local / "state.json").is_file() or (local / "dataset_dict.json").is_file())
 
 
 def _split_files(fs: pafs.FileSystem, uri: str, path: str) -> list[str]:

@@ -9,12 +9,14 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlparse
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+TIMEOUT_S = 30.0
+"""Default bound on each request to the Jobs API (connect, and each wait for an answer)."""
 
 
 class RemoteError(Exception):
@@ -29,10 +31,18 @@ class Connection:
     token: str | None = None
     token_source: str = "Ray's own token lookup (RAY_AUTH_MODE=token, ~/.ray/auth_token)"
     verify: bool | str = True
+    timeout_s: float = TIMEOUT_S
+    """Bound on connecting and on each wait for an answer: an address that accepts connections and never
+    answers fails in bounded time instead of hanging."""
 
     @classmethod
-    def resolve(cls, address: str | None = None, token: str | None = None, verify: bool | str = True) -> Connection:
+    def resolve(cls, address: str | None = None, token: str | None = None, verify: bool | str = True,
+                timeout_s: float = TIMEOUT_S) -> Connection:
         """Fill address and token from the environment as Ray's own CLI does; flags win."""
+        return replace(cls._resolve(address, token, verify), timeout_s=timeout_s)
+
+    @classmethod
+    def _resolve(cls, address: str | None, token: str | None, verify: bool | str) -> Connection:
         address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
         if not address:
             raise RemoteError("no cluster address: pass --address http://HOST:8265 or set RAY_ADDRESS")
@@ -84,12 +94,9 @@ class Cluster:
     """A Jobs API client whose failures arrive as RemoteError with advice."""
 
     def __init__(self, connection: Connection):
-        from ray.job_submission import JobSubmissionClient
-
         self.connection = connection
         with self.errors():
-            self.client = JobSubmissionClient(connection.address, headers=connection.headers,
-                                              verify=connection.verify)
+            self.client = _bounded_client(connection)
 
     def jobs(self) -> list:
         with self.errors():
@@ -109,10 +116,10 @@ class Cluster:
 
         state = StateApiClient(self.connection.address, headers=self.connection.headers)
         deadline = time.monotonic() + timeout_s
+        options = ListApiOptions(filters=[("is_head_node", "=", "True")], timeout=max(2, int(timeout_s / 3)))
         while True:
             try:
-                nodes = state.list(StateResource.NODES, ListApiOptions(filters=[("is_head_node", "=", "True")]),
-                                   raise_on_missing_output=False)
+                nodes = state.list(StateResource.NODES, options, raise_on_missing_output=False)
             except Exception:  # noqa: BLE001 - an unanswered probe means "treat as remote", the strict side
                 return False
             # A head that has just started lists no nodes for a few seconds.
@@ -155,6 +162,10 @@ class Cluster:
         address = self.connection.address
         try:
             yield
+        except requests.exceptions.Timeout:
+            raise RemoteError(
+                f"{address} did not answer within {self.connection.timeout_s:.0f}s: is it the Ray dashboard's HTTP "
+                "port (8265) of a running cluster? (--timeout SECONDS waits longer)") from None
         except AuthenticationError as err:
             if str(err).startswith("Authentication required"):
                 raise RemoteError(
@@ -179,6 +190,23 @@ class Cluster:
             if not str(err).startswith(("Request failed", "Version check")):
                 raise
             raise RemoteError(f"{address}: {_last_line(str(err))}") from None
+
+
+def _bounded_client(connection: Connection):
+    """Ray's JobSubmissionClient, every request of it bounded by the connection's timeout.
+
+    The SDK calls `requests` without a timeout, so a server that accepts the connection and never answers
+    would hang the command forever; this adapter adds one to `_do_request`, the SDK's single path to the
+    server (Ray 2.60; `tests/unit/runners/test_cluster_timeouts.py` checks it against the pinned version).
+    """
+    from ray.job_submission import JobSubmissionClient
+
+    class BoundedJobSubmissionClient(JobSubmissionClient):
+        def _do_request(self, method, endpoint, **kwargs):
+            kwargs.setdefault("timeout", (connection.timeout_s, connection.timeout_s))
+            return super()._do_request(method, endpoint, **kwargs)
+
+    return BoundedJobSubmissionClient(connection.address, headers=connection.headers, verify=connection.verify)
 
 
 def _last_line(text: str) -> str:

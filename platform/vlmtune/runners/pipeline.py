@@ -1,7 +1,8 @@
 """Plan and execute a set of jobs: experiments expanded, dependency order, finished jobs skipped, the rest resumed.
 
 Every job leaves `<output>/job.json`: written as `Running` when it starts and as `Succeeded` with its artifacts
-and headline metrics when it ends. The record carries the job's spec hash (its spec with upstream models
+and headline metrics when it ends (`Interrupted` when stopped by a signal, `Failed` with the error's first line
+otherwise; both run again, resuming, next time). The record carries the job's spec hash (its spec with upstream models
 resolved, plus the upstream jobs' hashes, so a changed stage 1 invalidates stage 2 and its evaluation):
 
 - same hash, `Succeeded`: the job is skipped and downstream jobs take its recorded model;
@@ -9,21 +10,26 @@ resolved, plus the upstream jobs' hashes, so a changed stage 1 invalidates stage
   the newest checkpoint in its output (`training.resume: auto`);
 - another hash, or `--force`: the job runs from scratch (earlier checkpoints and metrics are cleared first).
 
-Planning is pure (records in, steps out); only `run_pipeline` touches storage and Ray.
+Planning is pure (records in, steps out); only `run_pipeline` touches storage and Ray. Before it writes anything,
+`run_pipeline` takes the lease of every output it will write (`runners.lease`): a second run of the same file is
+refused, naming the run that holds it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from vlmtune import storage
+from vlmtune.runners.lease import Lease
 from vlmtune.spec import EvalJob, Experiment, Job, Resume, TuningJob, expand
+from vlmtune.train.stop import RunInterrupted, StopRequested, StopSwitch
 
 RECORD_FILE = "job.json"
 EXPERIMENT_FILE = "experiment.json"
@@ -179,6 +185,13 @@ def finished_record(running: Mapping, result: Any, finished: str) -> dict:
             "metrics": metrics_of(result)}
 
 
+def ended_record(running: Mapping, phase: Literal["Interrupted", "Failed"], reason: str, finished: str,
+                 resume_step: int | None = None) -> dict:
+    """The record of a job that stopped before the end: rerunning the file continues it from its newest checkpoint."""
+    record = {**running, "phase": phase, "finishedAt": finished, "reason": reason}
+    return record if resume_step is None else {**record, "resumeStep": resume_step}
+
+
 def artifacts_of(result: Any) -> dict[str, str]:
     if hasattr(result, "model_uri"):  # TrainResult
         base = result.output_uri
@@ -221,7 +234,8 @@ def write_json(uri: str, document: Mapping) -> None:
 
 def run_pipeline(jobs: Sequence[Job], force: bool = False, verbose: bool = False, show_progress: bool = True,
                  on_step: Callable[[Step], None] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> PipelineResult:
+                 on_outcome: Callable[[Outcome], None] | None = None,
+                 stop: StopSwitch | None = None) -> PipelineResult:
     """Run every job (experiments expanded) in dependency order, skipping finished ones, in one Ray session.
 
     Experiments get `experiment.json` in their run folder before anything runs and the report at the end.
@@ -229,29 +243,40 @@ def run_pipeline(jobs: Sequence[Job], force: bool = False, verbose: bool = False
     Args:
         on_step: called before each job, skipped or not.
         on_outcome: called after each job.
+        stop: set on SIGTERM/SIGINT (`runners.interrupts`): training checkpoints at the next step and ends.
+
+    Raises:
+        LeaseHeld: another run writes one of the outputs.
+        RunInterrupted, StopRequested: `stop` was set; the running job's record says `Interrupted`.
     """
     from vlmtune.report import write_report
     from vlmtune.runners.local import ray_session
 
+    stop = stop or StopSwitch()
     expanded = expand_jobs(jobs)
     steps = plan(expanded, {job.name: read_record(job) for job in expanded}, force)
     experiments = [job for job in jobs if isinstance(job, Experiment)]
-    for experiment in experiments:
-        write_json(storage.join(output_uri(experiment), EXPERIMENT_FILE), expand(experiment).manifest())
     to_run = [step.job for step in steps if step.action != "skip"]
-    data = resolve_data(to_run)  # before Ray starts: a missing shard or bad annotation file is one line
-    outcomes, models = [], {}
-    # Nothing to run (a rerun of a finished pipeline) starts no Ray at all.
-    with ray_session(to_run, verbose) if to_run else nullcontext():
-        for step in steps:
-            if on_step:
-                on_step(step)
-            outcome = _execute(step, models, show_progress, data.get(step.job.name))
-            models[step.job.name] = outcome.record.get("artifacts", {}).get("model")
-            outcomes.append(outcome)
-            if on_outcome:
-                on_outcome(outcome)
-    reports = {experiment.name: write_report(output_uri(experiment)) for experiment in experiments}
+    with ExitStack() as leases:
+        for job in [*experiments, *to_run]:
+            leases.enter_context(Lease(output_uri(job), job.name, on_lost=stop.abandon))
+        for experiment in experiments:
+            write_json(storage.join(output_uri(experiment), EXPERIMENT_FILE), expand(experiment).manifest())
+        # After the leases (a remote output's prepared data lives in it), before Ray: a missing shard or a bad
+        # annotation file is one line.
+        data = resolve_data(to_run)
+        outcomes, models = [], {}
+        # Nothing to run (a rerun of a finished pipeline) starts no Ray at all.
+        with ray_session(to_run, verbose, stop) if to_run else nullcontext():
+            for step in steps:
+                if on_step:
+                    on_step(step)
+                outcome = _execute(step, models, show_progress, stop, data.get(step.job.name))
+                models[step.job.name] = outcome.record.get("artifacts", {}).get("model")
+                outcomes.append(outcome)
+                if on_outcome:
+                    on_outcome(outcome)
+        reports = {experiment.name: write_report(output_uri(experiment)) for experiment in experiments}
     return PipelineResult(outcomes, reports)
 
 
@@ -267,7 +292,8 @@ def resolve_data(jobs: Sequence[TuningJob | EvalJob]) -> dict[str, list]:
             for job in jobs if isinstance(job, TuningJob)}
 
 
-def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool, data: list | None) -> Outcome:
+def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool, stop: StopSwitch,
+             data: list | None) -> Outcome:
     from vlmtune.eval import run_eval_job
     from vlmtune.train.trainer import run_tuning_job
 
@@ -278,16 +304,46 @@ def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool, 
     upstream = models.get(ref.job) if ref else None
     if ref and upstream is None:
         raise ValueError(f"{job.name}: upstream job {ref.job!r} recorded no model")
+    stop.raise_if_requested()
     running = running_record(step, now_iso())
     write_json(record_uri(job), running)
-    if isinstance(job, EvalJob):
-        result = run_eval_job(job, upstream, show_progress=show_progress)
-    else:
-        result = run_tuning_job(_fresh(job) if step.action == "restart" else job, upstream,
-                                show_progress=show_progress, data=data)
+    try:
+        if isinstance(job, EvalJob):
+            result = run_eval_job(job, upstream, show_progress=show_progress)
+        else:
+            result = run_tuning_job(_fresh(job) if step.action == "restart" else job, upstream,
+                                    show_progress=show_progress, stop=stop, data=data)
+    except (RunInterrupted, StopRequested) as interrupted:
+        resume_step = getattr(interrupted, "step", None)
+        _record_end(job, ended_record(running, "Interrupted", str(interrupted), now_iso(), resume_step))
+        raise
+    except Exception as error:
+        _record_end(job, ended_record(running, "Failed", error_line(error), now_iso()))
+        raise
     record = finished_record(running, result, now_iso())
     write_json(record_uri(job), record)
     return Outcome(step, record, result)
+
+
+def _record_end(job: Job, record: dict) -> None:
+    """Write an interrupted or failed job's record; a store that fails now (a full disk) must not hide why the job
+    ended, so that failure is only reported."""
+    try:
+        write_json(record_uri(job), record)
+    except OSError as err:
+        print(f"{job.name}: could not record phase {record['phase']} in {record_uri(job)}: {err}", file=sys.stderr)
+
+
+def error_line(error: BaseException) -> str:
+    """One line that says what went wrong: for Ray Train's worker-group errors, the failing rank's exception (its
+    message ends the worker's traceback), else the error's first line."""
+    failures = getattr(error, "worker_failures", None)
+    if failures:
+        rank, cause = sorted(failures.items())[0]
+        lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        return f"rank {rank}: {lines[-1] if lines else type(cause).__name__}"[:500]
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
 
 
 def _fresh(job: TuningJob) -> TuningJob:

@@ -16,6 +16,7 @@ from pathlib import Path
 from vlmtune import storage
 from vlmtune.runners.cluster import Cluster, Connection, RemoteError, address_is_here
 from vlmtune.spec import Job
+from vlmtune.train.stop import GRACE_S
 
 SHIPPED_PACKAGES = ("vlmtune", "vlmtune_model", "vlmtune_operator")
 LOCATION_KEYS = frozenset({"uri", "images", "data"})  # `data` is a URI in benchmarks, a mapping in TuningJob
@@ -104,8 +105,10 @@ def runtime_env() -> dict:
     Only the three package folders travel (a few hundred KiB), never .venv, runs/ or data.
     """
     folders = [str(Path(importlib.util.find_spec(name).origin).parent) for name in SHIPPED_PACKAGES]
-    # Unbuffered so `--follow` shows progress as it happens, not when the driver exits.
-    return {"py_modules": folders, "excludes": ["__pycache__/", "*.pyc"], "env_vars": {"PYTHONUNBUFFERED": "1"}}
+    # Unbuffered so `--follow` shows progress as it happens, not when the driver exits. `vlmtune jobs stop` sends
+    # SIGTERM and Ray kills the driver 3 s later by default: leave it the time to checkpoint at the next step.
+    env = {"PYTHONUNBUFFERED": "1", "RAY_JOB_STOP_WAIT_TIME_S": str(int(GRACE_S) + 30)}
+    return {"py_modules": folders, "excludes": ["__pycache__/", "*.pyc"], "env_vars": env}
 
 
 def submit(jobs: list[Job], connection: Connection, source: str) -> tuple[Cluster, str]:

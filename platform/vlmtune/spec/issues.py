@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from vlmtune.spec.errors import FieldIssues, SpecIssue
+from vlmtune.spec.errors import FieldIssues, SpecIssue, preview
 
 
 def issues_from_validation(error: ValidationError, model: type[BaseModel], source: str) -> list[SpecIssue]:
@@ -35,22 +35,48 @@ def _describe(item: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str 
     if kind in ("value_error", "assertion_error"):
         return msg.removeprefix("Value error, ").removeprefix("Assertion failed, "), None
     if kind in ("literal_error", "enum"):
-        return f"{given!r} is not allowed", msg.replace("Input should be", "use")
+        return f"{preview(given)} is not allowed", msg.replace("Input should be", "use")
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping of fields, got {_type_name(given)} {given!r}", \
+        return f"expected a mapping of fields, got {_got(given)}", \
             "write this as `key: value` lines" + _allowed_hint(model, loc)
-    return f"{msg[0].lower()}{msg[1:]} (got {_type_name(given)} {given!r})", None
+    return f"{msg[0].lower()}{msg[1:]} (got {_got(given)})", _generic_fix(kind, item.get("ctx") or {})
+
+
+_FIXES = {
+    "greater_than_equal": "use a value of at least {ge}",
+    "greater_than": "use a value above {gt}",
+    "less_than_equal": "use a value of at most {le}",
+    "less_than": "use a value below {lt}",
+    "too_short": "give at least {min_length} item(s)",
+    "too_long": "give at most {max_length} item(s)",
+    "int_type": "write a whole number",
+    "int_parsing": "write a whole number",
+    "int_from_float": "write a whole number",
+    "float_type": "write a number",
+    "float_parsing": "write a number",
+    "string_type": "write text (quote it if YAML reads it as a number, boolean or date)",
+    "bool_type": "write true or false",
+    "bool_parsing": "write true or false",
+    "list_type": "write a list, e.g. [a, b]",
+}
+
+
+def _generic_fix(kind: str, ctx: dict) -> str:
+    try:
+        return _FIXES[kind].format(**ctx)
+    except (KeyError, IndexError):
+        return "check the field's type and allowed values (`vlmtune crds` prints the schema)"
 
 
 def _unknown_key(model: type[BaseModel], loc: tuple) -> tuple[str, str | None]:
     known = _known_keys(model, loc[:-1])
     key = str(loc[-1])
     if known is None:
-        return f"unknown key {key!r}", "remove it"
+        return f"unknown key {preview(key)}", "remove it"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
     if close:
-        return f"unknown key {key!r}", f"did you mean `{close[0]}`?"
-    return f"unknown key {key!r}", f"remove it; allowed keys here: {', '.join(sorted(known))}"
+        return f"unknown key {preview(key)}", f"did you mean `{close[0]}`?"
+    return f"unknown key {preview(key)}", f"remove it; allowed keys here: {', '.join(sorted(known))}"
 
 
 def _allowed_hint(model: type[BaseModel], loc: tuple, exclude_set: bool = False) -> str:
@@ -98,8 +124,16 @@ def _unwrap(annotation: Any) -> Any:
 def _dotted(loc: tuple) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        key = str(part) if len(str(part)) <= _KEY_CHARS else str(part)[:_KEY_CHARS] + "..."
+        text += f"[{part}]" if isinstance(part, int) else (f".{key}" if text else key)
     return text
+
+
+_KEY_CHARS = 60  # a path names keys in full, unless a key is absurdly long
+
+
+def _got(value: Any) -> str:
+    return preview(value) if isinstance(value, (dict, list, tuple)) else f"{_type_name(value)} {preview(value)}"
 
 
 def _type_name(value: Any) -> str:

@@ -11,6 +11,24 @@ MLFLOW_DB = "mlflow.db"
 """The SQLite MLflow store a run keeps in its (local) output folder when no trackingUri is given."""
 
 
+OUTPUT_SCHEMES = ("s3://", "file://")
+"""Where runs can write: object stores through pyarrow's S3 layer, local (or mounted) folders."""
+
+
+def output_uri_problem(uri: str) -> str | None:
+    """Why `uri` cannot be a run's output folder, or None. Other schemes are refused here: pyarrow would
+    accept some (gs://, hdfs://) and then wait forever for credentials or a cluster."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return None
+    if f"{scheme}://" not in OUTPUT_SCHEMES:
+        return (f"{scheme}:// outputs are not supported: use s3://bucket/prefix (any S3-compatible store, "
+                "e.g. GCS's S3 interoperability endpoint) or a local folder")
+    if scheme == "s3" and not rest.split("/", 1)[0]:
+        return f"{uri} names no bucket: use s3://bucket/prefix"
+    return None
+
+
 class MlflowSpec(SpecModel):
     """Log the run to MLflow too: the flattened spec as params, the metrics at every report.
     Needs the `mlflow` extra (`pip install 'vlmtune[mlflow]'`)."""
@@ -32,9 +50,12 @@ class OutputSpec(SpecModel):
 
     @field_validator("uri")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
+    def _a_folder_vlmtune_can_write(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("uri is empty: give a folder such as ./runs/my-job or s3://bucket/runs/my-job")
+        problem = output_uri_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value.rstrip("/") or value
 
     @model_validator(mode="after")

@@ -48,8 +48,14 @@ class TuningJobSpec(SpecModel):
         return self.training.global_batch_size // per_step
 
 
+MAX_EPOCHS = 1000
+"""Most passes over the data a job without maxSteps may plan (the driver holds every planned step)."""
+MAX_PLANNED_SAMPLES = 200_000_000
+"""Most samples (maxSteps x globalBatchSize) a job may plan: about 120 epochs of Vision-Flan's 1.6M."""
+
+
 def _consistency_problems(spec: TuningJobSpec) -> list[tuple[tuple[str, ...], str, str | None]]:
-    problems = []
+    problems = _length_problems(spec.training)
     training, resources = spec.training, spec.resources
     batch_problem = _global_batch_problem(training.global_batch_size, training.micro_batch_size, resources)
     if batch_problem:
@@ -73,6 +79,19 @@ def _consistency_problems(spec: TuningJobSpec) -> list[tuple[tuple[str, ...], st
             "remove offloadParams or set resources.gpusPerWorker",
         ))
     return problems
+
+
+def _length_problems(training: TrainingSpec) -> list[tuple[tuple[str, ...], str, str | None]]:
+    """A run length the driver could not plan: its plan holds every step's sample ids in memory."""
+    if training.max_steps is None and training.epochs > MAX_EPOCHS:
+        return [(("training", "epochs"), f"{training.epochs} passes over the data without maxSteps is more than "
+                 f"the {MAX_EPOCHS} a plan may hold", f"set training.maxSteps, or at most {MAX_EPOCHS} epochs")]
+    planned = (training.max_steps or 0) * training.global_batch_size
+    if planned > MAX_PLANNED_SAMPLES:
+        return [(("training", "maxSteps"), f"{training.max_steps} steps x globalBatchSize {training.global_batch_size}"
+                 f" = {planned} samples, more than the {MAX_PLANNED_SAMPLES} a plan may hold",
+                 f"use at most {MAX_PLANNED_SAMPLES // training.global_batch_size} steps")]
+    return []
 
 
 def _global_batch_problem(global_batch: int, micro: int, resources) -> tuple | None:

@@ -8,7 +8,6 @@ accumulation follows the world size so the global batch stays the same.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,18 +25,17 @@ from vlmtune.data.pipeline import build_rank_dataset
 from vlmtune.data.preprocess import ProcessorConfig
 from vlmtune.spec import TuningJob
 from vlmtune.train import checkpoint as ckpt
-from vlmtune.train import model_source, preemption
+from vlmtune.train import deepspeed_internals, model_source, preemption
 from vlmtune.train.deepspeed_config import deepspeed_config, resolve_precision
 from vlmtune.train.levers import levers_of, prepare_model
 from vlmtune.train.ledger import SampleLedger, forget_after
 from vlmtune.train.metrics import (
     FlopsMeter,
+    MetricsLog,
     MetricsWindow,
     SkipTotals,
     epoch_of,
-    history_uri,
     read_history,
-    to_jsonl,
 )
 from vlmtune.train.recompute import enable_checkpointing
 from vlmtune.train.sinks import MetricSink, metric_sinks
@@ -84,8 +82,9 @@ def train_loop_per_worker(config: dict) -> None:
     if rank == 0 and spec.training.record_samples:
         forget_after(loop.output_uri, state.step)  # before step 1's collectives: no rank flushes before this
     preemption.catch_sigterm()
-    watch = preemption.PreemptionWatch(device)
+    watch = preemption.PreemptionWatch(device, config.get("stop") if rank == 0 else None)
     history = read_history(loop.output_uri, state.step) if rank == 0 and state.step else []
+    metrics_log = MetricsLog(loop.output_uri, resumed_from=state.step) if rank == 0 else None
     board = config.get("progress") if rank == 0 else None
     meter = FlopsMeter.for_model(built.model, [p.value for p in spec.model.trainable], device, precision)
 
@@ -109,9 +108,11 @@ def train_loop_per_worker(config: dict) -> None:
                 window = MetricsWindow()
                 if checkpoint_due:
                     ledger.flush(loop.output_uri, state.step)
-                _report(engine, metrics, state, rank, loop, history, sinks, checkpoint=checkpoint_due)
+                _report(engine, metrics, state, rank, loop, metrics_log, sinks,
+                        checkpoint=checkpoint_due, keep=spec.training.keep_checkpoints)
             if interrupt.stop:
-                preemption.stop_after_checkpoint(state.step, interrupt.reason)
+                watch.stop_after_checkpoint(state.step, interrupt)
+                return  # the driver asked to stop (a preemption raises to restart instead): no export
             if board:
                 board.post.remote(state.step, loop.total_steps, history[-1]["loss"] if history else None)
         _export(engine, built, job, loop, rank)
@@ -139,6 +140,7 @@ def _setup_engine(job: TuningJob, model: torch.nn.Module, total_steps: int):
         model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(job.spec),
         dist_init_required=False,
     )
+    deepspeed_internals.check(engine)  # a DeepSpeed without what resume and export need fails here, in one line
     return engine
 
 
@@ -204,27 +206,22 @@ def _checkpoint_due(spec, step: int, last: bool) -> bool:
     return last or (every is not None and step % every == 0)
 
 
-def _report(engine, metrics: dict, state: ckpt.TrainState, rank: int, loop: LoopConfig, history: list[dict],
-            sinks: list[MetricSink], checkpoint: bool) -> None:
-    if rank == 0:
-        storage.write_bytes(history_uri(loop.output_uri), to_jsonl(history))
+def _report(engine, metrics: dict, state: ckpt.TrainState, rank: int, loop: LoopConfig,
+            metrics_log: MetricsLog | None, sinks: list[MetricSink], checkpoint: bool, keep: int) -> None:
+    if metrics_log is not None:  # rank 0's
+        metrics_log.append(metrics)
     for sink in sinks:  # rank 0's
         sink.write(metrics)
     if not checkpoint:
         ray.train.report(metrics)
         return
-    folder = ckpt.save(engine, state, rank)
-    try:
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)),
-                         checkpoint_dir_name=f"checkpoint-{state.step:06d}")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    ckpt.commit(engine, state, rank, metrics, loop.output_uri, keep)
 
 
 def _export(engine, built, job: TuningJob, loop: LoopConfig, rank: int) -> None:
     """Hugging Face export to `<output>/model`; ZeRO-3 shards are gathered first (a collective)."""
     if job.spec.training.deepspeed.zero_stage == 3:
-        state_dict = engine._zero3_consolidated_16bit_state_dict()
+        state_dict = deepspeed_internals.consolidated_state_dict(engine)
     else:
         state_dict = engine.module.state_dict() if rank == 0 else None
     if rank != 0:

@@ -1,14 +1,21 @@
-"""Training metrics: per-step figures reduced across ranks, kept as history, written as JSON lines.
+"""Training metrics: per-step figures reduced across ranks, kept as history, appended as JSON lines.
 
 A metric row holds: step, total_steps, epoch (fractional), loss, learning_rate, grad_norm, samples,
-tokens, samples_per_s, tokens_per_s, mfu (null on CPUs and unknown GPUs), skipped, truncated, and
-data_wait_s: the seconds the window's steps waited for their micro-batches (mean over ranks; over the
-window's seconds, tokens / tokens_per_s, it is the fraction of step time the data stream cost).
+tokens, samples_per_s, tokens_per_s, mfu (null on CPUs and unknown GPUs), skipped, truncated,
+data_wait_s (the seconds the window's steps waited for their micro-batches, mean over ranks; over the
+window's seconds, tokens / tokens_per_s, it is the fraction of step time the data stream cost), and
+resumed_from (the checkpoint step the run that wrote it started from; 0 for a fresh run).
+
+metrics.jsonl is only ever appended to. A run that resumes from a checkpoint writes the steps after it
+again; the rows a killed run wrote past that checkpoint stay in the file and readers drop them
+(`effective_rows`): a row whose step does not follow the row before it, or whose resumed_from
+differs, starts a new run, which replaces every earlier row after its resumed_from.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from vlmtune import storage
+from vlmtune.run_layout import METRICS
 from vlmtune.train.flops import TrainFlops, mfu, peak_flops, train_flops
 from vlmtune.train.step import StepStats
 
@@ -139,13 +147,78 @@ def to_jsonl(history: list[dict]) -> bytes:
 
 
 def history_uri(output_uri: str) -> str:
-    return storage.join(output_uri, "metrics.jsonl")
+    return storage.join(output_uri, METRICS)
+
+
+class MetricsLog:
+    """Rank 0's metrics.jsonl, appended one row per report.
+
+    Local files are opened for appending (and a line cut by a crash or a full disk is closed off first, so the
+    next row starts on a line of its own). Object stores have no append: the object is uploaded again with the
+    new rows after everything it held, which is an append as far as any reader can tell; the output's lease
+    makes this run its only writer.
+    """
+
+    def __init__(self, output_uri: str, resumed_from: int = 0) -> None:
+        self.uri, self.resumed_from = history_uri(output_uri), resumed_from
+        self._local = storage.local_path(self.uri)
+        self._held = None if self._local else (storage.read_bytes(self.uri) if storage.exists(self.uri) else b"")
+
+    def append(self, row: dict) -> None:
+        line = to_jsonl([{**row, "resumed_from": self.resumed_from}])
+        if self._local is not None:
+            self._append_local(line)
+            return
+        if self._held and not self._held.endswith(b"\n"):
+            self._held += b"\n"
+        self._held += line
+        storage.write_bytes(self.uri, self._held)
+
+    def _append_local(self, line: bytes) -> None:
+        self._local.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._local, "a+b") as handle:
+            handle.write(b"\n" + line if _ends_mid_line(handle) else line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _ends_mid_line(handle) -> bool:
+    size = handle.seek(0, os.SEEK_END)
+    if not size:
+        return False
+    handle.seek(size - 1)
+    return handle.read(1) != b"\n"
+
+
+def parse_rows(data: bytes) -> list[dict]:
+    """The rows of metrics.jsonl text; lines cut by a crash or a full disk are skipped."""
+    rows = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
+
+
+def effective_rows(rows: list[dict]) -> list[dict]:
+    """The history as the final model saw it: each resumed run replaces the rows after the step it resumed from."""
+    history: list[dict] = []
+    for row in rows:
+        start = row.get("resumed_from", 0)
+        if history and (row["step"] <= history[-1]["step"] or start != history[-1].get("resumed_from", 0)):
+            while history and history[-1]["step"] > start:
+                history.pop()
+        history.append(row)
+    return history
 
 
 def read_history(output_uri: str, up_to_step: int | None = None) -> list[dict]:
-    """Metric rows already written for a run (all, or those up to a resumed step)."""
+    """Metric rows of a run as it stands (all, or those up to a resumed step)."""
     uri = history_uri(output_uri)
     if not storage.exists(uri):
         return []
-    rows = [json.loads(line) for line in storage.read_bytes(uri).decode().splitlines() if line.strip()]
+    rows = effective_rows(parse_rows(storage.read_bytes(uri)))
     return [row for row in rows if up_to_step is None or row["step"] <= up_to_step]

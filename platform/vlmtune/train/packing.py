@@ -8,15 +8,21 @@ terms as the padded micro-batch. Images stay in row order, which is the order LL
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import torch
 
 from vlmtune_model.tokenizer import IGNORE_INDEX
 
-if TYPE_CHECKING:
-    from vlmtune.train.step import MicroBatch
+
+class PackedRow(NamedTuple):
+    """A micro-batch's samples as one row [1, total tokens]."""
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    position_ids: torch.Tensor
+    lengths: torch.Tensor
+    """Each sample's token count."""
 
 
 def restarting_positions(lengths: torch.Tensor) -> torch.Tensor:
@@ -26,17 +32,16 @@ def restarting_positions(lengths: torch.Tensor) -> torch.Tensor:
     return torch.arange(total, dtype=torch.long) - starts
 
 
-def pack(micro: MicroBatch) -> MicroBatch:
-    """The micro-batch as one row [1, total tokens] without padding (rows must be right-padded, as collated).
+def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> PackedRow:
+    """Right-padded rows [samples, width] as one row without padding (`MicroBatch.packed` applies it).
 
     Raises:
         ValueError: a row's attention mask is not ones followed by zeros.
     """
-    mask = micro.attention_mask.bool()
+    mask = attention_mask.bool()
     lengths = mask.sum(dim=1)
     if not bool((mask == (torch.arange(mask.shape[1]) < lengths[:, None])).all()):
         raise ValueError("packSamples needs right-padded rows (ones, then zeros, in each attention mask)")
-    labels = micro.labels.clone()
+    labels = labels.clone()
     labels[:, 0] = IGNORE_INDEX
-    return replace(micro, input_ids=micro.input_ids[mask][None], attention_mask=None, labels=labels[mask][None],
-                   position_ids=restarting_positions(lengths)[None], lengths=lengths)
+    return PackedRow(input_ids[mask][None], labels[mask][None], restarting_positions(lengths)[None], lengths)

@@ -10,6 +10,9 @@ Two signals, one per way a cluster takes a worker back:
 * Ray's drain notice for a node (`ray.train.get_preemption_info`, e.g. the autoscaler reclaiming a
   spot node): Ray's advice is to save a checkpoint at once and keep training; when the node goes,
   Ray Train restarts the run from it, counted against `max_preemption_failures`.
+
+A third comes from the driver (`stop`): SIGTERM or Ctrl-C on `vlmtune run` makes rank 0 see a request on
+the stop board; the ranks checkpoint the same way, then return instead of restarting.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import ray
 import ray.train
 import torch
 import torch.distributed as dist
+
+from vlmtune.train.stop import Poll
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +64,33 @@ class Interrupt:
     checkpoint: bool  # save a checkpoint at this step boundary
     stop: bool  # and then stop (SIGTERM); a drain notice keeps training
     reason: str = ""
+    final: bool = False  # the driver asked: the run ends after the checkpoint (no restart)
 
 
 NONE = Interrupt(checkpoint=False, stop=False)
 
 
-class PreemptionWatch:
-    """Asked once per step by every rank (it is a collective); every rank gets the same answer."""
+_WORKER_SIGTERM, _DRIVER_STOP = 1.0, 2.0  # flag values; the all-reduce keeps the largest
 
-    def __init__(self, device: torch.device) -> None:
+
+class PreemptionWatch:
+    """Asked once per step by every rank (it is a collective); every rank gets the same answer.
+
+    Args:
+        stop_board: rank 0's handle on the driver's StopBoard (None on other ranks).
+    """
+
+    def __init__(self, device: torch.device, stop_board=None) -> None:
         self.device = device
         self.drain_checkpointed = False
+        self.stop_board = stop_board
+        self._poll = Poll(stop_board.poll) if stop_board is not None else None
 
     def check(self) -> Interrupt:
-        if self._any_rank_terminated():
+        flag = self._agreed_flag()
+        if flag == _DRIVER_STOP:
+            return Interrupt(checkpoint=True, stop=True, reason="a stop request to the driver", final=True)
+        if flag == _WORKER_SIGTERM:
             return Interrupt(checkpoint=True, stop=True, reason="SIGTERM")
         # get_preemption_info is a barrier too: every rank calls it at every step.
         if ray.train.get_preemption_info() is not None and not self.drain_checkpointed:
@@ -80,14 +98,19 @@ class PreemptionWatch:
             return Interrupt(checkpoint=True, stop=False, reason="node drain")
         return NONE
 
-    def _any_rank_terminated(self) -> bool:
-        flag = torch.tensor([1.0 if _TERMINATED.is_set() else 0.0], device=self.device)
+    def _agreed_flag(self) -> float:
+        local = _DRIVER_STOP if self._poll and self._poll() else (
+            _WORKER_SIGTERM if _TERMINATED.is_set() else 0.0)
+        flag = torch.tensor([local], device=self.device)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        return float(flag.item())
 
-
-def stop_after_checkpoint(step: int, reason: str) -> None:
-    """Wait until Ray Train has committed the checkpoint just reported, then stop every rank."""
-    ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
-    raise Preempted(f"{reason}: checkpointed at step {step}; Ray Train restarts from it")
+    def stop_after_checkpoint(self, step: int, interrupt: Interrupt) -> None:
+        """Wait until Ray Train has committed the checkpoint just reported; then stop every rank for a restart
+        (raises Preempted), or, when the driver asked, tell it the step and return."""
+        ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
+        if not interrupt.final:
+            raise Preempted(f"{interrupt.reason}: checkpointed at step {step}; Ray Train restarts from it")
+        if self.stop_board is not None:
+            ray.get(self.stop_board.stopped.remote(step))

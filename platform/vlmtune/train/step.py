@@ -9,7 +9,7 @@ chunked loss, activation offload) are applied here; the default is the plain pad
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -51,6 +51,16 @@ class MicroBatch:
         return MicroBatch(self.input_ids.to(device), _to(self.attention_mask, device), self.labels.to(device),
                           pixels, self.samples, self.skipped, self.truncated, self.keys,
                           position_ids=_to(self.position_ids, device), lengths=self.lengths)
+
+    def packed(self) -> MicroBatch:
+        """The samples as one padding-free row (`packing.pack`); rows must be right-padded, as collated.
+
+        Raises:
+            ValueError: a row's attention mask is not ones followed by zeros.
+        """
+        row = pack(self.input_ids, self.attention_mask, self.labels)
+        return replace(self, input_ids=row.input_ids, attention_mask=None, labels=row.labels,
+                       position_ids=row.position_ids, lengths=row.lengths)
 
     def sample_lengths(self) -> torch.Tensor:
         """Tokens of each sample (padding excluded)."""
@@ -110,7 +120,7 @@ def train_step(engine, micro_batches: list[MicroBatch], device: torch.device, dt
     """
     losses, tokens, token_squares, images = [], 0, 0, 0
     for micro in micro_batches:
-        micro = (pack(micro) if levers.pack else micro).to(device, dtype)
+        micro = (micro.packed() if levers.pack else micro).to(device, dtype)
         with OffloadActivations() if levers.offload_activations else nullcontext():
             loss, _ = _forward_loss(engine, micro, levers.chunked_loss)
         engine.backward(loss)

@@ -9,7 +9,8 @@ parameter can be put back together and handed to DeepSpeed's public fragment API
 (`safe_set_full_fp32_param`, `safe_set_full_optimizer_state`), which writes each rank's share for
 the current partitioning. Exact: no value is recomputed.
 
-Written against DeepSpeed 0.19's ZeRO-1/2 layout; `tests/unit/train/test_checkpoint_world_size.py` checks it.
+Written against DeepSpeed 0.19's ZeRO-1/2 layout; `tests/unit/train/test_checkpoint_world_size.py` checks it. What
+DeepSpeed offers no public call for goes through `train.deepspeed_internals`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
+
+from vlmtune.train import deepspeed_internals as internals
 
 FP32 = "fp32"  # the key under which a parameter's fp32 master weight travels beside its optimizer state
 
@@ -69,7 +72,7 @@ def load_resharded(engine, folder: str, tag: str) -> dict:
         raise RuntimeError(f"no DeepSpeed checkpoint {tag!r} in {folder}")
     from deepspeed.checkpoint.constants import OPTIMIZER_STATE_DICT
 
-    names = engine._get_all_zero_checkpoint_names(folder, tag, engine.bfloat16_enabled())
+    names = internals.zero_shard_files(engine, folder, tag)
     shards = [torch.load(name, map_location="cpu", weights_only=False)[OPTIMIZER_STATE_DICT] for name in names]
     full = full_parameter_states(shards)
     _ensure_optimizer_state(engine, next(iter(full.values())))
@@ -81,7 +84,7 @@ def load_resharded(engine, folder: str, tag: str) -> dict:
         for key, value in states.items():
             if key != FP32 and torch.is_tensor(value) and value.dim() == 1:
                 safe_set_full_optimizer_state(param, value.view_as(param), key)
-    engine.optimizer.update_lp_params()  # bf16/fp16 weights follow the exact fp32 masters
+    internals.refresh_low_precision(engine)  # bf16/fp16 weights follow the exact fp32 masters
     _restore_learning_rates(engine)
     return client_state
 
@@ -98,15 +101,13 @@ def _ensure_optimizer_state(engine, example: dict) -> None:
 
     Torch optimizers create state lazily at their first step; a fresh engine has none yet.
     """
-    zero = engine.optimizer
-    for flat in zero.single_partition_of_fp32_groups:
-        state = zero.optimizer.state[flat]
+    for flat in internals.fp32_partitions(engine):
+        state = internals.partition_state(engine, flat)
         for key, value in example.items():
             if key == FP32 or key in state:
                 continue
             state[key] = torch.zeros_like(flat) if _is_partition(value) else _copy(value)
-    zero._hp_optimizer_states_linked = False  # link the fragments to the state just made
-    zero._lazy_init_hp_params_optimizer_state()
+    internals.relink_fragments(engine)  # link the fragments to the state just made
 
 
 def _copy(value):

@@ -12,11 +12,12 @@ import pytest
 
 from vlmtune.data.catalog import Selection, build_catalog
 from vlmtune.data.demo import write_demo_suite
+from vlmtune.data.inspect import inspect_dataset
 from vlmtune.data.prepare import PrepareConfig, prepare
 from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
 from vlmtune.data.reader import read_rows
 from vlmtune.data.shards import (ROW_GROUP_BYTES, ShardFormatError, ShardIntegrityError, check_files,
-                                 iter_shard_records, read_manifest, verify)
+                                 iter_shard_records, read_manifest)
 
 PER_TASK = 3
 TASKS = 13
@@ -139,7 +140,8 @@ def test_a_flipped_bit_is_caught_by_the_page_checksum_and_names_the_shard(shards
     assert "re-run prepare" in str(caught.value)
     # The error crosses Ray worker boundaries intact.
     assert str(pickle.loads(pickle.dumps(caught.value))) == str(caught.value)
-    assert verify(str(shards)).damaged and victim["path"] in verify(str(shards)).damaged[0]
+    damaged = inspect_dataset(str(shards), verify=True)["damaged"]
+    assert [entry["path"] for entry in damaged] == [victim["path"]] and "sha256" in damaged[0]["problem"]
 
 
 def test_missing_and_truncated_shards_are_one_line_before_anything_reads(shards):

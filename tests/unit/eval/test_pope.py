@@ -104,3 +104,35 @@ def test_table_names_pooled_and_mean_of_splits_f1():
     # random: TP 1, FP 1 -> F1 2/3; popular: FN 1, TN 1 -> F1 0; pooled: TP, FP, FN, TN 1 each -> F1 1/2.
     assert table[-2][0] == "**pooled**" and table[-2][f1] == pytest.approx(50.0)
     assert table[-1][0].startswith("**mean of splits**") and table[-1][f1] == pytest.approx((200 / 3 + 0) / 2)
+
+
+def pope_dataset(count: int = 6):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({
+        "id": datasets.Value("string"), "question_id": datasets.Value("string"), "question": datasets.Value("string"),
+        "answer": datasets.Value("string"), "image_source": datasets.Value("string"), "image": datasets.Image(),
+        "category": datasets.Value("string")})
+    rows = [{"id": str(n), "question_id": str(n), "question": f"Is there a cat {n}?", "answer": "yes",
+             "image_source": f"COCO_{n}", "image": {"bytes": b"\x89PNG img", "path": f"{n}.png"},
+             "category": "random" if n % 2 else "popular"} for n in range(count)]
+    return datasets.Dataset.from_list(rows, features=features)
+
+
+def test_reader_takes_a_save_to_disk_dataset(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.DatasetDict({"test": pope_dataset()}).save_to_disk(str(tmp_path / "pope"))
+    items = pope.load(str(tmp_path / "pope"))
+    assert len(items) == 6 and items[0].image == b"\x89PNG img" and {i.group for i in items} == {"random", "popular"}
+
+
+def test_reader_takes_an_hf_uri_from_the_hub_cache_offline(tmp_path, monkeypatch):
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "hub" / "datasets--lmms-lab--POPE"
+    (repo / "snapshots" / commit / "data").mkdir(parents=True)
+    pope_dataset().to_parquet(str(repo / "snapshots" / commit / "data" / "test-00000-of-00001.parquet"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    items = pope.load("hf://lmms-lab/POPE")
+    assert [item.question_id for item in items] == [str(n) for n in range(6)]

@@ -77,9 +77,9 @@ def test_a_batch_of_conversations_tokenizes_as_each_alone():
 
     tokenizer = tiny_tokenizer()
     conversations = [normalize_turns([{"from": "human", "value": f"<image>\nQuestion {i}?"},
-                                      {"from": "gpt", "value": "yes " * i},
+                                      {"from": "gpt", "value": "yes " * (8 * i)},
                                       {"from": "human", "value": "And then?"}, {"from": "gpt", "value": "no"}])
                      for i in range(1, 5)]
-    together = tokenize_conversations(conversations, tokenizer, image_tokens=9, max_length=60)
-    alone = [tokenize_conversation(turns, tokenizer, image_tokens=9, max_length=60) for turns in conversations]
+    together = tokenize_conversations(conversations, tokenizer, image_tokens=9, max_length=80)
+    alone = [tokenize_conversation(turns, tokenizer, image_tokens=9, max_length=80) for turns in conversations]
     assert together == alone and any(t.truncated for t in alone) and not all(t.truncated for t in alone)

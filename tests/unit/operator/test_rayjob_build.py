@@ -228,3 +228,19 @@ def test_ray_pods_meet_the_restricted_pod_security_profile(gpu_runtime):
         broken = copy.deepcopy(pod)
         change(broken)
         assert restricted_violations(broken)
+
+
+def test_a_judge_key_reaches_the_head_from_its_secret_and_nowhere_else(gpu_runtime):
+    from vlmtune.spec import EvalJob
+
+    doc = {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "EvalJob", "metadata": {"name": "judged"},
+           "spec": {"model": {"pretrained": "s3://models/llava"},
+                    "benchmarks": [{"name": "llavabench", "data": "s3://bench/llava-bench-in-the-wild"}],
+                    "judge": {"endpoint": {"url": "https://api.openai.com/v1", "model": "gpt-4-0613",
+                                           "apiKeySecret": {"name": "openai", "key": "api-key"}}},
+                    "output": {"uri": "s3://runs/judged"}}}
+    rayjob = build_rayjob(EvalJob.model_validate(doc), gpu_runtime)
+    head, *workers = _containers(rayjob)
+    assert head["env"] == [{"name": "OPENAI_API_KEY",
+                            "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}}}]
+    assert all("env" not in container for container in workers)

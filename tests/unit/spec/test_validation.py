@@ -141,15 +141,19 @@ def test_from_unknown_job(tmp_path):
     assert issue.message == "no job named 'stage-one' is defined"
 
 
+STAGE2 = GOOD.replace("name: stage1", "name: stage2").replace("{preset: tiny}", "{from: {job: stage1}}").replace(
+    "./runs/stage1", "./runs/stage2")
+
+
 def test_from_known_job_across_documents(tmp_path):
-    stage2 = GOOD.replace("name: stage1", "name: stage2").replace("{preset: tiny}", "{from: {job: stage1}}")
+    stage2 = STAGE2
     jobs = load_jobs([write(tmp_path, GOOD + "---\n" + stage2)])
     assert [job.name for job in jobs] == ["stage1", "stage2"]
     assert jobs[1].upstream_jobs() == ["stage1"]
 
 
 def test_from_job_in_another_file(tmp_path):
-    stage2 = GOOD.replace("name: stage1", "name: stage2").replace("{preset: tiny}", "{from: {job: stage1}}")
+    stage2 = STAGE2
     jobs = load_jobs([write(tmp_path, GOOD, "a.yaml"), write(tmp_path, stage2, "b.yaml")])
     assert len(jobs) == 2
 

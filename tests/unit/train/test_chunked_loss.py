@@ -79,33 +79,10 @@ def test_the_train_step_gives_the_loss_and_gradients_of_full_logits():
     assert_same_gradients(grads, reference)
 
 
-@pytest.fixture(scope="module")
-def one_process_group():
-    """A gloo group of one for DeepSpeed, set up once: DeepSpeed keeps groups it made from the first one."""
-    import os
-
-    import torch.distributed as dist
-
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29547", "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    started = not dist.is_initialized()
-    if started:
-        dist.init_process_group("gloo")
-    yield
-    if started:
-        dist.destroy_process_group()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 @pytest.mark.integration
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
-def test_zero3_gathers_the_head_through_its_module_call(one_process_group, lora):
+def test_zero3_gathers_the_head_through_its_module_call(gloo_world, lora):
     """ZeRO-3 partitions the head's weight; the chunked loss calls the head as a module, so DeepSpeed's hooks
     gather it for the forward, each recomputation and its backward. With LoRA adapters training (head frozen)
     and with the language model training (head tied to the trained embeddings), three optimizer steps give the

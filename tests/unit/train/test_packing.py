@@ -11,7 +11,7 @@ import torch
 from lever_helpers import assert_same_gradients, ragged_micro, step_and_grads, tiny_model
 
 from vlmtune.train.levers import Levers, prepare_model
-from vlmtune.train.packing import pack, restarting_positions
+from vlmtune.train.packing import restarting_positions
 from vlmtune.train.step import MicroBatch
 from vlmtune_model.tokenizer import IGNORE_INDEX
 
@@ -28,7 +28,7 @@ def test_positions_restart_at_each_sample():
 
 
 def test_pack_drops_padding_and_masks_each_first_label():
-    packed = pack(hand_batch([[1, 1, 1, 0], [1, 1, 0, 0]]))
+    packed = hand_batch([[1, 1, 1, 0], [1, 1, 0, 0]]).packed()
     assert packed.input_ids.tolist() == [[1, 2, 3, 5, 6]]
     assert packed.labels.tolist() == [[IGNORE_INDEX, 102, 103, IGNORE_INDEX, 106]]
     assert packed.position_ids.tolist() == [[0, 1, 2, 0, 1]] and packed.attention_mask is None
@@ -37,7 +37,7 @@ def test_pack_drops_padding_and_masks_each_first_label():
 
 def test_left_padding_is_refused():
     with pytest.raises(ValueError, match="right-padded"):
-        pack(hand_batch([[0, 1, 1], [1, 1, 1]]))
+        hand_batch([[0, 1, 1], [1, 1, 1]]).packed()
 
 
 def test_packed_rows_give_the_padded_loss_gradients_and_counts():
@@ -67,7 +67,7 @@ def test_samples_do_not_attend_across_the_row():
     """Without the sample boundaries (one long causal sequence), the packed loss would differ."""
     micro = ragged_micro(seed=2)
     model = tiny_model()
-    packed = pack(micro)
+    packed = micro.packed()
     crossing = MicroBatch(packed.input_ids, torch.ones_like(packed.input_ids), packed.labels, micro.pixels,
                           micro.samples, 0, 0, [], micro.image_spec)
     stats, _ = step_and_grads(tiny_model(), micro)

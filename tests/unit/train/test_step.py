@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -71,19 +70,13 @@ def test_fully_masked_batch_gives_zero_not_nan():
 
 
 @pytest.mark.integration
-def test_train_step_runs_through_deepspeed_in_one_process(monkeypatch):
+def test_train_step_runs_through_deepspeed_in_one_process(gloo_world):
     """The step function needs no Ray: one gloo process, real DeepSpeed ZeRO-2, loss goes down."""
     import deepspeed
-    import torch.distributed as dist
 
     from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
     from vlmtune_model import build_tiny
 
-    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533", "RANK": "0", "WORLD_SIZE": "1",
-                       "LOCAL_RANK": "0"}.items():
-        monkeypatch.setenv(key, value)
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
     built = build_tiny()
     optimizer = torch.optim.AdamW(built.model.parameters(), lr=1e-3)
     engine, *_ = deepspeed.initialize(model=built.model, optimizer=optimizer, dist_init_required=False, config={
@@ -107,5 +100,3 @@ def test_train_step_runs_through_deepspeed_in_one_process(monkeypatch):
     losses = [train_step(engine, [micro, micro], torch.device("cpu"), torch.float32).loss for _ in range(5)]
     assert losses[-1] < losses[0]
     assert engine.global_steps == 5
-    dist.destroy_process_group()
-    os.environ.pop("MASTER_PORT", None)
