@@ -24,8 +24,8 @@ def _step_options(parser) -> None:
     from vlmtune_model.shapes import SHAPES  # pure data: no torch
 
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="cpu: Ray Train + DeepSpeed vs a plain torch loop; cuda: tokens/s and MFU on one GPU "
-                             "(default: %(default)s)")
+                        help="cpu: Ray Train + DeepSpeed vs a plain torch loop (lever flags apply to both); cuda: "
+                             "tokens/s and MFU on one GPU (default: %(default)s)")
     parser.add_argument("--shape", choices=sorted(SHAPES), default=None,
                         help="model shape for --device cuda (default: llava-7b)")
     parser.add_argument("--micro-batch", type=int, default=None, help="default: 8")
@@ -70,7 +70,8 @@ def _step(args) -> str:
     else:
         from vlmtune.bench.step_cpu import bench_cpu
 
-        result = bench_cpu(args.micro_batch or 8, args.accumulation or 2, args.steps or 10, args.warmup or 2)
+        result = bench_cpu(args.micro_batch or 8, args.accumulation or 2, args.steps or 10, args.warmup or 2,
+                           levers=_levers(args))
     return report(result, args.json)
 
 

@@ -106,6 +106,7 @@ def test_a_stalled_full_path_times_out_and_its_process_group_is_killed(tmp_path)
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a real `vlmtune run` (Ray, Ray Data, DeepSpeed): over a minute on 2 cores, 4.5 min when loaded
 @pytest.mark.timeout(1500)
 def test_tiny_shape_through_the_full_path_on_cpu(tmp_path, capsys):
     """`vlmtune bench e2e --json` on the tiny shape with packed rows and the chunked loss: the bare step and

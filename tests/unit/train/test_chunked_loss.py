@@ -81,12 +81,12 @@ def test_the_train_step_gives_the_loss_and_gradients_of_full_logits():
 
 @pytest.mark.integration
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+@pytest.mark.parametrize("lora", [pytest.param(True, marks=pytest.mark.slow), False], ids=["lora", "full"])
 def test_zero3_gathers_the_head_through_its_module_call(gloo_world, lora):
     """ZeRO-3 partitions the head's weight; the chunked loss calls the head as a module, so DeepSpeed's hooks
     gather it for the forward, each recomputation and its backward. With LoRA adapters training (head frozen)
     and with the language model training (head tied to the trained embeddings), three optimizer steps give the
-    same losses as the full logits do."""
+    same losses as the full logits do. The LoRA case is `slow` (each case builds two ZeRO-3 engines)."""
     import deepspeed
 
     from lever_helpers import CPU
