@@ -71,11 +71,17 @@ LLAMA_7B = _frozen(dict(vocab_size=32000, hidden_size=4096, intermediate_size=11
 # Vicuna-13B v1.5 has the Llama-2-13B shape.
 LLAMA_13B = _frozen(dict(vocab_size=32000, hidden_size=5120, intermediate_size=13824, num_hidden_layers=40,
                          num_attention_heads=40, num_key_value_heads=40, max_position_embeddings=4096))
+# Sheared-LLaMA-2.7B (princeton-nlp): Llama-2-7B pruned to 32 layers of width 2560, the same vocabulary.
+LLAMA_2_7B_SHEARED = _frozen(dict(vocab_size=32000, hidden_size=2560, intermediate_size=6912, num_hidden_layers=32,
+                                  num_attention_heads=20, num_key_value_heads=20, max_position_embeddings=4096))
 
 # llava-hf pads the vocabulary with 64 rows; LLaVA-1.5-13B as the paper composes it keeps Vicuna's 32,000.
 LLAVA_7B = Shape("llava-7b", CLIP_L14_336, _frozen({**LLAMA_7B, "vocab_size": 32064}))
 LLAVA_13B = Shape("llava-13b", CLIP_L14_336, LLAMA_13B)
-SHAPES: Mapping[str, Shape] = MappingProxyType({shape.name: shape for shape in (LLAVA_7B, LLAVA_13B, TINY)})
+# The largest LLaVA-1.5 composition whose full fine-tune fits one 80 GB GPU under DeepSpeed (fp32 master weights and
+# Adam states: 16 bytes per trained parameter): `vlmtune bench e2e` runs it through the whole platform.
+LLAVA_2_7B = Shape("llava-2.7b", CLIP_L14_336, LLAMA_2_7B_SHEARED)
+SHAPES: Mapping[str, Shape] = MappingProxyType({shape.name: shape for shape in (LLAVA_7B, LLAVA_13B, LLAVA_2_7B, TINY)})
 
 # Hub ids whose shapes are known without a download.
 LANGUAGE_MODELS: Mapping[str, Mapping[str, Any]] = MappingProxyType({

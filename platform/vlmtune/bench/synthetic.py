@@ -34,11 +34,17 @@ class SyntheticDataset:
 
 
 def write_vision_flan_like(root: str | Path, instances: int, tasks: int = 191, seed: int = 0,
-                           image_side: int = 48) -> SyntheticDataset:
-    """Write (or reuse, when complete) `instances` records in `tasks` tasks below `root`."""
+                           image_side: int = 48, answer_words: int = 0) -> SyntheticDataset:
+    """Write (or reuse, when complete) `instances` records in `tasks` tasks below `root`.
+
+    Answers are Vision-Flan's short ones, or with `answer_words` that many words (samples long enough
+    that maxLength truncates every one to the same length: `vlmtune bench e2e`).
+    """
     root = Path(root)
     done = root / "complete.json"
     expected = {"instances": instances, "tasks": tasks, "seed": seed, "image_side": image_side}
+    if answer_words:
+        expected["answer_words"] = answer_words
     dataset = SyntheticDataset(root, root / ANNOTATIONS, root / IMAGES, instances, tasks)
     if done.exists() and json.loads(done.read_text()) == expected:
         return dataset
@@ -55,11 +61,17 @@ def write_vision_flan_like(root: str | Path, instances: int, tasks: int = 191, s
             (dataset.images / image).write_bytes(pool[index % _POOL])
             record = {"id": str(index // tasks), "image": image, "task_name": _task_name(task),
                       "conversations": [{"from": "human", "value": templates[task].format(index=index)},
-                                        {"from": "gpt", "value": _ANSWERS[(index * 7 + task) % len(_ANSWERS)]}]}
+                                        {"from": "gpt", "value": _answer(index, task, answer_words)}]}
             out.write(("," if index else "") + json.dumps(record))
         out.write("]")
     done.write_text(json.dumps(expected))
     return dataset
+
+
+def _answer(index: int, task: int, words: int) -> str:
+    if not words:
+        return _ANSWERS[(index * 7 + task) % len(_ANSWERS)]
+    return " ".join(_ANSWERS[(index * 7 + task + i) % len(_ANSWERS)] for i in range(words))
 
 
 def _task_name(task: int) -> str:

@@ -8,15 +8,18 @@ from vlmtune_model.shapes import Shape
 from vlmtune.plan.memory import (
     ModelStates,
     Setup,
+    chunked_loss_bytes,
     decoder_layer_bytes,
     deepspeed_buffer_bytes,
     held_logits_bytes,
     logits_bytes,
     model_state_bytes,
     overhead_bytes,
+    packed_mask_bytes,
     stack_bytes,
     vision_layer_bytes,
 )
+from vlmtune.train.chunk_size import chunk_rows
 from vlmtune.plan.params import ModelSize
 
 
@@ -24,12 +27,15 @@ from vlmtune.plan.params import ModelSize
 class Activations:
     """Bytes of one micro-batch's activations. `kept` lives through the whole backward pass; the
     loss peaks at its start, the recomputed layer (checkpointing) later, when the logits are gone
-    but for the 16-bit copy the step holds: the two peaks do not add up."""
+    but for the 16-bit copy the step holds: the two peaks do not add up. With offloading, a layer's
+    activations come back from the host for its backward: that is `recomputed_layer` too.
+    `offloaded` waits in host memory, not on the GPU."""
 
     kept: int
     loss: int
     held_logits: int
     recomputed_layer: int
+    offloaded: int = 0
 
     @property
     def peak(self) -> int:
@@ -56,7 +62,8 @@ class MemoryEstimate:
         states = {k: round(v) for k, v in asdict(self.states).items() if k != "total"}
         acts = self.activations
         return {**states, "deepspeed_buffers": self.buffers, "activations_kept": acts.kept, "activations_backward_peak": acts.peak,
-                "logits_loss": acts.loss, "recomputed_layer": acts.recomputed_layer, "overhead": self.overhead}
+                "logits_loss": acts.loss, "recomputed_layer": acts.recomputed_layer, "overhead": self.overhead,
+                "activations_offloaded_host": acts.offloaded}
 
 
 def activation_bytes(shape: Shape, trainable: tuple[str, ...], setup: Setup) -> Activations:
@@ -66,13 +73,17 @@ def activation_bytes(shape: Shape, trainable: tuple[str, ...], setup: Setup) -> 
     projector keeps activations when it or the vision tower trains, the vision tower when it trains
     (with checkpointing, its recomputed layer is counted as kept: a small, safe overestimate).
     Selective checkpointing (`setup.checkpoint_layers`) keeps the full activations of the decoder
-    layers past the first N. fp32 doubles the 16-bit figures.
+    layers past the first N. fp32 doubles the 16-bit figures. The chunked loss replaces the full
+    logits by one chunk's and holds none through the backward pass; offloading moves everything but
+    the recomputed layers' inputs and the final hidden states to the host; packed rows under SDPA add
+    the dense mask. Compiled layers are planned as eager ones (inductor may save less: an upper bound).
     """
     t, v, b = shape.text, shape.vision, setup.micro_batch
     scale = 1 if setup.mixed else 2
     tokens = b * setup.seq_len
     layer = decoder_layer_bytes(tokens, t["hidden_size"], t["intermediate_size"])
     recomputed = setup.checkpointed_layers(t["num_hidden_layers"])
+    inputs = recomputed * 2 * tokens * t["hidden_size"]
     kept = stack_bytes(layer, 2 * tokens * t["hidden_size"], t["num_hidden_layers"], recomputed)
     kept += tokens * 8 * t["hidden_size"]  # final RMSNorm (6h) and the lm_head input (2h)
     if "projector" in trainable or "vision_tower" in trainable:
@@ -85,9 +96,24 @@ def activation_bytes(shape: Shape, trainable: tuple[str, ...], setup: Setup) -> 
         vision_recomputed = v["num_hidden_layers"] if setup.checkpointing else 0
         kept += stack_bytes(vision_layer, 2 * patches * v["hidden_size"], v["num_hidden_layers"], vision_recomputed)
         kept += vision_layer if setup.checkpointing else 0
-    return Activations(kept=kept * scale, loss=logits_bytes(tokens, t["vocab_size"]),
-                       held_logits=held_logits_bytes(tokens, t["vocab_size"], setup.mixed),
-                       recomputed_layer=(layer if recomputed else 0) * scale)
+    offloaded = 0
+    if setup.offload_activations:
+        on_device = inputs + 2 * tokens * t["hidden_size"]  # recomputed layers' inputs, the final hidden states
+        offloaded, kept = kept - on_device, on_device
+    if setup.dense_packed_mask:
+        kept += packed_mask_bytes(tokens) // scale  # not an activation: fp32 does not double it
+    loss, held = _loss_bytes(shape, tokens, setup)
+    reloaded = layer if (recomputed or (offloaded and recomputed < t["num_hidden_layers"])) else 0
+    return Activations(kept=kept * scale, loss=loss, held_logits=held, recomputed_layer=reloaded * scale,
+                       offloaded=offloaded * scale)
+
+
+def _loss_bytes(shape: Shape, tokens: int, setup: Setup) -> tuple[int, int]:
+    """(the loss's peak, the logits held through the backward pass)."""
+    vocab = shape.text["vocab_size"]
+    if setup.chunked_loss:
+        return chunked_loss_bytes(tokens, vocab, shape.text["hidden_size"], chunk_rows(vocab), setup.mixed), 0
+    return logits_bytes(tokens, vocab), held_logits_bytes(tokens, vocab, setup.mixed)
 
 
 def estimate_memory(shape: Shape, size: ModelSize, trainable: tuple[str, ...], setup: Setup) -> MemoryEstimate:

@@ -1,7 +1,8 @@
 """The verdict: does a setup fit, and if not, the smallest change that would.
 
-Changes are tried in a fixed order, cheapest in throughput first: gradient checkpointing, a smaller
-micro-batch, ZeRO-3, optimizer offload, parameter offload, more workers. The first single change
+Changes are tried in a fixed order, cheapest in throughput first: the chunked loss (the same math without
+full logits), gradient checkpointing, a smaller micro-batch, ZeRO-3, optimizer offload, parameter offload,
+more workers. The first single change
 that fits wins; when none does, changes are combined in the same order until the setup fits.
 """
 
@@ -36,6 +37,7 @@ class Suggestion:
 
 Option = tuple[Change, Setup]
 SETUP_FIELDS = {
+    "spec.training.chunkedLoss": "chunked_loss",
     "spec.training.gradientCheckpointing": "checkpointing",
     "spec.training.microBatchSize": "micro_batch",
     "spec.training.deepspeed.zeroStage": "zero_stage",
@@ -91,6 +93,11 @@ def _valid(setup: Setup) -> bool:
         setup.offload_optimizer and setup.zero_stage == 0)
 
 
+def _chunked_loss(setup: Setup) -> Iterator[Option]:
+    if not setup.chunked_loss:
+        yield Change("spec.training.chunkedLoss", False, True), setup.but(chunked_loss=True)
+
+
 def _checkpointing(setup: Setup) -> Iterator[Option]:
     if not setup.checkpointing:
         yield Change("spec.training.gradientCheckpointing", False, True), setup.but(checkpointing=True)
@@ -127,5 +134,5 @@ def _workers(setup: Setup) -> Iterator[Option]:
 
 
 KINDS: tuple[Callable[[Setup], Iterator[Option]], ...] = (
-    _checkpointing, _micro_batch, _zero3, _offload_optimizer, _offload_params, _workers,
+    _chunked_loss, _checkpointing, _micro_batch, _zero3, _offload_optimizer, _offload_params, _workers,
 )

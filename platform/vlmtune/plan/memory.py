@@ -42,6 +42,12 @@ class Setup:
     offload_params: bool = False
     checkpoint_layers: int | None = None
     """With checkpointing, recompute only the first N decoder layers (None: all of them)."""
+    chunked_loss: bool = False
+    """Head + cross-entropy in chunks: no full logits (spec.training.chunkedLoss)."""
+    offload_activations: bool = False
+    """Activations outside recomputed layers wait in host memory (spec.training.offloadActivations)."""
+    pack_samples: bool = False
+    attention: str = "auto"
 
     @property
     def mixed(self) -> bool:
@@ -52,6 +58,11 @@ class Setup:
         if not self.checkpointing:
             return 0
         return layers if self.checkpoint_layers is None else min(self.checkpoint_layers, layers)
+
+    @property
+    def dense_packed_mask(self) -> bool:
+        """Packed rows under SDPA: attention reads a dense block-diagonal mask of the whole row."""
+        return self.pack_samples and self.attention == "sdpa"
 
     def but(self, **changes) -> Setup:
         return replace(self, **changes)
@@ -139,6 +150,19 @@ def logits_bytes(tokens: int, vocab: int) -> int:
 def held_logits_bytes(tokens: int, vocab: int, mixed: bool) -> int:
     """The 16-bit logits the train step holds through the whole backward pass."""
     return tokens * vocab * (2 if mixed else 4)
+
+
+def chunked_loss_bytes(tokens: int, vocab: int, hidden: int, chunk_rows: int, mixed: bool) -> int:
+    """The chunked loss at its peak: one chunk's logits as `logits_bytes` counts them, plus the supervised
+    rows of the hidden states gathered for the head and their gradient (16-bit each; fp32 doubles both)."""
+    rows = 2 * tokens * hidden * (2 if mixed else 4)
+    return logits_bytes(min(tokens, chunk_rows), vocab) + rows
+
+
+def packed_mask_bytes(row_tokens: int) -> int:
+    """SDPA on a packed row: transformers' boolean block-diagonal mask (1 byte per token pair) and the additive
+    16-bit bias SDPA's memory-efficient kernel turns it into (2 bytes)."""
+    return 3 * row_tokens * row_tokens
 
 
 REDUCE_BUCKET_ELEMENTS = 500_000_000

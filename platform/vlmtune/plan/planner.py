@@ -71,7 +71,9 @@ def setup_of(job: TuningJob) -> Setup:
         global_batch=training.global_batch_size, seq_len=training.max_length,
         precision=resolve_precision(job.spec), checkpointing=training.gradient_checkpointing,
         zero_stage=zero.zero_stage, offload_optimizer=zero.offload_optimizer, offload_params=zero.offload_params,
-        checkpoint_layers=training.checkpoint_layers,
+        checkpoint_layers=training.checkpoint_layers, chunked_loss=training.chunked_loss,
+        offload_activations=training.offload_activations, pack_samples=training.pack_samples,
+        attention=training.attention.value,
     )
 
 
@@ -120,7 +122,7 @@ def plan_job(job: TuningJob, gpu: GpuType, *, jobs: Mapping[str, TuningJob] | No
                    gpus=setup.ranks, peak_flops=gpu.peak_flops, mfu=mfu)
     return Plan(job.name, gpu, resolved, size, trainable, setup, memory,
                 None if fits else suggest(setup, per_gpu, gpu.memory_bytes), costs,
-                tuple(_notes(job, setup, tokens)))
+                tuple(_notes(job, setup, tokens) + _lever_notes(setup, memory)))
 
 
 def _adapters(job: TuningJob, shape: Shape) -> int:
@@ -145,4 +147,16 @@ def _notes(job: TuningJob, setup: Setup, tokens: int) -> list[str]:
         notes.append(f"each Ray worker runs one DeepSpeed rank on one GPU: {gpus - 1} of its {gpus} GPUs stay idle")
     if setup.offload_optimizer or setup.offload_params:
         notes.append("offload moves memory to the host: CPU memory is not checked")
+    return notes
+
+
+def _lever_notes(setup: Setup, memory: MemoryEstimate) -> list[str]:
+    notes = []
+    if setup.offload_activations:
+        host = memory.activations.offloaded / 2**30
+        notes.append(f"offloadActivations keeps {host:.1f} GiB per worker in pinned host memory and copies it over "
+                     "the host link twice per micro-batch (CPU memory is not checked)")
+    if setup.dense_packed_mask:
+        notes.append("packSamples with attention: sdpa computes attention over the whole packed row under a dense "
+                     "mask; on GPUs attention: auto (flash_attention_2 or flex_attention) skips across samples")
     return notes

@@ -24,7 +24,7 @@ def render(plan: Plan, files: str = "FILE") -> str:
     settings = (f"  setup     {setup.precision}, ZeRO-{setup.zero_stage}"
                 f"{', offload ' + ' + '.join(offload) if offload else ''}, micro-batch {setup.micro_batch} x "
                 f"{setup.ranks} workers x {accumulation} accumulation = {setup.global_batch}, "
-                f"maxLength {setup.seq_len}, gradient checkpointing {_checkpointing(setup)}")
+                f"maxLength {setup.seq_len}, gradient checkpointing {_checkpointing(setup)}{_levers(setup)}")
     lines = [
         header,
         model,
@@ -40,12 +40,14 @@ def render(plan: Plan, files: str = "FILE") -> str:
         ("DeepSpeed buckets, gathered params", memory.buffers),
         (f"activations ({_kept(setup)})", acts.kept),
         ("backward peak: " + ("loss" if acts.peak == acts.loss else "recomputed layer"), acts.peak),
+        ("(host) offloaded activations", acts.offloaded),
         ("CUDA context + 10% fragmentation", memory.overhead),
     ]
-    lines += [f"    {label:<36}{_gib(value):>7}" for label, value in rows if value]
+    lines += [f"    {label:<36}{_gib(value):>7}" for label, value in rows if value and not label.startswith("(host)")]
     share = memory.total / gpu.memory_bytes
     verdict = "fits" if plan.fits else "does NOT fit"
     lines.append(f"    {'total':<36}{_gib(memory.total):>7}  of {_gib(gpu.memory_bytes)} ({share:.0%}): {verdict}")
+    lines += [f"    {label:<36}{_gib(value):>7}" for label, value in rows if value and label.startswith("(host)")]
     if not plan.fits:
         lines.append(_suggestion_line(plan, files))
     lines += ["", *_budget_lines(plan), *(f"  note      {note}" for note in plan.notes)]
@@ -91,6 +93,12 @@ def _checkpointing(setup: Setup) -> str:
     if not setup.checkpointing:
         return "off"
     return "on" if setup.checkpoint_layers is None else f"on for the first {setup.checkpoint_layers} layers"
+
+
+def _levers(setup: Setup) -> str:
+    named = [name for name, on in (("chunked loss", setup.chunked_loss), ("packed rows", setup.pack_samples),
+                                   ("activations offloaded", setup.offload_activations)) if on]
+    return "; " + ", ".join(named) if named else ""
 
 
 def _kept(setup: Setup) -> str:

@@ -14,13 +14,13 @@ from vlmtune.spec.model import JobRef, LoraSpec, ModelSpec, Preset, Projector, T
 from vlmtune.spec.output import MlflowSpec, OutputSpec
 from vlmtune.spec.resources import ResourcesSpec
 from vlmtune.spec.status import TERMINAL_PHASES, Condition, JobStatus, Phase, status_model
-from vlmtune.spec.training import DeepSpeedSpec, Precision, Resume, Schedule, TrainingSpec
+from vlmtune.spec.training import Attention, DeepSpeedSpec, Precision, Resume, Schedule, TrainingSpec
 from vlmtune.spec.tuning import TuningJob, TuningJobSpec
 
 __all__ = [
     "API_GROUP", "API_VERSION", "ARTIFACTS", "EXPERIMENT_LABEL", "KINDS", "PRIORITY_LABEL", "QUEUE_LABEL", "TERMINAL_PHASES",
-    "VERSION", "BenchmarkName", "BenchmarkSpec", "Condition", "DataSource", "DataSpec", "DeepSpeedSpec", "DemoSource",
-    "EvalJob", "EvalJobSpec", "EvalModelSpec", "Expansion", "Experiment", "ExperimentSpec", "GenerationSpec", "Job",
+    "VERSION", "Attention", "BenchmarkName", "BenchmarkSpec", "Condition", "DataSource", "DataSpec", "DeepSpeedSpec",
+    "DemoSource", "EvalJob", "EvalJobSpec", "EvalModelSpec", "Expansion", "Experiment", "ExperimentSpec", "GenerationSpec", "Job",
     "JobRef", "JobStatus", "LoraSpec", "Mixture", "MlflowSpec", "ModelSpec", "ObjectMeta", "OutputSpec", "Phase",
     "Precision", "Preset", "Projector", "ResourcesSpec", "Resume", "RunLayout", "Schedule", "SourceFormat", "SpecError",
     "SpecIssue", "SpecModel", "StudyType", "TrainablePart", "TrainingSpec", "TuningJob", "TuningJobSpec",

@@ -127,7 +127,12 @@ RULES: dict[str, list[dict]] = {
     ],
     # TrainingSpec._checkpoint_layers_need_checkpointing
     "TrainingSpec": [_rule(f"!{present('checkpointLayers')} || self.gradientCheckpointing",
-                           "checkpointLayers: needs gradientCheckpointing: true")],
+                           "checkpointLayers: needs gradientCheckpointing: true"),
+                     # TrainingSpec._levers_fit_together
+                     _rule("!self.compileLayers || self.deepspeed.zeroStage != 3",
+                           "compileLayers: not supported with deepspeed.zeroStage 3; use zeroStage 2"),
+                     _rule(f"!self.offloadActivations || !self.gradientCheckpointing || {present('checkpointLayers')}",
+                           "offloadActivations: every layer recomputes; set checkpointLayers below the layer count")],
     # DeepSpeedSpec._offload_params_needs_zero3
     "DeepSpeedSpec": [_rule("!self.offloadParams || self.zeroStage == 3", "offloadParams: needs zeroStage: 3")],
     # ModelSpec._exactly_one_source and _combination_problems

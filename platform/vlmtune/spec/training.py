@@ -31,6 +31,18 @@ class Resume(str, Enum):
     """Start from scratch; earlier checkpoints in the output are deleted."""
 
 
+class Attention(str, Enum):
+    auto = "auto"
+    """SDPA; with packSamples, flash_attention_2 where it is installed on GPUs, else flex_attention on GPUs (it skips
+    the blocks between packed samples) and SDPA with a block-diagonal mask on CPUs."""
+    sdpa = "sdpa"
+    """PyTorch's scaled_dot_product_attention (padded rows: flash kernel; packed rows: a dense block-diagonal mask)."""
+    flash_attention_2 = "flash_attention_2"
+    """The flash-attn package's varlen kernel (GPUs, bf16/fp16; the package must be installed in the image)."""
+    flex_attention = "flex_attention"
+    """PyTorch's flex_attention with a block mask (compiled on first use)."""
+
+
 class DeepSpeedSpec(SpecModel):
     """DeepSpeed ZeRO settings; the rest of the DeepSpeed config is derived from the spec."""
 
@@ -80,6 +92,23 @@ class TrainingSpec(SpecModel):
     checkpoint_layers: int | None = Field(default=None, ge=1)
     """With gradientCheckpointing, recompute only the first N decoder layers of the language model and keep
     the rest's activations: faster where memory allows (`vlmtune plan` shows what fits). Default: all layers."""
+    offload_activations: bool = False
+    """Keep the activations of the decoder layers that do not recompute (all of them without gradientCheckpointing,
+    the layers past checkpointLayers with it) in pinned host memory from the forward to the backward pass: frees
+    GPU memory for host transfers (a memory lever, not a speed one; `vlmtune plan` shows both sides)."""
+    chunked_loss: bool = False
+    """Compute the language-model head and the cross-entropy in chunks of supervised tokens, recomputing each chunk's
+    logits in the backward pass: the tokens x vocabulary logits are never held whole, and positions without a label
+    get none. Same loss and gradients as the full logits (within float rounding); `vlmtune plan` shows what it frees."""
+    compile_layers: bool = False
+    """torch.compile each decoder layer of the language model (regional compilation: one compiled graph serves every
+    layer), fusing norms, rotary embeddings and the gated MLP's elementwise work. The first steps pay the compile
+    time (about a minute on a 7B model); not with deepspeed.zeroStage 3."""
+    pack_samples: bool = False
+    """Concatenate each micro-batch's samples into one row without padding (position ids restart at each sample;
+    see attention): no compute is spent on padding. Same loss as padded rows."""
+    attention: Attention = Attention.auto
+    """Attention kernel of the language model."""
     seed: int = 0
     """Seed of model initialisation and dropout."""
     log_every_steps: int = Field(default=10, ge=1)
@@ -101,4 +130,20 @@ class TrainingSpec(SpecModel):
             problem = f"{self.checkpoint_layers} layers to checkpoint, but gradientCheckpointing is off"
             fix = "set gradientCheckpointing: true, or remove checkpointLayers"
             raise FieldIssues([(("checkpointLayers",), problem, fix)])
+        return self
+
+    @model_validator(mode="after")
+    def _levers_fit_together(self) -> TrainingSpec:
+        problems = []
+        if self.compile_layers and self.deepspeed.zero_stage == 3:
+            problems.append((("compileLayers",), "is not supported with deepspeed.zeroStage 3: ZeRO-3 gathers each "
+                             "layer's parameters in hooks torch.compile must skip, splitting every compiled layer",
+                             "use deepspeed.zeroStage 2, or set compileLayers: false"))
+        if self.offload_activations and self.gradient_checkpointing and self.checkpoint_layers is None:
+            problems.append((("offloadActivations",), "has nothing to offload: gradientCheckpointing without "
+                             "checkpointLayers recomputes every decoder layer",
+                             "set checkpointLayers below the model's decoder layers (those past it offload), "
+                             "or set offloadActivations: false"))
+        if problems:
+            raise FieldIssues(problems)
         return self

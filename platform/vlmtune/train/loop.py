@@ -9,6 +9,7 @@ accumulation follows the world size so the global batch stays the same.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from vlmtune.spec.layout import RunLayout
 from vlmtune.train import checkpoint as ckpt
 from vlmtune.train import deepspeed_internals, model_source, preemption
 from vlmtune.train.deepspeed_config import deepspeed_config, resolve_precision
+from vlmtune.train.levers import levers_of, prepare_model
 from vlmtune.train.ledger import SampleLedger, forget_after
 from vlmtune.train.metrics import (
     FlopsMeter,
@@ -71,8 +73,9 @@ def train_loop_per_worker(config: dict) -> None:
     precision = resolve_precision(spec)
     device, dtype = ray.train.torch.get_device(), DTYPES[precision]
 
-    built = _setup_model(job, loop)
+    built = _setup_model(job, loop, device.type)
     engine = _setup_engine(job, built.model, loop.total_steps)
+    levers = levers_of(spec.training)
     state = _restore(engine, rank, world, loop.resume_uri, spec.training.seed)
     batches = _batches(loop, rank, world, state.step, spec.training.micro_batch_size, built.tokenizer.pad_token_id)
     accumulation = spec.gradient_accumulation_steps
@@ -88,8 +91,10 @@ def train_loop_per_worker(config: dict) -> None:
 
     with metric_sinks(job, loop.output_uri, state.step, enabled=rank == 0) as sinks:
         for step in range(state.step, loop.total_steps):
+            waited = time.perf_counter()
             micro_batches = [next(batches) for _ in range(accumulation)]
-            window.add(train_step(engine, micro_batches, device, dtype))
+            window.add_data_wait(time.perf_counter() - waited)
+            window.add(train_step(engine, micro_batches, device, dtype, levers))
             state = ckpt.TrainState(step=step + 1, world_size=world)
             if spec.training.record_samples:
                 ledger.add(state.step, [m.keys for m in micro_batches])
@@ -114,11 +119,12 @@ def train_loop_per_worker(config: dict) -> None:
         _export(engine, built, job, loop, rank)
 
 
-def _setup_model(job: TuningJob, loop: LoopConfig):
+def _setup_model(job: TuningJob, loop: LoopConfig, device_type: str):
     built = model_source.build(loop.source, seed=job.spec.training.seed)
     set_trainable(built.model, [part.value for part in job.spec.model.trainable])
     if job.spec.training.gradient_checkpointing:
         enable_checkpointing(built.model, job.spec.training.checkpoint_layers)
+    prepare_model(built.model, levers_of(job.spec.training), device_type)
     return built
 
 

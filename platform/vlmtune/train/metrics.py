@@ -1,7 +1,9 @@
 """Training metrics: per-step figures reduced across ranks, kept as history, appended as JSON lines.
 
 A metric row holds: step, total_steps, epoch (fractional), loss, learning_rate, grad_norm, samples,
-tokens, samples_per_s, tokens_per_s, mfu (null on CPUs and unknown GPUs), skipped, truncated, and
+tokens, samples_per_s, tokens_per_s, mfu (null on CPUs and unknown GPUs), skipped, truncated,
+data_wait_s (the seconds the window's steps waited for their micro-batches, mean over ranks; over the
+window's seconds, tokens / tokens_per_s, it is the fraction of step time the data stream cost), and
 resumed_from (the checkpoint step the run that wrote it started from; 0 for a fresh run).
 
 metrics.jsonl is only ever appended to. A run that resumes from a checkpoint writes the steps after it
@@ -26,7 +28,7 @@ from vlmtune.spec.layout import RunLayout
 from vlmtune.train.flops import TrainFlops, mfu, peak_flops, train_flops
 from vlmtune.train.step import StepStats
 
-SCALARS = ("loss", "learning_rate", "grad_norm", "samples_per_s", "tokens_per_s", "mfu", "skipped")
+SCALARS = ("loss", "learning_rate", "grad_norm", "samples_per_s", "tokens_per_s", "mfu", "skipped", "data_wait_s")
 """The row fields TensorBoard and MLflow get as time series."""
 
 
@@ -65,6 +67,11 @@ class MetricsWindow:
     truncated: int = 0
     token_squares: int = 0
     images: int = 0
+    data_wait_s: float = 0.0
+
+    def add_data_wait(self, seconds: float) -> None:
+        """Time a step spent blocked on the data stream for its micro-batches."""
+        self.data_wait_s += seconds
 
     def add(self, stats: StepStats) -> None:
         self.losses.append(stats.loss)
@@ -81,12 +88,12 @@ class MetricsWindow:
         elapsed = time.perf_counter() - self.started
         mean_loss = sum(self.losses) / max(len(self.losses), 1)
         values = torch.tensor([mean_loss, self.tokens, self.samples, self.skipped, self.truncated, elapsed,
-                               self.token_squares, self.images], dtype=torch.float64, device=device)
+                               self.token_squares, self.images, self.data_wait_s], dtype=torch.float64, device=device)
         world = 1
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(values)
             world = dist.get_world_size()
-        loss, tokens, samples, skipped, truncated, elapsed, token_squares, images = values.tolist()
+        loss, tokens, samples, skipped, truncated, elapsed, token_squares, images, data_wait = values.tolist()
         elapsed /= world
         work = meter.flops.of_batch(tokens, token_squares, images) if meter else 0.0
         return {
@@ -98,6 +105,7 @@ class MetricsWindow:
             "mfu": mfu(work, elapsed, world, meter.peak) if meter else None,
             "skipped": int(skipped),
             "truncated": int(truncated),
+            "data_wait_s": data_wait / world,
         }
 
 

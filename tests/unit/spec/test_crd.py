@@ -236,6 +236,11 @@ PARITY = {
     "workers-outside-elastic": (_tuning, {"spec.resources.workers": 8, "spec.resources.elastic":
                                           {"minWorkers": 2, "maxWorkers": 4}}, "workers: start with"),
     "checkpoint-layers": (_tuning, {"spec.training.checkpointLayers": 4}, "needs gradientCheckpointing"),
+    "compile-with-zero3": (_tuning, {"spec.training.compileLayers": True, "spec.training.deepspeed": {"zeroStage": 3}},
+                           "compileLayers: not supported with deepspeed.zeroStage 3"),
+    "offload-activations-all-recomputed": (_tuning, {"spec.training.offloadActivations": True,
+                                                     "spec.training.gradientCheckpointing": True},
+                                           "offloadActivations: every layer recomputes"),
     "offload-without-zero3": (_tuning, {"spec.training.deepspeed": {"offloadParams": True}},
                               "offloadParams: needs zeroStage: 3"),
     "preset-and-pretrained": (_tuning, {"spec.model.pretrained": "s3://models/llava"}, "exactly one way: preset"),

@@ -10,7 +10,7 @@ import torch
 from vlmtune_model.shapes import TINY, Shape
 from vlmtune.bench.step import synthetic_batches
 from vlmtune.train.flops import train_flops
-from vlmtune.train.metrics import FlopsMeter, MetricsWindow, epoch_of
+from vlmtune.train.metrics import SCALARS, FlopsMeter, MetricsWindow, epoch_of
 from vlmtune.train.plain_engine import PlainEngine
 from vlmtune.train.step import StepStats, train_step
 from vlmtune_model import build_tiny
@@ -66,3 +66,13 @@ def test_a_lora_model_is_metered_by_its_adapters():
     adapters = sum(p.numel() for name, p in built.model.named_parameters() if "lora_" in name)
     meter = FlopsMeter.for_model(built.model, STAGE, torch.device("cpu"), "fp32")
     assert adapters > 0 and meter.flops == train_flops(TINY, ("projector",), adapters)
+
+
+def test_window_sums_the_time_steps_waited_for_data():
+    window = MetricsWindow(started=time.perf_counter() - 4.0)
+    assert window.reduce(torch.device("cpu"))["data_wait_s"] == 0.0
+    window.add_data_wait(0.25)
+    window.add_data_wait(0.5)
+    row = window.reduce(torch.device("cpu"))
+    assert row["data_wait_s"] == pytest.approx(0.75)
+    assert "data_wait_s" in SCALARS  # TensorBoard and MLflow chart it too
