@@ -53,11 +53,26 @@ class JudgeServer:
                 answer = server.respond(body, attempt)
                 answer = answer if isinstance(answer, Answer) else Answer(content=answer)
                 time.sleep(answer.delay_s)
-                payload = answer.raw if answer.raw is not None else json.dumps(
-                    {"id": "x", "object": "chat.completion", "model": server.model,
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.content},
-                                  "finish_reason": "stop"}]} if answer.status == 200
-                    else {"error": {"message": f"status {answer.status}"}}).encode()
+                payload = (
+                    answer.raw
+                    if answer.raw is not None
+                    else json.dumps(
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "model": server.model,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": answer.content},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                        }
+                        if answer.status == 200
+                        else {"error": {"message": f"status {answer.status}"}}
+                    ).encode()
+                )
                 try:
                     self.send_response(answer.status)
                     for key, value in answer.headers.items():
@@ -97,8 +112,13 @@ def tiny_model(max_tokens: int = 12) -> Responder:
     def respond(body: dict, attempt: int) -> str:
         messages = body["messages"]
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
-        question = Question(messages[-1]["content"], None, system, min(body.get("max_tokens", max_tokens), max_tokens),
-                            float(body.get("temperature", 0.0)))
+        question = Question(
+            messages[-1]["content"],
+            None,
+            system,
+            min(body.get("max_tokens", max_tokens), max_tokens),
+            float(body.get("temperature", 0.0)),
+        )
         with lock:  # one model, one generate() at a time
             return generate(built, [question], max_tokens)[0]
 

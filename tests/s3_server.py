@@ -40,8 +40,12 @@ def running_s3(*buckets: str):
     server.start()
     try:
         with pytest.MonkeyPatch.context() as env:
-            for key, value in {"AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}.items():
+            for key, value in {
+                "AWS_ENDPOINT_URL": server.endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_REGION": "us-east-1",
+            }.items():
                 env.setenv(key, value)
             for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
                 env.delenv(key, raising=False)

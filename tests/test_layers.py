@@ -1,8 +1,8 @@
 """The import direction of DESIGN.md, for the whole tree, read from the source (every import, lazy ones too).
 
-    cli -> runners -> plan / report / bench -> train / eval -> data -> spec
-    the whole library may use the shared edges (storage, node_cache) and vlmtune_model;
-    vlmtune_model imports nothing of vlmtune; the operator imports vlmtune.spec alone; no cycles.
+cli -> runners -> plan / report / bench -> train / eval -> data -> spec
+the whole library may use the shared edges (storage, node_cache) and vlmtune_model;
+vlmtune_model imports nothing of vlmtune; the operator imports vlmtune.spec alone; no cycles.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = {"vlmtune": REPO / "platform" / "vlmtune", "vlmtune_model": REPO / "model" / "vlmtune_model",
-         "vlmtune_operator": REPO / "operators" / "vlmtune_operator"}
+ROOTS = {
+    "vlmtune": REPO / "platform" / "vlmtune",
+    "vlmtune_model": REPO / "model" / "vlmtune_model",
+    "vlmtune_operator": REPO / "operators" / "vlmtune_operator",
+}
 # Lower layers first; a package may import its own layer and any layer below it.
 LAYERS = [
     {"vlmtune.spec"},
@@ -52,7 +55,9 @@ def imports_of(name: str, path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
         else:
             continue
@@ -75,14 +80,20 @@ def package_of(module: str) -> str:
 
 
 def test_the_model_package_imports_nothing_of_vlmtune():
-    offending = {m: sorted(t for t in targets if package_of(t).startswith("vlmtune") and package_of(t) != "vlmtune_model")
-                 for m, targets in GRAPH.items() if package_of(m) == "vlmtune_model"}
+    offending = {
+        m: sorted(t for t in targets if package_of(t).startswith("vlmtune") and package_of(t) != "vlmtune_model")
+        for m, targets in GRAPH.items()
+        if package_of(m) == "vlmtune_model"
+    }
     assert not {m: t for m, t in offending.items() if t}
 
 
 def test_the_operator_imports_only_the_spec_face():
-    offending = {m: sorted(t for t in targets if package_of(t) not in ("vlmtune_operator",) and t != "vlmtune.spec")
-                 for m, targets in GRAPH.items() if package_of(m) == "vlmtune_operator"}
+    offending = {
+        m: sorted(t for t in targets if package_of(t) not in ("vlmtune_operator",) and t != "vlmtune.spec")
+        for m, targets in GRAPH.items()
+        if package_of(m) == "vlmtune_operator"
+    }
     assert not {m: t for m, t in offending.items() if t}
 
 
@@ -101,8 +112,10 @@ def test_each_package_imports_only_its_layer_and_below(package):
 
 def test_data_never_imports_train_or_eval_and_train_never_imports_eval():
     forbidden = {"vlmtune.data": {"vlmtune.train", "vlmtune.eval"}, "vlmtune.train": {"vlmtune.eval"}}
-    offending = {m: sorted(t for t in targets if package_of(t) in forbidden.get(package_of(m), ()))
-                 for m, targets in GRAPH.items()}
+    offending = {
+        m: sorted(t for t in targets if package_of(t) in forbidden.get(package_of(m), ()))
+        for m, targets in GRAPH.items()
+    }
     assert not {m: t for m, t in offending.items() if t}
 
 
@@ -173,6 +186,8 @@ def test_each_public_face_names_what_exists_and_imports_nothing_heavy(package):
     import subprocess
     import sys
 
-    probe = (f"import sys, {package} as face; heavy = [m for m in ('ray', 'torch') if m in sys.modules]; "
-             "assert not heavy, heavy; [getattr(face, name) for name in face.__all__]")
+    probe = (
+        f"import sys, {package} as face; heavy = [m for m in ('ray', 'torch') if m in sys.modules]; "
+        "assert not heavy, heavy; [getattr(face, name) for name in face.__all__]"
+    )
     subprocess.run([sys.executable, "-c", probe], check=True, timeout=300)

@@ -20,8 +20,11 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one(repo):
 
 
 def test_cpu_torch_comes_from_pytorchs_cpu_index_with_the_pinned_version(repo):
-    lines = [line for line in (repo / "constraints" / "torch-cpu.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line
+        for line in (repo / "constraints" / "torch-cpu.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines == ["--index-url https://download.pytorch.org/whl/cpu", "-c cpu.txt", "torch"]
     pins = [line for line in (repo / "constraints" / "cpu.txt").read_text().splitlines() if not line.startswith("#")]
     assert pins == ["torch==2.13.0"]  # no index here: the second install must not ask PyTorch's index for everything

@@ -19,13 +19,13 @@ from transformers import (
 )
 
 from vlmtune_model.image import ImageSpec
-from vlmtune_model.shapes import TINY, Shape
 from vlmtune_model.projector import (
     ACTIVATIONS,
     check_projector,
     projector_kind,
     shape_projector,
 )
+from vlmtune_model.shapes import TINY, Shape
 from vlmtune_model.tokenizer import image_token_id, llava_tokenizer, tiny_tokenizer
 
 
@@ -51,33 +51,48 @@ class BuiltModel:
         return patches + (self.model.config.vision_feature_select_strategy == "full")
 
 
-def llava_config(vision: CLIPVisionConfig, text: PretrainedConfig, *, image_token_id: int,
-                 projector: str = "mlp2x_gelu") -> LlavaConfig:
+def llava_config(
+    vision: CLIPVisionConfig, text: PretrainedConfig, *, image_token_id: int, projector: str = "mlp2x_gelu"
+) -> LlavaConfig:
     """LLaVA-1.5's composition of a vision tower and a language model: the one place a LlavaConfig is made.
 
     The image feature is CLIP's second-to-last layer without CLS; `projector` picks the projector's activation.
     """
     return LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=image_token_id,
-        image_seq_length=(vision.image_size // vision.patch_size) ** 2, projector_hidden_act=ACTIVATIONS[projector],
-        vision_feature_select_strategy="default", vision_feature_layer=-2,
+        vision_config=vision,
+        text_config=text,
+        image_token_index=image_token_id,
+        image_seq_length=(vision.image_size // vision.patch_size) ** 2,
+        projector_hidden_act=ACTIVATIONS[projector],
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
     )
 
 
 def shape_config(shape: Shape, *, image_token_id: int, projector: str = "mlp2x_gelu", **text) -> LlavaConfig:
     """The LlavaConfig of `shape` (random-init models: the tiny preset, benchmark shapes); `text` adds Llama keys."""
-    return llava_config(CLIPVisionConfig(**shape.vision), LlamaConfig(**{**shape.text, **text}),
-                        image_token_id=image_token_id, projector=projector)
+    return llava_config(
+        CLIPVisionConfig(**shape.vision),
+        LlamaConfig(**{**shape.text, **text}),
+        image_token_id=image_token_id,
+        projector=projector,
+    )
 
 
-def tiny_config(tokenizer: PreTrainedTokenizerBase, image_size: int = TINY.image_size,
-                projector: str = "mlp2x_gelu") -> LlavaConfig:
+def tiny_config(
+    tokenizer: PreTrainedTokenizerBase, image_size: int = TINY.image_size, projector: str = "mlp2x_gelu"
+) -> LlavaConfig:
     """The `tiny` preset's config (`shapes.TINY`) over the offline tokenizer."""
     if len(tokenizer) != TINY.text["vocab_size"]:
         raise ValueError(f"the tiny tokenizer has {len(tokenizer)} tokens, shapes.TINY says {TINY.text['vocab_size']}")
-    return shape_config(TINY.with_image_size(image_size), image_token_id=image_token_id(tokenizer),
-                        projector=projector, bos_token_id=tokenizer.bos_token_id,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return shape_config(
+        TINY.with_image_size(image_size),
+        image_token_id=image_token_id(tokenizer),
+        projector=projector,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def build_tiny(seed: int = 0, image_size: int = TINY.image_size, projector: str = "mlp2x_gelu") -> BuiltModel:
@@ -120,4 +135,3 @@ def build_from_parts(language_model: str, vision_tower: str, projector: str = "m
     model.lm_head.load_state_dict(language.lm_head.state_dict())
     model.resize_token_embeddings(len(tokenizer))
     return BuiltModel(model, tokenizer)
-

@@ -24,19 +24,29 @@ def image_processor_for(built: BuiltModel) -> LlavaImageProcessorPil:
     """transformers' LLaVA image processor set up as `vlmtune_model.image.pixel_values`: pad, resize, normalize."""
     size = built.image_spec.size
     return LlavaImageProcessorPil(
-        do_pad=True, do_resize=True, size={"height": size, "width": size}, resample=PILImageResampling.BICUBIC,
-        do_center_crop=False, do_rescale=True, do_normalize=True, do_convert_rgb=True,
-        image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD),
+        do_pad=True,
+        do_resize=True,
+        size={"height": size, "width": size},
+        resample=PILImageResampling.BICUBIC,
+        do_center_crop=False,
+        do_rescale=True,
+        do_normalize=True,
+        do_convert_rgb=True,
+        image_mean=list(CLIP_MEAN),
+        image_std=list(CLIP_STD),
     )
 
 
 def processor_for(built: BuiltModel) -> LlavaProcessor:
     """A processor that reproduces vlmtune's preprocessing and prompt (the model's tokenizer, the chat template)."""
     return LlavaProcessor(
-        image_processor=image_processor_for(built), tokenizer=built.tokenizer,
+        image_processor=image_processor_for(built),
+        tokenizer=built.tokenizer,
         patch_size=built.model.config.vision_config.patch_size,
         vision_feature_select_strategy=built.model.config.vision_feature_select_strategy,
-        image_token=IMAGE_TOKEN, num_additional_image_tokens=1, chat_template=chat_template(),
+        image_token=IMAGE_TOKEN,
+        num_additional_image_tokens=1,
+        chat_template=chat_template(),
     )
 
 

@@ -161,8 +161,9 @@ def decode(data: bytes, size: int) -> np.ndarray:
         try:
             height, width, _, _ = simplejpeg.decode_jpeg_header(data)
             factor = _dct_factor(width, height, size)
-            return simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=-(-height // factor),
-                                          min_width=-(-width // factor))
+            return simplejpeg.decode_jpeg(
+                data, colorspace="RGB", min_height=-(-height // factor), min_width=-(-width // factor)
+            )
         except ValueError:
             pass  # PIL decides, and raises its own error for bad data
     image = Image.open(io.BytesIO(data))
@@ -189,7 +190,7 @@ def square_pixels(data: bytes, spec: ImageSpec, out: np.ndarray | None = None) -
     window = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
     window[:] = fill
     left, top = plan.paste
-    window[top:top + height, left:left + width] = pixels
+    window[top : top + height, left : left + width] = pixels
     o0, p0, o1, p1 = plan.part
     part = Image.fromarray(window).resize((o1 - o0, p1 - p0), Image.Resampling.BICUBIC, box=plan.box)
     out[:] = fill

@@ -53,12 +53,16 @@ def target_pattern(model: nn.Module, names: tuple[str, ...]) -> str:
     Raises:
         ValueError: a name matches no linear layer of the language model (the layers it has are listed).
     """
-    linear = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-              if name.startswith(_LANGUAGE_MODEL) and isinstance(module, nn.Linear)}
+    linear = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if name.startswith(_LANGUAGE_MODEL) and isinstance(module, nn.Linear)
+    }
     missing = [name for name in names if name not in linear]
     if missing:
-        raise ValueError(f"lora.targetModules {missing} match no linear layer of the language model; "
-                         f"it has {sorted(linear)}")
+        raise ValueError(
+            f"lora.targetModules {missing} match no linear layer of the language model; it has {sorted(linear)}"
+        )
     return rf"^{re.escape(_LANGUAGE_MODEL)}.*\.({'|'.join(names)})$"
 
 
@@ -69,8 +73,13 @@ def apply_lora(built: BuiltModel, settings: LoraSettings) -> BuiltModel:
     """
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=target_pattern(built.model, settings.target_modules), bias="none")
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=target_pattern(built.model, settings.target_modules),
+        bias="none",
+    )
     peft_model = get_peft_model(built.model, config, adapter_name=ADAPTER)
     return replace(built, lora=LoraAdapters(peft_model, settings))
 

@@ -22,8 +22,12 @@ ACTIVATIONS = {"mlp2x_gelu": "gelu", "linear": "linear"}
 # Linear at indices 0, 1, 2; a bare nn.Linear for linear). Its loader strips everything up to
 # `mm_projector.`, so files without the `model.` prefix are accepted as well.
 LLAVA_KEYS = {
-    "mlp2x_gelu": {"0.weight": "linear_1.weight", "0.bias": "linear_1.bias",
-                   "2.weight": "linear_2.weight", "2.bias": "linear_2.bias"},
+    "mlp2x_gelu": {
+        "0.weight": "linear_1.weight",
+        "0.bias": "linear_1.bias",
+        "2.weight": "linear_2.weight",
+        "2.bias": "linear_2.bias",
+    },
     "linear": {"weight": "linear_1.weight", "bias": "linear_1.bias"},
 }
 _LLAVA_PREFIX = re.compile(r"^(?:.*\.)?mm_projector\.")

@@ -94,8 +94,9 @@ def tokenize_conversation(
     Returns:
         ids, labels (-100 outside answers) and whether truncation cut the sample.
     """
-    return tokenize_conversations([turns], tokenizer, image_tokens=image_tokens, max_length=max_length,
-                                  system=system)[0]
+    return tokenize_conversations([turns], tokenizer, image_tokens=image_tokens, max_length=max_length, system=system)[
+        0
+    ]
 
 
 def tokenize_conversations(

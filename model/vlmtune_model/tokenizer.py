@@ -34,7 +34,8 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
 
 
 def llava_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    """`tokenizer` ready for LLaVA: `<image>`, a pad token, bos-only encoding, the vicuna_v1 chat template, left padding.
+    """`tokenizer` ready for LLaVA: `<image>`, a pad token, bos-only encoding, the vicuna_v1 chat template, left
+    padding.
 
     Raises:
         ValueError: a tokenizer that appends its eos token and has no `tokenizers` backend to change that.
@@ -77,13 +78,19 @@ def bos_only(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
         return tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        raise ValueError(f"{type(tokenizer).__name__} appends its eos token to every prompt and has no `tokenizers` "
-                         "backend to change that; use a fast tokenizer (`use_fast=True`)")
+        raise ValueError(
+            f"{type(tokenizer).__name__} appends its eos token to every prompt and has no `tokenizers` "
+            "backend to change that; use a fast tokenizer (`use_fast=True`)"
+        )
     special = {name: getattr(tokenizer, name) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
     return TokenizersBackend(
-        tokenizer_object=backend, **special, extra_special_tokens=list(tokenizer.extra_special_tokens),
-        add_bos_token=tokenizer.bos_token is not None, add_eos_token=False,
-        model_max_length=tokenizer.model_max_length, padding_side=tokenizer.padding_side,
+        tokenizer_object=backend,
+        **special,
+        extra_special_tokens=list(tokenizer.extra_special_tokens),
+        add_bos_token=tokenizer.bos_token is not None,
+        add_eos_token=False,
+        model_max_length=tokenizer.model_max_length,
+        padding_side=tokenizer.padding_side,
     )
 
 

@@ -41,8 +41,10 @@ def set_trainable(model: nn.Module, trainable: Iterable[str]) -> dict[str, int]:
         parameter.requires_grad_("language_model" in wanted)
     for module in fixed_projector_modules(model):
         module.requires_grad_(False)
-    return {part: sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)
-            for part, modules in parts.items()}
+    return {
+        part: sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)
+        for part, modules in parts.items()
+    }
 
 
 def adapter_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -10,7 +10,18 @@ from vlmtune_operator.render import parse_artifacts, render_jobs, to_yaml
 from vlmtune_operator.runtime import NodePool, RuntimeConfig, load_runtime, parse_runtime
 
 __all__ = [
-    "BuildError", "NodePool", "Resolution", "RuntimeConfig", "artifact_uris", "build_rayjob", "load_runtime",
-    "parse_artifacts", "parse_runtime", "rayjob_name", "render_jobs", "resolve_document", "resolve_upstreams",
+    "BuildError",
+    "NodePool",
+    "Resolution",
+    "RuntimeConfig",
+    "artifact_uris",
+    "build_rayjob",
+    "load_runtime",
+    "parse_artifacts",
+    "parse_runtime",
+    "rayjob_name",
+    "render_jobs",
+    "resolve_document",
+    "resolve_upstreams",
     "to_yaml",
 ]

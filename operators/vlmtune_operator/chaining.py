@@ -10,7 +10,6 @@ from typing import Literal
 from vlmtune.spec import Job, RunLayout
 
 
-
 @dataclass(frozen=True)
 class Resolution:
     """Whether a job's upstream jobs let it start, and with which models."""
@@ -66,8 +65,11 @@ def artifact_uris(kind: str, output_uri: str, succeeded: bool) -> dict[str, str]
 
 def expected_models(jobs: Iterable[Job]) -> dict[str, str]:
     """Each job's model URI as it will be recorded on success (what `vlmtune render` assumes upstream)."""
-    uris = {job.name: artifact_uris(job.kind, _output_uri(job), succeeded=True)
-            for job in jobs if _output_uri(job) is not None}
+    uris = {
+        job.name: artifact_uris(job.kind, _output_uri(job), succeeded=True)
+        for job in jobs
+        if _output_uri(job) is not None
+    }
     return {name: found["model"] for name, found in uris.items() if "model" in found}
 
 

@@ -8,7 +8,6 @@ tested with a fake of it and the real one against an in-memory API server.
 from __future__ import annotations
 
 from vlmtune.spec import API_GROUP, KINDS, VERSION, plural_of
-
 from vlmtune_operator.errors import RayJobRefused
 
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
@@ -52,8 +51,9 @@ class KubeClient:
             return self._create("ray.io", "v1", namespace, "rayjobs", body, self.get_rayjob)
         except self._api_exception as err:
             if refused_by_admission(err.status, err.body):
-                raise RayJobRefused(f"the API server refused RayJob {body['metadata']['name']}: "
-                                    f"{_server_message(err.body)}") from None
+                raise RayJobRefused(
+                    f"the API server refused RayJob {body['metadata']['name']}: {_server_message(err.body)}"
+                ) from None
             raise
 
     def delete_rayjob(self, namespace: str, name: str, uid: str) -> None:
@@ -92,14 +92,18 @@ class KubeClient:
     def create_job(self, namespace: str, body: dict) -> dict:
         """Create the job custom resource `body` (an Experiment's child); if it exists, return the existing one."""
         kind = body["kind"]
-        return self._create(API_GROUP, VERSION, namespace, plural_of(kind), body,
-                            lambda ns, name: self.get_job(ns, name, kind))
+        return self._create(
+            API_GROUP, VERSION, namespace, plural_of(kind), body, lambda ns, name: self.get_job(ns, name, kind)
+        )
 
     def find_workload(self, namespace: str, owner_uid: str) -> dict | None:
         """The Kueue Workload admitting the object with `owner_uid` (None without Kueue or before it exists)."""
         try:
             listing = self._api.list_namespaced_custom_object(
-                self._kueue_group, self._kueue_version, namespace, "workloads",
+                self._kueue_group,
+                self._kueue_version,
+                namespace,
+                "workloads",
                 label_selector=f"{JOB_UID_LABEL}={owner_uid}",
             )
         except self._api_exception as err:

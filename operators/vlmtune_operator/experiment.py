@@ -16,9 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vlmtune.spec import Expansion, Experiment, Phase, ResourcesSpec, RunLayout
-
-from vlmtune_operator.rayjob import (MANAGED_BY, MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION, build_rayjob,
-                                     spec_hash)
+from vlmtune_operator.rayjob import MANAGED_BY, MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION, build_rayjob, spec_hash
 from vlmtune_operator.runtime import RuntimeConfig
 from vlmtune_operator.status import Verdict
 
@@ -81,8 +79,9 @@ def aggregate(expansion: Expansion, statuses: Mapping[str, Mapping | None]) -> A
     children = [_child_row(expansion, job, statuses.get(job.name), phases[job.name]) for job in expansion.jobs]
     arms = [_arm_row(arm, phases, statuses) for arm in expansion.arms]
     verdict = _verdict(phases, statuses, len(expansion.jobs))
-    return Aggregate(verdict, succeeded == len(expansion.jobs), f"{succeeded}/{len(expansion.jobs)}", counts,
-                     children, arms)
+    return Aggregate(
+        verdict, succeeded == len(expansion.jobs), f"{succeeded}/{len(expansion.jobs)}", counts, children, arms
+    )
 
 
 def _verdict(phases: Mapping[str, Phase], statuses: Mapping[str, Mapping | None], total: int) -> Verdict:
@@ -91,23 +90,30 @@ def _verdict(phases: Mapping[str, Phase], statuses: Mapping[str, Mapping | None]
     if failed:
         # Name the cause first: a child that failed on its own, not one that failed because its upstream did.
         causes = [n for n in failed if (statuses.get(n) or {}).get("reason") != "UpstreamFailed"] or failed
-        detail = "; ".join(f"{name} ({(statuses.get(name) or {}).get('reason') or 'Failed'}: "
-                           f"{(statuses.get(name) or {}).get('message') or 'no message'})" for name in causes)
+        detail = "; ".join(
+            f"{name} ({(statuses.get(name) or {}).get('reason') or 'Failed'}: "
+            f"{(statuses.get(name) or {}).get('message') or 'no message'})"
+            for name in causes
+        )
         if active:
-            return Verdict(Phase.Running, "ChildFailed", f"failed: {detail}; still running: {', '.join(active)}",
-                           "jobs")
+            return Verdict(
+                Phase.Running, "ChildFailed", f"failed: {detail}; still running: {', '.join(active)}", "jobs"
+            )
         waiting = [name for name, phase in phases.items() if phase is Phase.Pending]
         if not waiting:
             return Verdict(Phase.Failed, "ChildFailed", f"{len(failed)} of {total} job(s) failed: {detail}", "done")
         return Verdict(Phase.Running, "ChildFailed", f"failed: {detail}; settling: {', '.join(waiting)}", "jobs")
     if all(phase is Phase.Succeeded for phase in phases.values()):
-        return Verdict(Phase.Running, "JobsSucceeded", f"all {total} jobs succeeded; writing the report",
-                       "reporting")
+        return Verdict(Phase.Running, "JobsSucceeded", f"all {total} jobs succeeded; writing the report", "reporting")
     running = [name for name, phase in phases.items() if phase in (Phase.Running, Phase.Suspended)]
     done = sum(phase is Phase.Succeeded for phase in phases.values())
     if running or done:
-        return Verdict(Phase.Running, "JobsRunning",
-                       f"{done}/{total} jobs succeeded; running: {', '.join(running) or 'none'}", "jobs")
+        return Verdict(
+            Phase.Running,
+            "JobsRunning",
+            f"{done}/{total} jobs succeeded; running: {', '.join(running) or 'none'}",
+            "jobs",
+        )
     if any(phase is Phase.Queued for phase in phases.values()):
         return Verdict(Phase.Queued, "JobsQueued", "the first jobs wait in their Kueue queue", "queued")
     return Verdict(Phase.Pending, "JobsCreated", f"{total} child jobs created", "creating")
@@ -119,8 +125,14 @@ def _phase(status: Mapping | None) -> Phase:
 
 
 def _child_row(expansion: Expansion, job, status: Mapping | None, phase: Phase) -> dict:
-    row = {"name": job.name, "kind": job.kind, "stage": expansion.stages[job.name], "phase": phase.value,
-           "reason": (status or {}).get("reason"), "progress": (status or {}).get("progress")}
+    row = {
+        "name": job.name,
+        "kind": job.kind,
+        "stage": expansion.stages[job.name],
+        "phase": phase.value,
+        "reason": (status or {}).get("reason"),
+        "progress": (status or {}).get("progress"),
+    }
     return {key: value for key, value in row.items() if value is not None}
 
 
@@ -132,8 +144,10 @@ def _arm_row(arm, phases: Mapping[str, Phase], statuses: Mapping[str, Mapping | 
     elif done == len(own):
         phase = Phase.Succeeded
     else:
-        phase = next((p for p in (Phase.Running, Phase.Suspended, Phase.Queued) if p in own),
-                     Phase.Running if done else Phase.Pending)
+        phase = next(
+            (p for p in (Phase.Running, Phase.Suspended, Phase.Queued) if p in own),
+            Phase.Running if done else Phase.Pending,
+        )
     row = {"name": arm.name, "phase": phase.value, "jobs": f"{done}/{len(own)}"}
     results = (statuses.get(arm.evaluation) or {}).get("results")
     if results:
@@ -153,8 +167,13 @@ def report_rayjob(experiment: Experiment, runtime: RuntimeConfig, namespace: str
     Raises:
         BuildError: the runtime config cannot run it (e.g. an unknown default node pool).
     """
-    light = experiment.model_copy(update={"spec": experiment.spec.model_copy(update={
-        "resources": ResourcesSpec(active_deadline_seconds=REPORT_DEADLINE_SECONDS)})})
+    light = experiment.model_copy(
+        update={
+            "spec": experiment.spec.model_copy(
+                update={"resources": ResourcesSpec(active_deadline_seconds=REPORT_DEADLINE_SECONDS)}
+            )
+        }
+    )
     rayjob = build_rayjob(light, runtime, {}, namespace)
     rayjob["metadata"]["annotations"][SPEC_HASH_ANNOTATION] = spec_hash(experiment.to_doc())
     spec = rayjob["spec"]

@@ -11,19 +11,26 @@ from datetime import datetime, timezone
 
 import kopf
 
-from vlmtune.spec import EXPERIMENT_LABEL, QUEUE_LABEL, expand, Experiment, Phase
-
+from vlmtune.spec import EXPERIMENT_LABEL, QUEUE_LABEL, Experiment, Phase, expand
 from vlmtune_operator.experiment import aggregate, child_documents, report_rayjob, report_uri
 from vlmtune_operator.objects import owner_reference, status_of, with_owner
 from vlmtune_operator.rayjob import SPEC_HASH_ANNOTATION, BuildError, rayjob_name
-from vlmtune_operator.reporting import (annotation, compose_status, fail, job_or_fail, patch_status, refuse_foreign,
-                                        spec_condition)
+from vlmtune_operator.reporting import (
+    annotation,
+    compose_status,
+    fail,
+    job_or_fail,
+    patch_status,
+    refuse_foreign,
+    spec_condition,
+)
 from vlmtune_operator.runtime import RuntimeConfig
 from vlmtune_operator.status import TERMINAL, Verdict, admission_of, can_still_run, rayjob_verdict, vanished_verdict
 
 
-def reconcile_experiment(body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig,
-                         now: datetime | None = None) -> None:
+def reconcile_experiment(
+    body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig, now: datetime | None = None
+) -> None:
     """Get or create the experiment's child jobs, aggregate their statuses, and once every child succeeded,
     run the report RayJob; idempotent, so the timer runs it too.
 
@@ -49,17 +56,21 @@ def reconcile_experiment(body: Mapping, patch: kopf.Patch, client, runtime: Runt
         verdict, report = _report_step(experiment, body, patch, client, runtime, previous, now)
         fields |= report
     status = compose_status(body, previous, verdict, now, **fields)
-    status = dict(status, conditions=spec_condition(status.get("conditions") or [], drifted, body, now,
-                                                     EXPERIMENT_DRIFT))
+    status = dict(
+        status, conditions=spec_condition(status.get("conditions") or [], drifted, body, now, EXPERIMENT_DRIFT)
+    )
     patch_status(patch, previous, status)
 
 
-EXPERIMENT_DRIFT = ("the spec changed after the child jobs were created; they keep the old spec. "
-                    "Delete and re-apply the experiment to run the new one")
+EXPERIMENT_DRIFT = (
+    "the spec changed after the child jobs were created; they keep the old spec. "
+    "Delete and re-apply the experiment to run the new one"
+)
 
 
-def _ensure_child(document: dict, body: Mapping, patch: kopf.Patch, client, previous: dict,
-                  now: datetime) -> dict:
+def _ensure_child(  # noqa: RET503 - every path that returns nothing ends in fail(), which raises
+    document: dict, body: Mapping, patch: kopf.Patch, client, previous: dict, now: datetime
+) -> dict:
     """The live child job of `document`, created (owned by the experiment) when it does not exist yet."""
     namespace, name, kind = body["metadata"]["namespace"], document["metadata"]["name"], document["kind"]
     existing = client.get_job(namespace, name, kind)
@@ -79,8 +90,15 @@ def _ensure_child(document: dict, body: Mapping, patch: kopf.Patch, client, prev
     fail(body, patch, previous, Verdict(Phase.Failed, "NameConflict", message, "done"), now)
 
 
-def _report_step(experiment: Experiment, body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig,
-                 previous: dict, now: datetime) -> tuple[Verdict, dict]:
+def _report_step(
+    experiment: Experiment,
+    body: Mapping,
+    patch: kopf.Patch,
+    client,
+    runtime: RuntimeConfig,
+    previous: dict,
+    now: datetime,
+) -> tuple[Verdict, dict]:
     """The report RayJob's state as the experiment's verdict (it is created here once all children succeeded)."""
     namespace = body["metadata"]["namespace"]
     rayjob = client.get_rayjob(namespace, rayjob_name(experiment.kind, experiment.name))
@@ -94,18 +112,22 @@ def _report_step(experiment: Experiment, body: Mapping, patch: kopf.Patch, clien
             fail(body, patch, previous, Verdict(Phase.Failed, err.reason, str(err), "done"), now)
     meta = rayjob.get("metadata") or {}
     refuse_foreign(rayjob, experiment, body, patch, previous, now)
-    fields = {"rayJobName": meta["name"], "queue": (meta.get("labels") or {}).get(QUEUE_LABEL),
-              "dashboardURL": (rayjob.get("status") or {}).get("dashboardURL") or None}
+    fields = {
+        "rayJobName": meta["name"],
+        "queue": (meta.get("labels") or {}).get(QUEUE_LABEL),
+        "dashboardURL": (rayjob.get("status") or {}).get("dashboardURL") or None,
+    }
     workload = client.find_workload(namespace, meta["uid"]) if meta.get("uid") else None
-    step = rayjob_verdict(rayjob, admission_of(workload), previous.get("phase"), now,
-                          runtime.readiness_deadline_seconds)
+    step = rayjob_verdict(
+        rayjob, admission_of(workload), previous.get("phase"), now, runtime.readiness_deadline_seconds
+    )
     if step.phase is Phase.Succeeded:
-        return Verdict(Phase.Succeeded, "ReportWritten", f"report written to {report_uri(experiment)}",
-                       "done"), fields | {"report": report_uri(experiment)}
+        return Verdict(
+            Phase.Succeeded, "ReportWritten", f"report written to {report_uri(experiment)}", "done"
+        ), fields | {"report": report_uri(experiment)}
     if step.phase is Phase.Failed:
         if can_still_run(rayjob):  # e.g. past its readiness deadline: a Failed experiment holds no runnable RayJob
             client.delete_rayjob(namespace, meta["name"], meta["uid"])
-        return Verdict(Phase.Failed, f"Report{step.reason}", step.message or "the report RayJob failed",
-                       "done"), fields
+        return Verdict(Phase.Failed, f"Report{step.reason}", step.message or "the report RayJob failed", "done"), fields
     message = f"all jobs succeeded; report RayJob {meta['name']}: {step.reason}"
     return Verdict(Phase.Running, "Reporting", message, "reporting"), fields

@@ -12,8 +12,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-ROW_METRICS = {"step": "step", "loss": "loss", "learning_rate": "learningRate", "tokens_per_s": "tokensPerSecond",
-               "samples_per_s": "samplesPerSecond", "mfu": "mfu"}
+ROW_METRICS = {
+    "step": "step",
+    "loss": "loss",
+    "learning_rate": "learningRate",
+    "tokens_per_s": "tokensPerSecond",
+    "samples_per_s": "samplesPerSecond",
+    "mfu": "mfu",
+}
 """metrics.jsonl key -> status.metrics key, for the figures a status shows."""
 
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 import kopf
 
 from vlmtune.spec import API_GROUP, KINDS, VERSION, plural_of
-
 from vlmtune_operator.experiment_handlers import reconcile_experiment
 from vlmtune_operator.job_handlers import reconcile, refresh_status
 from vlmtune_operator.runtime import RuntimeConfig
@@ -30,8 +29,9 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
     settings.posting.level = logging.WARNING  # Kubernetes events for problems only, not every handler run
 
 
-def register(registry: kopf.OperatorRegistry, client_factory, runtime: RuntimeConfig,
-             kinds: Mapping[str, type] = KINDS) -> None:
+def register(
+    registry: kopf.OperatorRegistry, client_factory, runtime: RuntimeConfig, kinds: Mapping[str, type] = KINDS
+) -> None:
     """Attach the handlers for every job kind to `registry`; `client_factory()` gives the API facade."""
     made: list = []
 
@@ -60,5 +60,6 @@ def register(registry: kopf.OperatorRegistry, client_factory, runtime: RuntimeCo
         plural = plural_of(kind)
         for cause, event in (("create", kopf.on.create), ("resume", kopf.on.resume), ("update", kopf.on.update)):
             event(API_GROUP, VERSION, plural, registry=registry, id=f"reconcile-{cause}")(on_change)
-        kopf.timer(API_GROUP, VERSION, plural, registry=registry, id="status",
-                   interval=runtime.status_interval_seconds)(on_timer)
+        kopf.timer(
+            API_GROUP, VERSION, plural, registry=registry, id="status", interval=runtime.status_interval_seconds
+        )(on_timer)

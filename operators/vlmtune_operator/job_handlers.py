@@ -16,17 +16,35 @@ from datetime import datetime, timedelta, timezone
 import kopf
 
 from vlmtune.spec import QUEUE_LABEL, Job, Phase
-
 from vlmtune_operator.chaining import resolve_upstreams
 from vlmtune_operator.figures import figures
 from vlmtune_operator.objects import owner_reference, status_of, with_owner
 from vlmtune_operator.rayjob import SPEC_HASH_ANNOTATION, BuildError, build_rayjob, rayjob_name, spec_hash
-from vlmtune_operator.reporting import (annotation, compose_status, fail, is_ours, job_or_fail, patch_status,
-                                        refuse_foreign, spec_condition)
+from vlmtune_operator.reporting import (
+    annotation,
+    compose_status,
+    fail,
+    is_ours,
+    job_or_fail,
+    patch_status,
+    refuse_foreign,
+    spec_condition,
+)
 from vlmtune_operator.run import UNREAD, belongs, run_artifacts, run_of
 from vlmtune_operator.runtime import RuntimeConfig
-from vlmtune_operator.status import (OWNER, STAGE_WAIT, SUSPENDED_BY_USER, TERMINAL, Deadlines, Verdict, advance,
-                                     can_still_run, observe, parse_time, vanished_verdict)
+from vlmtune_operator.status import (
+    OWNER,
+    STAGE_WAIT,
+    SUSPENDED_BY_USER,
+    TERMINAL,
+    Deadlines,
+    Verdict,
+    advance,
+    can_still_run,
+    observe,
+    parse_time,
+    vanished_verdict,
+)
 from vlmtune_operator.store import StoreUnavailable, read_run
 
 log = logging.getLogger(__name__)
@@ -68,8 +86,9 @@ def reconcile(body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig, 
     _adopt(created, job, body, patch, runtime, previous, now)
 
 
-def refresh_status(body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig, now: datetime | None = None,
-                   stores=None) -> None:
+def refresh_status(
+    body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig, now: datetime | None = None, stores=None
+) -> None:
     """Timer body: map the RayJob's and the Kueue Workload's state, and this run's files (progress, metrics, eval
     headline; skipped without `stores`), onto the job's status; carry out a Failed verdict on the RayJob."""
     now = now or datetime.now(timezone.utc)
@@ -88,9 +107,18 @@ def refresh_status(body: Mapping, patch: kopf.Patch, client, runtime: RuntimeCon
     workload = client.find_workload(namespace, uid) if uid else None
     run = run_of(rayjob, kind, name)
     found, record = _read_run(stores, namespace, kind, rayjob, run)
-    new = observe(kind=kind, generation=body["metadata"].get("generation"), previous=previous, rayjob=rayjob,
-                  workload=workload, deadlines=deadlines_of(body, runtime), now=now, figures=found, run=run,
-                  record=record)
+    new = observe(
+        kind=kind,
+        generation=body["metadata"].get("generation"),
+        previous=previous,
+        rayjob=rayjob,
+        workload=workload,
+        deadlines=deadlines_of(body, runtime),
+        now=now,
+        figures=found,
+        run=run,
+        record=record,
+    )
     if new is None:
         return
     if new["phase"] == Phase.Failed.value and can_still_run(rayjob) and is_ours(rayjob, kind, name):
@@ -100,8 +128,12 @@ def refresh_status(body: Mapping, patch: kopf.Patch, client, runtime: RuntimeCon
 
 def _finished(rayjob: Mapping | None, kind: str, name: str) -> bool:
     """The job's RayJob reached an end of its own (a pause asked for meanwhile comes too late)."""
-    return rayjob is not None and is_ours(rayjob, kind, name) and not can_still_run(rayjob) and not (
-        rayjob.get("metadata") or {}).get("deletionTimestamp")
+    return (
+        rayjob is not None
+        and is_ours(rayjob, kind, name)
+        and not can_still_run(rayjob)
+        and not (rayjob.get("metadata") or {}).get("deletionTimestamp")
+    )
 
 
 def deadlines_of(body: Mapping, runtime: RuntimeConfig) -> Deadlines:
@@ -136,8 +168,9 @@ def _planned_steps(rayjob: Mapping) -> int | None:
         return None
 
 
-def _pause(job: Job, rayjob: Mapping | None, body: Mapping, patch: kopf.Patch, client, previous: dict,
-           now: datetime) -> None:
+def _pause(
+    job: Job, rayjob: Mapping | None, body: Mapping, patch: kopf.Patch, client, previous: dict, now: datetime
+) -> None:
     """spec.suspend: delete the job's RayJob (freeing its GPUs and quota) and wait for the owner to resume it."""
     namespace = body["metadata"]["namespace"]
     ours = rayjob is not None and is_ours(rayjob, job.kind, job.name)
@@ -147,23 +180,32 @@ def _pause(job: Job, rayjob: Mapping | None, body: Mapping, patch: kopf.Patch, c
         client.delete_rayjob(namespace, rayjob["metadata"]["name"], rayjob["metadata"]["uid"])
     clock = advance(previous, False, now)
     stage = "suspending" if ours else "paused"
-    message = ("spec.suspend is true: the RayJob is deleted and none is created; set it to false to resume" +
-               (f" (waiting for RayJob {rayjob['metadata']['name']} to go)" if ours else ""))
+    message = "spec.suspend is true: the RayJob is deleted and none is created; set it to false to resume" + (
+        f" (waiting for RayJob {rayjob['metadata']['name']} to go)" if ours else ""
+    )
     verdict = Verdict(Phase.Suspended, SUSPENDED_BY_USER, message, stage)
     status = compose_status(body, previous, verdict, now, activeSeconds=clock.seconds)
     patch_status(patch, previous, status)
 
 
-def _adopt(rayjob: Mapping, job: Job, body: Mapping, patch: kopf.Patch, runtime: RuntimeConfig, previous: dict,
-           now: datetime) -> None:
+def _adopt(
+    rayjob: Mapping, job: Job, body: Mapping, patch: kopf.Patch, runtime: RuntimeConfig, previous: dict, now: datetime
+) -> None:
     """Record an existing RayJob as the job's child, refusing one that belongs to another job."""
     refuse_foreign(rayjob, job, body, patch, previous, now)
     meta = rayjob.get("metadata") or {}
     status = previous
     if not previous.get("rayJobName") or STAGE_WAIT.get(previous.get("stage") or "") == OWNER:
-        status = compose_status(body, previous, _created(rayjob, runtime, now), now, rayJobName=meta["name"],
-                                queue=(meta.get("labels") or {}).get(QUEUE_LABEL), waitingSince=now,
-                                artifacts=_artifacts(rayjob, job))
+        status = compose_status(
+            body,
+            previous,
+            _created(rayjob, runtime, now),
+            now,
+            rayJobName=meta["name"],
+            queue=(meta.get("labels") or {}).get(QUEUE_LABEL),
+            waitingSince=now,
+            artifacts=_artifacts(rayjob, job),
+        )
     drifted = annotation(rayjob, SPEC_HASH_ANNOTATION) != spec_hash(job.to_doc())
     status = dict(status, conditions=spec_condition(status.get("conditions") or [], drifted, body, now))
     patch_status(patch, previous, status)
@@ -174,10 +216,16 @@ def _created(rayjob: Mapping, runtime: RuntimeConfig, now: datetime) -> Verdict:
     queue = ((rayjob.get("metadata") or {}).get("labels") or {}).get(QUEUE_LABEL)
     if queue:
         deadline = now + timedelta(seconds=runtime.queue_deadline_seconds) if runtime.queue_deadline_seconds else None
-        return Verdict(Phase.Queued, "RayJobCreated", f"submitted RayJob {name} to Kueue queue {queue}", "queued",
-                       deadline)
-    return Verdict(Phase.Pending, "RayJobCreated", f"created RayJob {name} without a Kueue queue; KubeRay starts it",
-                   "creating", now + timedelta(seconds=runtime.readiness_deadline_seconds))
+        return Verdict(
+            Phase.Queued, "RayJobCreated", f"submitted RayJob {name} to Kueue queue {queue}", "queued", deadline
+        )
+    return Verdict(
+        Phase.Pending,
+        "RayJobCreated",
+        f"created RayJob {name} without a Kueue queue; KubeRay starts it",
+        "creating",
+        now + timedelta(seconds=runtime.readiness_deadline_seconds),
+    )
 
 
 def _artifacts(rayjob: Mapping, job: Job) -> dict | None:
@@ -188,15 +236,19 @@ def _artifacts(rayjob: Mapping, job: Job) -> dict | None:
 def _upstream_deadline(upstreams, runtime: RuntimeConfig) -> datetime | None:
     """The latest of the upstream jobs' own deadlines, plus one poll: by then each has run or failed, and so has
     this job. None when an upstream waits for its owner (spec.suspend), which no deadline bounds."""
-    deadlines = [parse_time((upstream.get("status") or {}).get("deadline")) for upstream in upstreams
-                 if (upstream.get("status") or {}).get("phase") != Phase.Succeeded.value]
+    deadlines = [
+        parse_time((upstream.get("status") or {}).get("deadline"))
+        for upstream in upstreams
+        if (upstream.get("status") or {}).get("phase") != Phase.Succeeded.value
+    ]
     if not deadlines or None in deadlines:
         return None
     return max(deadlines) + timedelta(seconds=runtime.upstream_poll_seconds)
 
 
-def _await_upstreams(job: Job, body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig, previous: dict,
-                     now: datetime) -> dict[str, str]:
+def _await_upstreams(
+    job: Job, body: Mapping, patch: kopf.Patch, client, runtime: RuntimeConfig, previous: dict, now: datetime
+) -> dict[str, str]:
     """The upstream jobs' recorded models once all succeeded; meanwhile a WaitingForUpstream status and a retry.
 
     An upstream that failed fails this job; one seen while waiting that then disappears fails it too
@@ -214,8 +266,7 @@ def _await_upstreams(job: Job, body: Mapping, patch: kopf.Patch, client, runtime
     seen = dict(previous.get("upstreams") or {})
     for name, upstream in found.items():
         if upstream is None and name in seen:
-            message = (f"upstream job {name!r} was deleted while this job waited for it; apply it again, then "
-                       "this job")
+            message = f"upstream job {name!r} was deleted while this job waited for it; apply it again, then this job"
             fail(body, patch, previous, Verdict(Phase.Failed, "UpstreamDeleted", message, "done"), now)
         if upstream is not None:
             seen[name] = upstream["metadata"].get("uid") or ""
@@ -234,7 +285,7 @@ def _await_upstreams(job: Job, body: Mapping, patch: kopf.Patch, client, runtime
     else:
         deadline = _upstream_deadline(found.values(), runtime)
     verdict = Verdict(Phase.Pending, "WaitingForUpstream", resolution.message, "waiting-upstream", deadline)
-    patch_status(patch, previous, compose_status(body, previous, verdict, now, upstreams=seen or None,
-                                                 waitingSince=since))
+    patch_status(
+        patch, previous, compose_status(body, previous, verdict, now, upstreams=seen or None, waitingSince=since)
+    )
     raise kopf.TemporaryError(resolution.message, delay=runtime.upstream_poll_seconds)
-

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from vlmtune.spec import KINDS, issues_from_validation, Job
+from vlmtune.spec import KINDS, Job, issues_from_validation
 
 # Annotations that tools write on live objects; they are not part of the job and would change its digest.
 SYSTEM_ANNOTATION_PREFIXES = ("kopf.zalando.org/", "kubectl.kubernetes.io/", "meta.helm.sh/")
@@ -27,14 +27,25 @@ def job_from_body(body: Mapping) -> Job:
     if kind not in KINDS:
         raise InvalidJob(f"kind {kind!r} is not a vlmtune job kind ({', '.join(KINDS)})")
     meta = body.get("metadata") or {}
-    annotations = {key: value for key, value in (meta.get("annotations") or {}).items()
-                   if not key.startswith(SYSTEM_ANNOTATION_PREFIXES)}
+    annotations = {
+        key: value
+        for key, value in (meta.get("annotations") or {}).items()
+        if not key.startswith(SYSTEM_ANNOTATION_PREFIXES)
+    }
     document = {
-        "apiVersion": body.get("apiVersion"), "kind": kind, "spec": copy.deepcopy(dict(body.get("spec") or {})),
-        "metadata": {key: value for key, value in {
-            "name": meta.get("name"), "namespace": meta.get("namespace"),
-            "labels": dict(meta.get("labels") or {}), "annotations": annotations,
-        }.items() if value is not None},
+        "apiVersion": body.get("apiVersion"),
+        "kind": kind,
+        "spec": copy.deepcopy(dict(body.get("spec") or {})),
+        "metadata": {
+            key: value
+            for key, value in {
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "labels": dict(meta.get("labels") or {}),
+                "annotations": annotations,
+            }.items()
+            if value is not None
+        },
     }
     try:
         return KINDS[kind].model_validate(document)
@@ -46,8 +57,14 @@ def job_from_body(body: Mapping) -> Job:
 def owner_reference(owner: Mapping) -> dict:
     """A controller reference to `owner`: deleting the job deletes its RayJob (and through it the cluster)."""
     meta = owner["metadata"]
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def with_owner(child: Mapping, reference: Mapping) -> dict:

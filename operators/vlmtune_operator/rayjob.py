@@ -13,7 +13,6 @@ import shlex
 from collections.abc import Mapping
 
 from vlmtune.spec import ARTIFACTS, QUEUE_LABEL, Job, short_names
-
 from vlmtune_operator.chaining import resolve_document
 from vlmtune_operator.errors import BuildError
 from vlmtune_operator.run import OUTPUT_ANNOTATION, RUN_HASH_ANNOTATION, run_hash
@@ -56,8 +55,13 @@ class ElasticJobsDisabled(BuildError):
     reason = "ElasticJobsDisabled"
 
 
-def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | None = None,
-                 namespace: str | None = None, active_seconds: int = 0) -> dict:
+def build_rayjob(
+    job: Job,
+    runtime: RuntimeConfig,
+    models: Mapping[str, str] | None = None,
+    namespace: str | None = None,
+    active_seconds: int = 0,
+) -> dict:
     """The RayJob that runs `job`.
 
     Args:
@@ -77,8 +81,12 @@ def build_rayjob(job: Job, runtime: RuntimeConfig, models: Mapping[str, str] | N
     document = entry_document(job, models or {})
     labels = _labels(job, runtime)
     queued = QUEUE_LABEL in labels
-    metadata = {"name": rayjob_name(job.kind, job.name), "namespace": namespace, "labels": labels,
-                "annotations": {SPEC_HASH_ANNOTATION: spec_hash(job.to_doc()), OUTPUT_ANNOTATION: job.spec.output.uri}}
+    metadata = {
+        "name": rayjob_name(job.kind, job.name),
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": {SPEC_HASH_ANNOTATION: spec_hash(job.to_doc()), OUTPUT_ANNOTATION: job.spec.output.uri},
+    }
     if job.kind in ARTIFACTS:  # kinds whose run records itself in job.json
         metadata["annotations"][RUN_HASH_ANNOTATION] = run_hash(document)
     if elastic_bounds(job, runtime) is not None:
@@ -110,7 +118,7 @@ def rayjob_name(kind: str, job_name: str) -> str:
     if len(name) <= MAX_NAME_LENGTH:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[:MAX_NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
+    return f"{name[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def entry_document(job: Job, models: Mapping[str, str]) -> dict:
@@ -171,17 +179,22 @@ def elastic_bounds(job: Job, runtime: RuntimeConfig) -> tuple[int, int] | None:
         raise ElasticJobsDisabled(
             "spec.resources.elastic: elastic jobs are off on this cluster (Helm value elasticJobs.enabled is "
             "false: it needs Kueue's ElasticJobsViaWorkloadSlices feature gate); remove spec.resources.elastic "
-            "to run a fixed-size job of spec.resources.workers workers")
+            "to run a fixed-size job of spec.resources.workers workers"
+        )
     return elastic.min_workers, elastic.max_workers
 
 
 def _autoscaler_options(runtime: RuntimeConfig) -> dict:
     elastic = runtime.elastic_jobs
     amounts = {"cpu": elastic.autoscaler.cpu, "memory": elastic.autoscaler.memory}
-    return {"version": AUTOSCALER_VERSION, "upscalingMode": elastic.upscaling_mode,
-            "idleTimeoutSeconds": elastic.idle_timeout_seconds, "imagePullPolicy": runtime.image_pull_policy,
-            "resources": {"requests": dict(amounts), "limits": dict(amounts)},
-            "securityContext": copy.deepcopy(CONTAINER_SECURITY)}
+    return {
+        "version": AUTOSCALER_VERSION,
+        "upscalingMode": elastic.upscaling_mode,
+        "idleTimeoutSeconds": elastic.idle_timeout_seconds,
+        "imagePullPolicy": runtime.image_pull_policy,
+        "resources": {"requests": dict(amounts), "limits": dict(amounts)},
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+    }
 
 
 SUBMITTER_CONTAINER = "ray-job-submitter"
@@ -192,8 +205,13 @@ def submitter_template(runtime: RuntimeConfig) -> dict:
     """KubeRay's default submitter pod (common.GetSubmitterTemplate: the head's image, 500m/200Mi to 1/1Gi, never
     restarted), made to meet the "restricted" profile like the Ray pods."""
     resources = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-    container = {"name": SUBMITTER_CONTAINER, "image": runtime.image, "imagePullPolicy": runtime.image_pull_policy,
-                 "resources": resources, "securityContext": copy.deepcopy(CONTAINER_SECURITY)}
+    container = {
+        "name": SUBMITTER_CONTAINER,
+        "image": runtime.image,
+        "imagePullPolicy": runtime.image_pull_policy,
+        "resources": resources,
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+    }
     return {"spec": {"restartPolicy": "Never", "securityContext": pod_security(runtime), "containers": [container]}}
 
 
@@ -201,8 +219,13 @@ def pod_security(runtime: RuntimeConfig) -> dict:
     """Pod-level half of the Pod Security "restricted" profile: a non-root user and the runtime's seccomp profile.
     (Ray needs a writable root filesystem for /tmp/ray, so the root filesystem stays writable.)"""
     identity = runtime.pod_security
-    return {"runAsNonRoot": True, "runAsUser": identity.run_as_user, "runAsGroup": identity.run_as_group,
-            "fsGroup": identity.fs_group, "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": identity.run_as_user,
+        "runAsGroup": identity.run_as_group,
+        "fsGroup": identity.fs_group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def _cluster_spec(job: Job, runtime: RuntimeConfig, namespace: str | None) -> dict:
@@ -234,10 +257,13 @@ def _worker_group(job: Job, runtime: RuntimeConfig, namespace: str | None) -> di
     pool = _node_pool(job, runtime)
     return {
         "groupName": WORKER_GROUP,
-        "replicas": workers, "minReplicas": low, "maxReplicas": high,
+        "replicas": workers,
+        "minReplicas": low,
+        "maxReplicas": high,
         "rayStartParams": {},
-        "template": _pod(job, runtime, "ray-worker", _worker_resources(job, runtime, pool), pool, namespace,
-                         head=False),
+        "template": _pod(
+            job, runtime, "ray-worker", _worker_resources(job, runtime, pool), pool, namespace, head=False
+        ),
     }
 
 
@@ -260,28 +286,36 @@ def _worker_resources(job: Job, runtime: RuntimeConfig, pool: NodePool) -> dict:
     resources = job.spec.resources
     cpu = pool.cpu or cpu_quantity(resources.cpus_per_worker)
     if millicores(cpu) < resources.cpus_per_worker * 1000:
-        raise BuildError(f"spec.resources.cpusPerWorker: {resources.cpus_per_worker} is more than the node "
-                         f"pool's {cpu} CPUs per worker; lower it or pick another nodePool")
+        raise BuildError(
+            f"spec.resources.cpusPerWorker: {resources.cpus_per_worker} is more than the node "
+            f"pool's {cpu} CPUs per worker; lower it or pick another nodePool"
+        )
     amounts = {"cpu": cpu, "memory": pool.memory or runtime.worker_memory}
     if resources.gpus_per_worker:
         amounts[pool.gpu_resource] = str(resources.gpus_per_worker)
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def _pod(job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool: NodePool, namespace: str | None,
-         head: bool) -> dict:
+def _pod(
+    job: Job, runtime: RuntimeConfig, container: str, resources: dict, pool: NodePool, namespace: str | None, head: bool
+) -> dict:
     labels = {JOB_LABEL: job.name}
     if pool.gpu_type and not head:
         labels[GPU_TYPE_LABEL] = pool.gpu_type
     main = {
-        "name": container, "image": runtime.image, "imagePullPolicy": runtime.image_pull_policy,
+        "name": container,
+        "image": runtime.image,
+        "imagePullPolicy": runtime.image_pull_policy,
         "resources": resources,
         "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
         "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
     if head:
-        main["ports"] = [{"containerPort": 6379, "name": "gcs-server"}, {"containerPort": 8265, "name": "dashboard"},
-                         {"containerPort": 10001, "name": "client"}]
+        main["ports"] = [
+            {"containerPort": 6379, "name": "gcs-server"},
+            {"containerPort": 8265, "name": "dashboard"},
+            {"containerPort": 10001, "name": "client"},
+        ]
     secret = object_store_secret(runtime, namespace)
     if secret:
         main["envFrom"] = [{"secretRef": {"name": secret}}]

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 import yaml
 
 from vlmtune.spec import KINDS, Experiment, Job, expand
-
 from vlmtune_operator.chaining import expected_models
 from vlmtune_operator.experiment import child_documents, is_root
 from vlmtune_operator.rayjob import build_rayjob
@@ -29,8 +28,9 @@ def render_jobs(jobs: Sequence[Job], runtime: RuntimeConfig, artifacts: Mapping[
         if isinstance(job, Experiment):
             objects += render_experiment(job, runtime)
         else:
-            objects.append(build_rayjob(job, runtime, {name: models[name] for name in job.upstream_jobs()
-                                                      if name in models}))
+            objects.append(
+                build_rayjob(job, runtime, {name: models[name] for name in job.upstream_jobs() if name in models})
+            )
     return objects
 
 

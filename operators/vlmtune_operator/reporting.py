@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 from collections.abc import Mapping
 from datetime import datetime
+from typing import NoReturn
 
 import kopf
 
 from vlmtune.spec import Condition, Job, Phase
-
 from vlmtune_operator.objects import InvalidJob, job_from_body
 from vlmtune_operator.rayjob import JOB_LABEL, KIND_LABEL
 from vlmtune_operator.status import Verdict, compose, status_patch
@@ -61,8 +59,10 @@ def annotation(obj: Mapping, key: str) -> str | None:
     return ((obj.get("metadata") or {}).get("annotations") or {}).get(key)
 
 
-JOB_DRIFT = ("the spec changed after the RayJob was created; the running RayJob keeps the old spec. "
-             "Delete and re-apply the job to run the new one")
+JOB_DRIFT = (
+    "the spec changed after the RayJob was created; the running RayJob keeps the old spec. "
+    "Delete and re-apply the job to run the new one"
+)
 
 
 def spec_condition(conditions: list, drifted: bool, body: Mapping, now: datetime, explain: str = JOB_DRIFT) -> list:
@@ -74,7 +74,12 @@ def spec_condition(conditions: list, drifted: bool, body: Mapping, now: datetime
     state = "True" if drifted else "False"
     since = before["lastTransitionTime"] if before and before["status"] == state else now
     message = explain if drifted else ""
-    condition = Condition(type=SPEC_OUT_OF_DATE, status=state, reason="SpecChanged" if drifted else "SpecApplied",
-                          message=message, last_transition_time=since,
-                          observed_generation=body["metadata"].get("generation")).to_doc()
+    condition = Condition(
+        type=SPEC_OUT_OF_DATE,
+        status=state,
+        reason="SpecChanged" if drifted else "SpecApplied",
+        message=message,
+        last_transition_time=since,
+        observed_generation=body["metadata"].get("generation"),
+    ).to_doc()
     return [c for c in conditions if c["type"] != SPEC_OUT_OF_DATE] + [condition]

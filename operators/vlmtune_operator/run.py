@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vlmtune.spec import KINDS
-
 from vlmtune_operator.chaining import artifact_uris
 
 RUN_HASH_ANNOTATION = "vlmtune.dev/run-hash"
@@ -60,7 +59,10 @@ def run_of(rayjob: Mapping | None, kind: str, name: str) -> Run | None:
 def belongs(record: Mapping | None, run: Run) -> bool:
     """Whether a job.json is the record of `run` (and not of an older spec or another job's run)."""
     return bool(record) and (record.get("kind"), record.get("name"), record.get("specHash")) == (
-        run.kind, run.name, run.spec_hash)
+        run.kind,
+        run.name,
+        run.spec_hash,
+    )
 
 
 def run_artifacts(run: Run, record, succeeded: bool) -> tuple[dict[str, str], str]:
@@ -77,8 +79,13 @@ def run_artifacts(run: Run, record, succeeded: bool) -> tuple[dict[str, str], st
     if record is UNREAD:
         return layout, ""
     if belongs(record, run) and record.get("phase") == "Succeeded":
-        recorded = {key: value for key, value in (record.get("artifacts") or {}).items()
-                    if key in layout and isinstance(value, str)}
+        recorded = {
+            key: value
+            for key, value in (record.get("artifacts") or {}).items()
+            if key in layout and isinstance(value, str)
+        }
         return artifacts | recorded, ""
-    return artifacts, (f"the run folder {run.output_uri} holds no record of this run (job.json is missing or "
-                       "belongs to another run): no model is recorded, so no job can start from this one")
+    return artifacts, (
+        f"the run folder {run.output_uri} holds no record of this run (job.json is missing or "
+        "belongs to another run): no model is recorded, so no job can start from this one"
+    )

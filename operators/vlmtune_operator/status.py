@@ -22,34 +22,54 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from vlmtune.spec import QUEUE_LABEL, TERMINAL_PHASES, Condition, Phase, status_model
-
 from vlmtune_operator.run import UNREAD, Run, run_artifacts
 
 TERMINAL = {phase.value for phase in TERMINAL_PHASES}
 KUBERAY_FINAL = {"Complete", "Failed", "ValidationFailed"}
 """jobDeploymentStatus values KubeRay never leaves (a Failed with retries left is written as Retrying instead)."""
 FIGURE_FIELDS = ("progress", "metrics", "results")
-KEPT_FIELDS = (*FIGURE_FIELDS, "queue", "rayJobName", "dashboardURL", "startTime", "activeSeconds", "upstreams",
-               "artifacts")
+KEPT_FIELDS = (
+    *FIGURE_FIELDS,
+    "queue",
+    "rayJobName",
+    "dashboardURL",
+    "startTime",
+    "activeSeconds",
+    "upstreams",
+    "artifacts",
+)
 """Status fields a new verdict does not reset: they change only when something new is observed."""
 
 QUEUED, STARTING, RUNNING, OWNER, UPSTREAM, DONE = "queued", "starting", "running", "owner", "upstream", "done"
 STAGE_WAIT = {
-    "queued": QUEUED, "suspended": QUEUED,
-    "admitted": STARTING, "creating": STARTING, "initializing": STARTING, "waiting": STARTING, "retrying": STARTING,
-    "submitting": STARTING, "unknown": STARTING,
-    "training": RUNNING, "finishing": RUNNING,
-    "paused": OWNER, "suspending": OWNER,
+    "queued": QUEUED,
+    "suspended": QUEUED,
+    "admitted": STARTING,
+    "creating": STARTING,
+    "initializing": STARTING,
+    "waiting": STARTING,
+    "retrying": STARTING,
+    "submitting": STARTING,
+    "unknown": STARTING,
+    "training": RUNNING,
+    "finishing": RUNNING,
+    "paused": OWNER,
+    "suspending": OWNER,
     "waiting-upstream": UPSTREAM,
     "done": DONE,
 }
 """What a job in each stage waits for; each kind of wait has its own deadline (none for OWNER and UPSTREAM)."""
 SUSPENDED_BY_USER = "SuspendedByUser"
 KUEUE_DEACTIVATIONS = {
-    "MaximumExecutionTimeExceeded": ("DeadlineExceeded", "Kueue's maximum execution time ran out (admitted time "
-                                     "summed over admissions)"),
-    "RequeuingLimitExceeded": ("RequeuingLimitExceeded", "Kueue stopped requeueing the Workload after too many "
-                               "readiness timeouts (waitForPodsReady); check the pods' events"),
+    "MaximumExecutionTimeExceeded": (
+        "DeadlineExceeded",
+        "Kueue's maximum execution time ran out (admitted time summed over admissions)",
+    ),
+    "RequeuingLimitExceeded": (
+        "RequeuingLimitExceeded",
+        "Kueue stopped requeueing the Workload after too many "
+        "readiness timeouts (waitForPodsReady); check the pods' events",
+    ),
 }
 """Workload deactivations Kueue makes itself (reason `DeactivatedDueTo<cause>`): the job cannot come back."""
 MISCONFIGURED = {"Misconfigured", "Inadmissible"}
@@ -105,7 +125,8 @@ def admission_of(workload: Mapping | None) -> Admission:
     reason = evicted.get("reason") or ""
     cause = reason.partition("DueTo")[2] or (target.get("reason") if target.get("status") == "True" else None)
     return Admission(
-        exists=True, admitted=admitted,
+        exists=True,
+        admitted=admitted,
         evicted_reason=(reason or "Evicted") if evicted else None,
         deactivated=(workload.get("spec") or {}).get("active") is False,
         deactivation_cause=cause or None,
@@ -144,16 +165,21 @@ def classify(rayjob: Mapping, admission: Admission, previous_phase: str | None) 
         return Verdict(Phase.Running, "ClusterStarting", message, stage)
     if deployment == "Running":
         return Verdict(Phase.Running, "JobRunning", message, "training" if job == "RUNNING" else "finishing")
-    return Verdict(Phase.Pending, "UnknownDeploymentStatus", f"RayJob reports jobDeploymentStatus {deployment!r}",
-                   "unknown")
+    return Verdict(
+        Phase.Pending, "UnknownDeploymentStatus", f"RayJob reports jobDeploymentStatus {deployment!r}", "unknown"
+    )
 
 
 def _deactivated(admission: Admission) -> Verdict:
     if admission.deactivation_cause in KUEUE_DEACTIVATIONS:
         reason, why = KUEUE_DEACTIVATIONS[admission.deactivation_cause]
         return Verdict(Phase.Failed, reason, f"{why}: {admission.message}".rstrip(": "), "done")
-    return Verdict(Phase.Suspended, "WorkloadDeactivated",
-                   "the Kueue Workload was deactivated (spec.active: false); it runs again once reactivated", "queued")
+    return Verdict(
+        Phase.Suspended,
+        "WorkloadDeactivated",
+        "the Kueue Workload was deactivated (spec.active: false); it runs again once reactivated",
+        "queued",
+    )
 
 
 def _suspended(admission: Admission, previous_phase: str | None) -> Verdict:
@@ -168,15 +194,26 @@ def _suspended(admission: Admission, previous_phase: str | None) -> Verdict:
 
 def _queued(admission: Admission) -> Verdict:
     if not admission.exists:
-        return Verdict(Phase.Queued, "WaitingForWorkload", "Kueue has not created a Workload for the RayJob yet "
-                       "(is Kueue running, and does it manage this namespace and queue?)", "queued")
+        return Verdict(
+            Phase.Queued,
+            "WaitingForWorkload",
+            "Kueue has not created a Workload for the RayJob yet "
+            "(is Kueue running, and does it manage this namespace and queue?)",
+            "queued",
+        )
     if admission.pending_reason in MISCONFIGURED:
         return Verdict(Phase.Queued, "QueueMisconfigured", admission.message, "queued")
     return Verdict(Phase.Queued, "WaitingForQuota", admission.message, "queued")
 
 
-def rayjob_verdict(rayjob: Mapping, admission: Admission, previous_phase: str | None, now: datetime,
-                   readiness_deadline_seconds: int, waiting_since: datetime | None = None) -> Verdict:
+def rayjob_verdict(
+    rayjob: Mapping,
+    admission: Admission,
+    previous_phase: str | None,
+    now: datetime,
+    readiness_deadline_seconds: int,
+    waiting_since: datetime | None = None,
+) -> Verdict:
     """`classify`, with the readiness deadline of a job that was admitted but does not run yet.
 
     The deadline counts from the latest evidence of a start (KubeRay's startTime, Kueue's admission), else from
@@ -186,22 +223,32 @@ def rayjob_verdict(rayjob: Mapping, admission: Admission, previous_phase: str | 
     if verdict.wait != STARTING:
         return verdict
     started = [t for t in (parse_time((rayjob.get("status") or {}).get("startTime")), admission.since) if t]
-    start = max(started) if started else waiting_since or parse_time(
-        (rayjob.get("metadata") or {}).get("creationTimestamp"))
+    start = (
+        max(started)
+        if started
+        else waiting_since or parse_time((rayjob.get("metadata") or {}).get("creationTimestamp"))
+    )
     if start is None:
         return verdict
     deadline = start + timedelta(seconds=readiness_deadline_seconds)
     if now > deadline:
-        return Verdict(Phase.Failed, "ReadinessDeadlineExceeded",
-                       f"the job did not start running within {readiness_deadline_seconds}s of admission (stuck in "
-                       f"{verdict.stage}: {verdict.reason}); check the Ray head and submitter pods' events", "done")
+        return Verdict(
+            Phase.Failed,
+            "ReadinessDeadlineExceeded",
+            f"the job did not start running within {readiness_deadline_seconds}s of admission (stuck in "
+            f"{verdict.stage}: {verdict.reason}); check the Ray head and submitter pods' events",
+            "done",
+        )
     return replace(verdict, deadline=deadline)
 
 
 def vanished_verdict(ray_job_name: str) -> Verdict:
-    return Verdict(Phase.Failed, "RayJobVanished",
-                   f"RayJob {ray_job_name} was deleted before the job finished; re-apply the job to run it again",
-                   "done")
+    return Verdict(
+        Phase.Failed,
+        "RayJobVanished",
+        f"RayJob {ray_job_name} was deleted before the job finished; re-apply the job to run it again",
+        "done",
+    )
 
 
 @dataclass(frozen=True)
@@ -230,8 +277,7 @@ def waiting_since(previous: Mapping, verdict: Verdict, now: datetime) -> datetim
     if verdict.wait in (None, DONE, RUNNING):
         return None
     before = STAGE_WAIT.get(previous.get("stage") or "")
-    return parse_time(previous.get("waitingSince")) if before == verdict.wait and previous.get("waitingSince") \
-        else now
+    return parse_time(previous.get("waitingSince")) if before == verdict.wait and previous.get("waitingSince") else now
 
 
 def enforce(verdict: Verdict, clock: Clock, since: datetime | None, deadlines: Deadlines, now: datetime) -> Verdict:
@@ -240,24 +286,41 @@ def enforce(verdict: Verdict, clock: Clock, since: datetime | None, deadlines: D
         return verdict
     budget = deadlines.active_seconds
     if budget is not None and clock.used(now) > budget:
-        return Verdict(Phase.Failed, "DeadlineExceeded",
-                       f"ran {int(clock.used(now))}s admitted, over all admissions; the job's activeDeadlineSeconds "
-                       f"is {budget}", "done")
+        return Verdict(
+            Phase.Failed,
+            "DeadlineExceeded",
+            f"ran {int(clock.used(now))}s admitted, over all admissions; the job's activeDeadlineSeconds is {budget}",
+            "done",
+        )
     if verdict.wait == QUEUED and deadlines.queue_seconds is not None and since is not None:
         deadline = since + timedelta(seconds=deadlines.queue_seconds)
         if now > deadline:
-            return Verdict(Phase.Failed, "QueueDeadlineExceeded",
-                           f"waited over {deadlines.queue_seconds}s (the chart's queueDeadlineSeconds) without "
-                           f"running: {verdict.reason}{': ' + verdict.message if verdict.message else ''}", "done")
+            return Verdict(
+                Phase.Failed,
+                "QueueDeadlineExceeded",
+                f"waited over {deadlines.queue_seconds}s (the chart's queueDeadlineSeconds) without "
+                f"running: {verdict.reason}{': ' + verdict.message if verdict.message else ''}",
+                "done",
+            )
         return replace(verdict, deadline=deadline)
     if verdict.wait == RUNNING and budget is not None and clock.since is not None:
         return replace(verdict, deadline=clock.since + timedelta(seconds=budget - clock.seconds))
     return verdict
 
 
-def observe(*, kind: str, generation: int | None, previous: Mapping, rayjob: Mapping | None,
-            workload: Mapping | None, deadlines: Deadlines, now: datetime, figures: Mapping | None = None,
-            run: Run | None = None, record=UNREAD) -> dict | None:
+def observe(
+    *,
+    kind: str,
+    generation: int | None,
+    previous: Mapping,
+    rayjob: Mapping | None,
+    workload: Mapping | None,
+    deadlines: Deadlines,
+    now: datetime,
+    figures: Mapping | None = None,
+    run: Run | None = None,
+    record=UNREAD,
+) -> dict | None:
     """The new status document of a job whose RayJob was created, or None when there is nothing to change.
 
     Args:
@@ -285,34 +348,60 @@ def observe(*, kind: str, generation: int | None, previous: Mapping, rayjob: Map
         artifacts, note = run_artifacts(run, record, succeeded=verdict.phase is Phase.Succeeded)
         verdict = replace(verdict, message=note) if note else verdict
     return compose(
-        base, verdict, generation, now, kind=kind, admitted=admission.admitted if admission.exists else None,
-        rayJobName=rayjob["metadata"]["name"], dashboardURL=status.get("dashboardURL") or None,
+        base,
+        verdict,
+        generation,
+        now,
+        kind=kind,
+        admitted=admission.admitted if admission.exists else None,
+        rayJobName=rayjob["metadata"]["name"],
+        dashboardURL=status.get("dashboardURL") or None,
         queue=((rayjob.get("metadata") or {}).get("labels") or {}).get(QUEUE_LABEL),
         startTime=status.get("startTime") or previous.get("startTime"),
         completionTime=status.get("endTime") if verdict.phase in TERMINAL_PHASES else None,
         waitingSince=since if verdict.phase not in TERMINAL_PHASES else None,
-        activeSeconds=clock.seconds, activeSince=clock.since, artifacts=artifacts, **dict(figures or {}),
+        activeSeconds=clock.seconds,
+        activeSince=clock.since,
+        artifacts=artifacts,
+        **dict(figures or {}),
     )
 
 
-def compose(previous: Mapping, verdict: Verdict, generation: int | None, now: datetime, *, kind: str | None = None,
-            admitted: bool | None = None, **fields) -> dict:
+def compose(
+    previous: Mapping,
+    verdict: Verdict,
+    generation: int | None,
+    now: datetime,
+    *,
+    kind: str | None = None,
+    admitted: bool | None = None,
+    **fields,
+) -> dict:
     """Merge a verdict into the previous status: conditions keep their transition times, progress is kept."""
     keep = {key: previous[key] for key in KEPT_FIELDS if previous.get(key) is not None}
     if verdict.phase in TERMINAL_PHASES:
         keep.pop("dashboardURL", None)  # KubeRay deletes the cluster after the job; the link would be dead
         fields["completionTime"] = fields.get("completionTime") or now
-    document = keep | {key: value for key, value in fields.items() if value is not None} | {
-        "observedGeneration": generation, "phase": verdict.phase.value, "reason": verdict.reason,
-        "message": verdict.message or None, "stage": verdict.stage, "deadline": verdict.deadline,
-        "conditions": conditions(previous.get("conditions") or [], verdict, admitted, generation, now),
-    }
+    document = (
+        keep
+        | {key: value for key, value in fields.items() if value is not None}
+        | {
+            "observedGeneration": generation,
+            "phase": verdict.phase.value,
+            "reason": verdict.reason,
+            "message": verdict.message or None,
+            "stage": verdict.stage,
+            "deadline": verdict.deadline,
+            "conditions": conditions(previous.get("conditions") or [], verdict, admitted, generation, now),
+        }
+    )
     document = {key: value for key, value in document.items() if value is not None}
     return status_model(kind).model_validate(document).to_doc()  # what we write fits our own CRD schema
 
 
-def conditions(previous: list, verdict: Verdict, admitted: bool | None, generation: int | None,
-               now: datetime) -> list[dict]:
+def conditions(
+    previous: list, verdict: Verdict, admitted: bool | None, generation: int | None, now: datetime
+) -> list[dict]:
     """The four managed conditions for `verdict`, after any other conditions already present."""
     old = {c["type"]: c for c in previous}
     started = verdict.phase in (Phase.Running, Phase.Succeeded)
@@ -332,8 +421,16 @@ def conditions(previous: list, verdict: Verdict, admitted: bool | None, generati
     for kind, (state, reason) in wanted.items():
         before = old.get(kind, {})
         since = before.get("lastTransitionTime") if before.get("status") == state else None
-        result.append(Condition(type=kind, status=state, reason=reason, message=verdict.message,
-                                last_transition_time=since or now, observed_generation=generation).to_doc())
+        result.append(
+            Condition(
+                type=kind,
+                status=state,
+                reason=reason,
+                message=verdict.message,
+                last_transition_time=since or now,
+                observed_generation=generation,
+            ).to_doc()
+        )
     return result
 
 

@@ -34,8 +34,9 @@ class StoreReader:
         allow_local: read local paths (never on a cluster: they would be the operator's own disk).
     """
 
-    def __init__(self, tail_bytes: int = TAIL_BYTES, credentials: Mapping[str, str] | None = None,
-                 allow_local: bool = True):
+    def __init__(
+        self, tail_bytes: int = TAIL_BYTES, credentials: Mapping[str, str] | None = None, allow_local: bool = True
+    ):
         self.tail_bytes = tail_bytes
         self.credentials = None if credentials is None else dict(credentials)
         self.allow_local = allow_local
@@ -86,10 +87,16 @@ class StoreReader:
             # No listings cache: a status must show the file as it is now, not as it was at the last listing.
             # Short timeouts and few retries: an unreachable store costs a status tick seconds, not minutes;
             # the next tick asks again anyway.
-            self._s3 = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True,
-                                         **s3_options(self.credentials),
-                                         config_kwargs={"connect_timeout": 3, "read_timeout": 10,
-                                                        "retries": {"max_attempts": 2, "mode": "standard"}})
+            self._s3 = s3fs.S3FileSystem(
+                use_listings_cache=False,
+                skip_instance_cache=True,
+                **s3_options(self.credentials),
+                config_kwargs={
+                    "connect_timeout": 3,
+                    "read_timeout": 10,
+                    "retries": {"max_attempts": 2, "mode": "standard"},
+                },
+            )
         return self._s3
 
 
@@ -110,8 +117,12 @@ def s3_options(credentials: Mapping[str, str] | None) -> dict:
         return {"client_kwargs": client}
     if not credentials.get("AWS_ACCESS_KEY_ID") or not credentials.get("AWS_SECRET_ACCESS_KEY"):
         raise StoreUnavailable("the object-store Secret has no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-    return {"key": credentials["AWS_ACCESS_KEY_ID"], "secret": credentials["AWS_SECRET_ACCESS_KEY"],
-            "token": credentials.get("AWS_SESSION_TOKEN") or None, "client_kwargs": client}
+    return {
+        "key": credentials["AWS_ACCESS_KEY_ID"],
+        "secret": credentials["AWS_SECRET_ACCESS_KEY"],
+        "token": credentials.get("AWS_SESSION_TOKEN") or None,
+        "client_kwargs": client,
+    }
 
 
 def read_run(reader: StoreReader, kind: str, output_uri: str) -> tuple[RunFiles, bool]:

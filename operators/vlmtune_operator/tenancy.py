@@ -48,8 +48,10 @@ def tenant_of(runtime: RuntimeConfig, namespace: str | None) -> Tenant | None:
     tenant = runtime.tenants.get(namespace or "")
     if tenant is None:
         known = ", ".join(sorted(runtime.tenants)) or "none"
-        raise NotATenant(f"metadata.namespace: {namespace!r} is not a tenant namespace of this cluster (tenants: "
-                         f"{known}); apply the job in its team's namespace, or add a tenant to the chart's values")
+        raise NotATenant(
+            f"metadata.namespace: {namespace!r} is not a tenant namespace of this cluster (tenants: "
+            f"{known}); apply the job in its team's namespace, or add a tenant to the chart's values"
+        )
     return tenant
 
 
@@ -63,11 +65,15 @@ def check_output(runtime: RuntimeConfig, namespace: str | None, output_uri: str)
     if tenant is None:
         return
     if is_local(output_uri):
-        raise LocalPathOnCluster(f"spec.output.uri: {output_uri!r} is a local path, which no pod on the cluster can "
-                                 f"share; write under {tenant.output_prefix}")
+        raise LocalPathOnCluster(
+            f"spec.output.uri: {output_uri!r} is a local path, which no pod on the cluster can "
+            f"share; write under {tenant.output_prefix}"
+        )
     if not within(output_uri, tenant.output_prefix):
-        raise OutputOutsideTenant(f"spec.output.uri: {output_uri!r} is outside namespace {namespace}'s storage; "
-                                  f"write under {tenant.output_prefix}")
+        raise OutputOutsideTenant(
+            f"spec.output.uri: {output_uri!r} is outside namespace {namespace}'s storage; "
+            f"write under {tenant.output_prefix}"
+        )
 
 
 def object_store_secret(runtime: RuntimeConfig, namespace: str | None) -> str | None:

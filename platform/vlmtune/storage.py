@@ -32,7 +32,7 @@ class RetryPolicy:
 
     def delays(self) -> list[float]:
         """Sleeps between tries (attempts - 1 of them); 0.25+0.5+1+2+4 = 7.75 s by default."""
-        return [min(self.max_delay_s, self.first_delay_s * 2 ** i) for i in range(max(0, self.attempts - 1))]
+        return [min(self.max_delay_s, self.first_delay_s * 2**i) for i in range(max(0, self.attempts - 1))]
 
 
 REMOTE_RETRY = RetryPolicy()
@@ -56,7 +56,8 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
             os.environ["AWS_ENDPOINT_URL"],
             os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
             # Part of the cache key only: the SDK reads credentials and profile from the environment.
-            os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_PROFILE"),
+            os.environ.get("AWS_ACCESS_KEY_ID"),
+            os.environ.get("AWS_PROFILE"),
         )
         return fs, uri.removeprefix("s3://")
     return pafs.FileSystem.from_uri(uri)
@@ -159,7 +160,7 @@ def list_files(uri: str) -> Iterator[tuple[str, int, float]]:
     for info in sorted(infos, key=lambda item: item.path):
         if info.type == pafs.FileType.File:
             mtime = info.mtime.timestamp() if info.mtime is not None else 0.0
-            yield info.path[len(root):].lstrip("/"), info.size, mtime
+            yield info.path[len(root) :].lstrip("/"), info.size, mtime
 
 
 def delete_dir(uri: str) -> None:
@@ -194,15 +195,17 @@ def upload_dir(local_dir: str | Path, uri: str) -> None:
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         fs.delete_dir_contents(path)
     fs.create_dir(path, recursive=True)
-    pafs.copy_files(str(Path(local_dir).resolve()), path, source_filesystem=pafs.LocalFileSystem(),
-                    destination_filesystem=fs)
+    pafs.copy_files(
+        str(Path(local_dir).resolve()), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs
+    )
 
 
 def download_dir(uri: str, local_dir: str | Path) -> Path:
     fs, path = resolve(uri)
     Path(local_dir).mkdir(parents=True, exist_ok=True)
-    pafs.copy_files(path, str(Path(local_dir).resolve()), source_filesystem=fs,
-                    destination_filesystem=pafs.LocalFileSystem())
+    pafs.copy_files(
+        path, str(Path(local_dir).resolve()), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem()
+    )
     return Path(local_dir)
 
 

@@ -33,8 +33,14 @@ def ray_session():
 def shards(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("stream")
     write_demo_suite(root / "demo", per_task=6, heldout_per_task=0, seed=0, image_size=32)
-    prepare(PrepareConfig(fmt="vision-flan", annotations=str(root / "demo" / "annotations_train.json"),
-                          out=str(root / "shards"), shard_size_mb=0.004))
+    prepare(
+        PrepareConfig(
+            fmt="vision-flan",
+            annotations=str(root / "demo" / "annotations_train.json"),
+            out=str(root / "shards"),
+            shard_size_mb=0.004,
+        )
+    )
     return root / "shards"
 
 
@@ -86,14 +92,26 @@ def test_a_run_on_a_damaged_dataset_ends_in_one_line(shards, tmp_path):
         data = bytearray(path.read_bytes())
         data[bytes(data).find(image[60:100])] ^= 0xFF
         path.write_bytes(bytes(data))
-    job = {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "damaged"},
-           "spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"uri": str(damaged), "format": "shards"}]},
-                    "training": {"maxSteps": 2, "globalBatchSize": 8, "microBatchSize": 4, "maxLength": 128},
-                    "resources": {"workers": 2}, "output": {"uri": str(tmp_path / "run")}}}
+    job = {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "TuningJob",
+        "metadata": {"name": "damaged"},
+        "spec": {
+            "model": {"preset": "tiny"},
+            "data": {"sources": [{"uri": str(damaged), "format": "shards"}]},
+            "training": {"maxSteps": 2, "globalBatchSize": 8, "microBatchSize": 4, "maxLength": 128},
+            "resources": {"workers": 2},
+            "output": {"uri": str(tmp_path / "run")},
+        },
+    }
     (tmp_path / "job.yaml").write_text(json.dumps(job))
-    done = subprocess.run([sys.executable, "-m", "vlmtune.cli", "run", str(tmp_path / "job.yaml")],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "VLMTUNE_CACHE": str(tmp_path / "cache")})
+    done = subprocess.run(
+        [sys.executable, "-m", "vlmtune.cli", "run", str(tmp_path / "job.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "VLMTUNE_CACHE": str(tmp_path / "cache")},
+    )
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("vlmtune run:")]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from judge_server import JudgeServer
 
+from judge_server import JudgeServer
 from vlmtune.cli import main
 from vlmtune.eval import BENCHMARKS, score_file
 from vlmtune.eval.mmvet import parse_grade
@@ -44,18 +44,24 @@ def exported_model(tmp_path_factory) -> Path:
 
 
 def _job(name: str, model: dict, limits: dict, judge: dict, out: Path, path: Path) -> Path:
-    job = {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "EvalJob", "metadata": {"name": name},
-           "spec": {"model": model,
-                    "benchmarks": [{"name": bench, "demo": DEMO, "limit": limit} for bench, limit in limits.items()],
-                    "generation": {"maxNewTokens": 4, "batchSize": 8}, "judge": judge,
-                    "resources": {"workers": 2},
-                    "output": {"uri": str(out)}}}
+    job = {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "EvalJob",
+        "metadata": {"name": name},
+        "spec": {
+            "model": model,
+            "benchmarks": [{"name": bench, "demo": DEMO, "limit": limit} for bench, limit in limits.items()],
+            "generation": {"maxNewTokens": 4, "batchSize": 8},
+            "judge": judge,
+            "resources": {"workers": 2},
+            "output": {"uri": str(out)},
+        },
+    }
     path.write_text(yaml.safe_dump(job))
     return path
 
 
-def test_eval_job_runs_end_to_end_and_its_predictions_rescore_the_same(exported_model, tmp_path, monkeypatch,
-                                                                       capfd):
+def test_eval_job_runs_end_to_end_and_its_predictions_rescore_the_same(exported_model, tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("VLMTUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("JUDGE_KEY", "sk-from-the-environment")
     out = tmp_path / "run"
@@ -73,13 +79,33 @@ def test_eval_job_runs_end_to_end_and_its_predictions_rescore_the_same(exported_
     assert "core_worker" not in errors  # Ray Data's actor-pool notice stays off a normal run's terminal
 
     results = json.loads((out / "results.json").read_text())
-    assert list(results) == ["schemaVersion", "job", "model", "generation", "headline", "answers", "chance",
-                             "benchmarks", "judge"]
+    assert list(results) == [
+        "schemaVersion",
+        "job",
+        "model",
+        "generation",
+        "headline",
+        "answers",
+        "chance",
+        "benchmarks",
+        "judge",
+    ]
     assert list(results["benchmarks"]) == list(LIMITS)
     assert set(results["headline"]) - {"llavabench.relative"} == {
-        "mme.perception", "mme.cognition", "pope.f1", "pope.accuracy", "pope.yesRatio", "mc.circularAccuracy",
-        "mc.singleAccuracy", "heldout.accuracy", "heldout.meanTaskAccuracy", "forgetting.meanAccuracy",
-        "mmvet.total", "mmmu.accuracy", "answers.emptyRate"}
+        "mme.perception",
+        "mme.cognition",
+        "pope.f1",
+        "pope.accuracy",
+        "pope.yesRatio",
+        "mc.circularAccuracy",
+        "mc.singleAccuracy",
+        "heldout.accuracy",
+        "heldout.meanTaskAccuracy",
+        "forgetting.meanAccuracy",
+        "mmvet.total",
+        "mmmu.accuracy",
+        "answers.emptyRate",
+    }
     assert results["judge"]["judge"] == f"endpoint:{server.url}#rule-judge"
     assert results["judge"]["requestsSent"] == 0  # the forced rerun: every reply from the cache
     assert results["judge"]["fromCache"] == results["judge"]["replies"] >= asked
@@ -91,8 +117,9 @@ def test_eval_job_runs_end_to_end_and_its_predictions_rescore_the_same(exported_
         assert len(lines) == len(items) > 0
         assert set(json.loads(lines[0])) == {"question_id", "question", "prediction"}
         # What `vlmtune eval score` computes from the saved files is exactly what the job reported.
-        assert score_file(name, entry["data"], entry["predictions"], LIMITS[name], entry.get("reviews")) == \
-            entry["result"]
+        assert (
+            score_file(name, entry["data"], entry["predictions"], LIMITS[name], entry.get("reviews")) == entry["result"]
+        )
         assert entry["result"]["missingPredictions"] == 0
         assert (out / "charts" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"## {BENCHMARKS[name].title}" in markdown
@@ -116,8 +143,14 @@ def test_a_judge_model_served_inside_the_job(exported_model, tmp_path, monkeypat
     monkeypatch.setenv("VLMTUNE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     judge = {"model": {"preset": "tiny", "maxNewTokens": 4}}
-    path = _job("eval-local-judge", {"pretrained": str(exported_model)}, {"llavabench": 1, "mmvet": 1}, judge, out,
-                tmp_path / "eval.yaml")
+    path = _job(
+        "eval-local-judge",
+        {"pretrained": str(exported_model)},
+        {"llavabench": 1, "mmvet": 1},
+        judge,
+        out,
+        tmp_path / "eval.yaml",
+    )
     assert main(["run", str(path)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["judge"]["judge"] == "model:preset:tiny" and results["judge"]["requestsSent"] > 0

@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_resume import STEPS, finish, planned_steps, start, wait_for
 
+from test_resume import STEPS, finish, planned_steps, start, wait_for
 from vlmtune.spec.layout import CHECKPOINT_RECORD, LEASE
 from vlmtune.train.completion import damage
 from vlmtune.train.ledger import read_steps
@@ -61,8 +61,14 @@ def test_ctrl_c_checkpoints_and_a_second_run_on_the_output_is_refused(repo, tmp_
     first = start(repo, out, cache)
     wait_for(out / LEASE, first)
     started = time.monotonic()
-    second = subprocess.run([*first.args], cwd=repo, env={**os.environ, "VLMTUNE_CACHE": str(cache)},
-                            capture_output=True, text=True, timeout=REFUSE_BOUND_S)
+    second = subprocess.run(
+        [*first.args],
+        cwd=repo,
+        env={**os.environ, "VLMTUNE_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=REFUSE_BOUND_S,
+    )
     assert time.monotonic() - started < REFUSE_BOUND_S
     assert second.returncode == 1 and f"pid {first.pid} " in second.stderr, second.stderr[-2000:]
     assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
@@ -114,8 +120,11 @@ def small_disk(tmp_path):
     mount.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", f"tmpfs-{uuid.uuid4().hex[:6]}", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=160m", f"tmpfs-{uuid.uuid4().hex[:6]}", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     yield mount

@@ -9,9 +9,9 @@ import json
 import time
 
 import pytest
+
 from s3_server import running_s3
 from test_resume import STEPS, finish, kill_job, planned_steps, start
-
 from vlmtune import storage
 from vlmtune.spec.layout import CHECKPOINT_RECORD, LEASE
 from vlmtune.train.completion import damage, read_record

@@ -12,6 +12,7 @@ import sys
 import pytest
 import torch
 from transformers import LlavaForConditionalGeneration
+
 from vlmtune_model import build_tiny
 
 pytestmark = pytest.mark.integration
@@ -23,14 +24,30 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 def lora_run(tmp_path_factory, repo):
     out = tmp_path_factory.mktemp("runs") / "lora"
     env = {**os.environ, "VLMTUNE_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    overrides = [f"spec.output.uri={out}", "spec.model.lora={rank: 8, alpha: 16, dropout: 0.0}",
-                 "spec.data.sources=[{demo: {perTask: 4, heldoutPerTask: 0}}]",
-                 "spec.training.maxSteps=3", "spec.training.checkpointEverySteps=null",
-                 "spec.training.logEverySteps=1", "spec.training.deepspeed.zeroStage=3"]
+    overrides = [
+        f"spec.output.uri={out}",
+        "spec.model.lora={rank: 8, alpha: 16, dropout: 0.0}",
+        "spec.data.sources=[{demo: {perTask: 4, heldoutPerTask: 0}}]",
+        "spec.training.maxSteps=3",
+        "spec.training.checkpointEverySteps=null",
+        "spec.training.logEverySteps=1",
+        "spec.training.deepspeed.zeroStage=3",
+    ]
     result = subprocess.run(
-        [sys.executable, "-m", "vlmtune.cli", "run", str(repo / "jobs" / "smoke.yaml"),
-         *[arg for override in overrides for arg in ("--set", override)]],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "vlmtune.cli",
+            "run",
+            str(repo / "jobs" / "smoke.yaml"),
+            *[arg for override in overrides for arg in ("--set", override)],
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return out
@@ -41,8 +58,9 @@ def test_only_adapted_layers_and_projector_changed(lora_run):
     exported = LlavaForConditionalGeneration.from_pretrained(lora_run / "model").state_dict()
     assert exported.keys() == base.keys()
     changed = {name for name in base if not torch.equal(base[name], exported[name])}
-    adapted = {name for name in base if name.startswith("model.language_model.layers.")
-               and name.rsplit(".", 2)[-2] in TARGETS}
+    adapted = {
+        name for name in base if name.startswith("model.language_model.layers.") and name.rsplit(".", 2)[-2] in TARGETS
+    }
     projector = {name for name in base if "multi_modal_projector" in name}
     assert changed == adapted | projector
 
@@ -60,6 +78,5 @@ def test_export_generates(lora_run):
     model = LlavaForConditionalGeneration.from_pretrained(lora_run / "model")
     image_id = model.config.image_token_index
     ids = torch.tensor([[101] + [image_id] * 64 + [2054, 3609]])
-    generated = model.generate(input_ids=ids, pixel_values=torch.zeros(1, 3, 64, 64), max_new_tokens=3,
-                               do_sample=False)
+    generated = model.generate(input_ids=ids, pixel_values=torch.zeros(1, 3, 64, 64), max_new_tokens=3, do_sample=False)
     assert generated.shape[1] > ids.shape[1]

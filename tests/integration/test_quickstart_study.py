@@ -15,23 +15,34 @@ pytestmark = pytest.mark.integration
 
 DEMO = {"perTask": 8, "heldoutPerTask": 2, "imageSize": 32, "seed": 0}
 STUDY = {
-    "apiVersion": "vlmtune.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "mini"},
+    "apiVersion": "vlmtune.dev/v1alpha1",
+    "kind": "Experiment",
+    "metadata": {"name": "mini"},
     "spec": {
         "study": {"type": "mixed-vs-two-stage"},
-        "base": {"model": {"preset": "tiny"},
-                 "training": {"learningRate": 1.0e-3, "warmupRatio": 0.0, "globalBatchSize": 4, "microBatchSize": 2,
-                              "maxLength": 128, "logEverySteps": 1}},
+        "base": {
+            "model": {"preset": "tiny"},
+            "training": {
+                "learningRate": 1.0e-3,
+                "warmupRatio": 0.0,
+                "globalBatchSize": 4,
+                "microBatchSize": 2,
+                "maxLength": 128,
+                "logEverySteps": 1,
+            },
+        },
         "stages": {
             "stage1": {"steps": 3, "data": {"sources": [{"demo": {**DEMO, "tasks": ["shape_name", "shape_color"]}}]}},
             "stage2": {"steps": 1, "data": {"sources": [{"demo": {**DEMO, "seed": 1, "heldoutPerTask": 0}}]}},
         },
-        "evaluation": {"benchmarks": [{"name": "pope", "demo": DEMO, "limit": 2}],
-                       "generation": {"maxNewTokens": 2, "batchSize": 4}},
+        "evaluation": {
+            "benchmarks": [{"name": "pope", "demo": DEMO, "limit": 2}],
+            "generation": {"maxNewTokens": 2, "batchSize": 4},
+        },
         "resources": {"workers": 2},
     },
 }
-JOBS = ["mini-two-stage-stage1", "mini-two-stage-stage2", "mini-two-stage-eval", "mini-mixed-train",
-        "mini-mixed-eval"]
+JOBS = ["mini-two-stage-stage1", "mini-two-stage-stage2", "mini-two-stage-eval", "mini-mixed-train", "mini-mixed-eval"]
 
 
 def ran(printed: str) -> list[str]:
@@ -54,8 +65,12 @@ def test_experiment_runs_every_arm_records_every_job_and_reports(study, capsys, 
     assert main(["run", str(path)]) == 0
     printed = capsys.readouterr().out
     assert ran(printed) == JOBS
-    records = {name: json.loads((out / folder / "job.json").read_text()) for name, folder in zip(JOBS, [
-        "two-stage/stage1", "two-stage/stage2", "two-stage/eval", "mixed/train", "mixed/eval"])}
+    records = {
+        name: json.loads((out / folder / "job.json").read_text())
+        for name, folder in zip(
+            JOBS, ["two-stage/stage1", "two-stage/stage2", "two-stage/eval", "mixed/train", "mixed/eval"]
+        )
+    }
     assert {record["phase"] for record in records.values()} == {"Succeeded"}
     # Stage 2 trained on the model stage 1 recorded; the mixed arm trained as long as both stages together.
     assert records["mini-two-stage-stage2"]["upstreams"] == {"mini-two-stage-stage1": records[JOBS[0]]["specHash"]}
@@ -66,8 +81,12 @@ def test_experiment_runs_every_arm_records_every_job_and_reports(study, capsys, 
     assert [arm["name"] for arm in summary["arms"]] == ["two-stage", "mixed"]
     assert all(arm["complete"] and "pope.yesRatio" in arm["metrics"] for arm in summary["arms"])
     assert {"report.md", "summary.json", "experiment.json"} <= {p.name for p in out.iterdir()}
-    assert {p.name for p in (out / "plots").iterdir()} == {"paper-columns.png", "other-metrics.png", "loss.png",
-                                                           "yes-ratio.png"}
+    assert {p.name for p in (out / "plots").iterdir()} == {
+        "paper-columns.png",
+        "other-metrics.png",
+        "loss.png",
+        "yes-ratio.png",
+    }
     assert "| two-stage | 16 |" in printed and "| mixed | 16 |" in printed  # the table, 4 steps x 4 samples
 
 

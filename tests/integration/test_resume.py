@@ -34,8 +34,13 @@ STEPS = 12
 
 
 def overrides(out: Path, *extra: str) -> list[str]:
-    return [f"spec.output.uri={out}", f"spec.training.maxSteps={STEPS}", "spec.training.recordSamples=true",
-            "spec.training.checkpointEverySteps=3", *extra]
+    return [
+        f"spec.output.uri={out}",
+        f"spec.training.maxSteps={STEPS}",
+        "spec.training.recordSamples=true",
+        "spec.training.checkpointEverySteps=3",
+        *extra,
+    ]
 
 
 def start(repo: Path, out: Path, cache: Path, *extra: str) -> subprocess.Popen:
@@ -43,8 +48,15 @@ def start(repo: Path, out: Path, cache: Path, *extra: str) -> subprocess.Popen:
     for item in overrides(out, *extra):
         command += ["--set", item]
     # A process group of its own: killing it takes the embedded Ray cluster down with the driver.
-    return subprocess.Popen(command, cwd=repo, env={**os.environ, "VLMTUNE_CACHE": str(cache)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        cwd=repo,
+        env={**os.environ, "VLMTUNE_CACHE": str(cache)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -64,14 +76,15 @@ def planned_steps(repo: Path, out: Path, cache: Path, monkeypatch) -> dict[int, 
     plan = job_plan(spec, catalog, image_tokens=64)  # the tiny preset's vision tower
     keys = catalog.keys(plan.ids.reshape(-1))
     micro = plan.ids.shape[2]
-    micro_batches = [keys[start:start + micro] for start in range(0, len(keys), micro)]
+    micro_batches = [keys[start : start + micro] for start in range(0, len(keys), micro)]
     per_step = plan.ids.shape[1]
-    return {step + 1: micro_batches[step * per_step:(step + 1) * per_step] for step in range(plan.steps)}
+    return {step + 1: micro_batches[step * per_step : (step + 1) * per_step] for step in range(plan.steps)}
 
 
 def train_workers(process: subprocess.Popen) -> list[psutil.Process]:
-    workers = [p for p in psutil.Process(process.pid).children(recursive=True)
-               if "RayTrainWorker" in " ".join(p.cmdline())]
+    workers = [
+        p for p in psutil.Process(process.pid).children(recursive=True) if "RayTrainWorker" in " ".join(p.cmdline())
+    ]
     assert workers, "no Ray Train worker process found"
     return workers
 
@@ -142,8 +155,15 @@ def test_sigterm_checkpoints_at_the_next_step_and_the_run_recovers(repo, tmp_pat
     (off the checkpointEverySteps schedule), stop, and Ray Train restarts the group from that checkpoint."""
     out, cache = tmp_path / "run", tmp_path / "cache"
     every = 5
-    process = start(repo, out, cache, f"spec.training.checkpointEverySteps={every}", "spec.training.keepCheckpoints=10",
-                    "spec.resources.elastic.minWorkers=1", "spec.resources.elastic.maxWorkers=2")
+    process = start(
+        repo,
+        out,
+        cache,
+        f"spec.training.checkpointEverySteps={every}",
+        "spec.training.keepCheckpoints=10",
+        "spec.resources.elastic.minWorkers=1",
+        "spec.resources.elastic.maxWorkers=2",
+    )
     wait_for(out / "checkpoints" / f"checkpoint-{every:06d}" / "position_rank1.json", process)
     assert not (out / "model").exists(), "the run finished before a worker got SIGTERM"
     train_workers(process)[-1].send_signal(signal.SIGTERM)

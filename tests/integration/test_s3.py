@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from s3_server import running_s3
 
+from s3_server import running_s3
 from vlmtune import storage
+from vlmtune.data.catalog import Selection, build_catalog
 from vlmtune.data.demo import DEMO_TASKS, write_demo_suite
 from vlmtune.data.inspect import inspect_dataset
 from vlmtune.data.prepare import PrepareConfig, prepare
-from vlmtune.data.catalog import Selection, build_catalog
 from vlmtune.data.reader import read_rows
 from vlmtune.data.shards import iter_shard_records, read_manifest
 
@@ -44,8 +44,13 @@ def s3_shards(s3, demo) -> str:
     """The demo suite uploaded to s3, prepared from s3 into shards on s3 (several per task)."""
     storage.upload_dir(demo, f"s3://{BUCKET}/raw/demo")
     out = f"s3://{BUCKET}/shards"
-    config = PrepareConfig(fmt="vision-flan", annotations=f"s3://{BUCKET}/raw/demo/annotations_train.json",
-                           out=out, shard_size_mb=0.001, io_threads=4)
+    config = PrepareConfig(
+        fmt="vision-flan",
+        annotations=f"s3://{BUCKET}/raw/demo/annotations_train.json",
+        out=out,
+        shard_size_mb=0.001,
+        io_threads=4,
+    )
     assert not prepare(config).up_to_date
     assert prepare(config).up_to_date  # the fingerprint comes from an s3 listing: still no work
     return out
@@ -57,8 +62,11 @@ def test_prepare_on_s3_reads_back_planned_rows_with_ranged_reads(s3_shards, demo
     catalog = build_catalog([Selection(s3_shards)])
     assert catalog.size == TASKS * PER_TASK and catalog.skipped == {}
     local = tmp_path / "local"
-    prepare(PrepareConfig(fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(local),
-                          shard_size_mb=0.001))
+    prepare(
+        PrepareConfig(
+            fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(local), shard_size_mb=0.001
+        )
+    )
     ids = np.random.default_rng(0).permutation(catalog.size)
     from_s3 = read_rows(catalog.table, ids).to_pylist()
     from_local = read_rows(build_catalog([Selection(str(local))]).table, ids).to_pylist()

@@ -19,9 +19,22 @@ def smoke_run(tmp_path_factory, repo):
     out = tmp_path_factory.mktemp("runs") / "smoke"
     env = {**os.environ, "VLMTUNE_CACHE": str(tmp_path_factory.mktemp("cache"))}
     result = subprocess.run(
-        [sys.executable, "-m", "vlmtune.cli", "run", str(repo / "jobs" / "smoke.yaml"),
-         "--set", f"spec.output.uri={out}", "--set", "spec.output.mlflow.experiment=smoke"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "vlmtune.cli",
+            "run",
+            str(repo / "jobs" / "smoke.yaml"),
+            "--set",
+            f"spec.output.uri={out}",
+            "--set",
+            "spec.output.mlflow.experiment=smoke",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return out, result.stdout
@@ -73,8 +86,7 @@ def test_export_loads_and_generates(smoke_run):
     processor = AutoProcessor.from_pretrained(out / "model")
     image_id = model.config.image_token_index
     ids = torch.tensor([[processor.tokenizer.bos_token_id] + [image_id] * 64 + [2054, 3609]])
-    generated = model.generate(input_ids=ids, pixel_values=torch.zeros(1, 3, 64, 64), max_new_tokens=3,
-                               do_sample=False)
+    generated = model.generate(input_ids=ids, pixel_values=torch.zeros(1, 3, 64, 64), max_new_tokens=3, do_sample=False)
     assert generated.shape[1] > ids.shape[1]
 
 
@@ -85,7 +97,9 @@ def test_checkpoints_hold_every_rank_and_its_data_position(smoke_run):
     last = checkpoints[-1]
     assert (last / "state" / "mp_rank_00_model_states.pt").exists()
     assert {p.name for p in (last / "state").glob("zero_pp_rank_*")} == {
-        "zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"}
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "zero_pp_rank_1_mp_rank_00_optim_states.pt",
+    }
     for rank in (0, 1):
         position = json.loads((last / f"position_rank{rank}.json").read_text())
         assert position == {"step": 6, "world_size": 2}  # the step is the data position at any world size

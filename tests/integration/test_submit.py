@@ -49,18 +49,38 @@ def head(tmp_path_factory):
     gcs, dashboard, client, agent = free_ports(4)
     token = secrets.token_hex(16)
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",  # the driver runs `vlmtune`
-           "VLMTUNE_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",  # the driver runs `vlmtune`
+        "VLMTUNE_CACHE": str(tmp_path_factory.mktemp("cache")),
+    }
     env.pop("RAY_ADDRESS", None)
     log = Path(temp_dir) / "head.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [str(bin_dir / "ray"), "start", "--head", "--block", f"--port={gcs}", "--dashboard-host=127.0.0.1",
-             f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
-             f"--dashboard-agent-listen-port={agent}", "--num-cpus=4", "--include-dashboard=true",
-             f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-            cwd=temp_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(bin_dir / "ray"),
+                "start",
+                "--head",
+                "--block",
+                f"--port={gcs}",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard}",
+                f"--ray-client-server-port={client}",
+                f"--dashboard-agent-listen-port={agent}",
+                "--num-cpus=4",
+                "--include-dashboard=true",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+            ],
+            cwd=temp_dir,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     address = f"http://127.0.0.1:{dashboard}"
     try:
         _wait_until_serving(address, token, process, log)
@@ -84,8 +104,12 @@ def _wait_until_serving(address: str, token: str, process, log: Path, timeout_s:
         if process.poll() is not None:
             pytest.fail(f"ray start exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if requests.get(f"{address}/api/jobs/", headers={"Authorization": f"Bearer {token}"},
-                            timeout=2).status_code == 200:
+            if (
+                requests.get(
+                    f"{address}/api/jobs/", headers={"Authorization": f"Bearer {token}"}, timeout=2
+                ).status_code
+                == 200
+            ):
                 return
         except requests.ConnectionError:
             pass
@@ -103,8 +127,17 @@ def _descendants(pid: int) -> list[psutil.Process]:
 def test_submit_smoke_and_follow_to_success(head, repo, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the relative ./runs/smoke must land here, not in the head's working dir
     monkeypatch.setenv("RAY_AUTH_TOKEN", head.token)
-    code = main(["submit", str(repo / "jobs" / "smoke.yaml"), "--address", head.address, "--wait",
-                 "--set", "spec.training.maxSteps=2"])
+    code = main(
+        [
+            "submit",
+            str(repo / "jobs" / "smoke.yaml"),
+            "--address",
+            head.address,
+            "--wait",
+            "--set",
+            "spec.training.maxSteps=2",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err[-3000:]
     job_id = out.splitlines()[0]
@@ -126,8 +159,19 @@ def test_submit_smoke_and_follow_to_success(head, repo, tmp_path, monkeypatch, c
 def test_stop_a_running_job(head, repo, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAY_AUTH_TOKEN", head.token)
-    assert main(["submit", str(repo / "jobs" / "smoke.yaml"), "--address", head.address,
-                 "--set", "spec.training.maxSteps=500"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                str(repo / "jobs" / "smoke.yaml"),
+                "--address",
+                head.address,
+                "--set",
+                "spec.training.maxSteps=500",
+            ]
+        )
+        == 0
+    )
     job_id = capsys.readouterr().out.strip()
     deadline = time.monotonic() + 60
     while "RUNNING" not in _status(head, job_id, capsys):
@@ -154,8 +198,15 @@ def test_a_wrong_token_is_refused_with_advice(head, monkeypatch, capsys):
 def test_no_token_is_refused_with_advice(head, repo):
     # A fresh process: an embedded ray.init() earlier in this one turns on Ray's own token lookup for good.
     env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
-    result = subprocess.run([sys.executable, "-m", "vlmtune.cli", "jobs", "list", "--address", head.address],
-                            env=env, capture_output=True, text=True, timeout=60, cwd=repo, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "vlmtune.cli", "jobs", "list", "--address", head.address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=repo,
+        check=False,
+    )
     assert result.returncode == 2
     assert f"the Ray cluster at {head.address} requires a token: export RAY_AUTH_TOKEN" in result.stderr
 

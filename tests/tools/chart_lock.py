@@ -21,9 +21,17 @@ from pathlib import Path
 
 import yaml
 
-DEPENDENCY_FIELDS = (("name", False), ("version", True), ("repository", False), ("condition", True),
-                     ("tags", True), ("enabled", True), ("import-values", True), ("alias", True),
-                     ("depends-on", True))
+DEPENDENCY_FIELDS = (
+    ("name", False),
+    ("version", True),
+    ("repository", False),
+    ("condition", True),
+    ("tags", True),
+    ("enabled", True),
+    ("import-values", True),
+    ("alias", True),
+    ("depends-on", True),
+)
 """helm's chart.Dependency JSON fields in struct order, and whether each is `omitempty`."""
 EXACT = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 
@@ -40,8 +48,10 @@ def locked(dependency: dict, chart_dir: Path) -> dict:
         local = chart_dir / dependency["repository"].removeprefix("file://")
         version = yaml.safe_load((local / "Chart.yaml").read_text(encoding="utf-8"))["version"]
     if not EXACT.match(version):
-        raise ValueError(f"{chart_dir}/Chart.yaml: dependencies[{dependency['name']}].version {version!r} is a range; "
-                         "pin one version (resolving a range needs the network)")
+        raise ValueError(
+            f"{chart_dir}/Chart.yaml: dependencies[{dependency['name']}].version {version!r} is a range; "
+            "pin one version (resolving a range needs the network)"
+        )
     return {"name": dependency["name"], "version": version, "repository": dependency["repository"]}
 
 
@@ -49,8 +59,9 @@ def lock_for(chart_dir: Path, generated: str | None = None) -> dict:
     """The Chart.lock document of `chart_dir`."""
     requested = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))["dependencies"]
     pinned = [locked(dependency, chart_dir) for dependency in requested]
-    data = json.dumps([[go_json(d) for d in requested], [go_json(d) for d in pinned]], separators=(",", ":"),
-                      ensure_ascii=False)
+    data = json.dumps(
+        [[go_json(d) for d in requested], [go_json(d) for d in pinned]], separators=(",", ":"), ensure_ascii=False
+    )
     digest = "sha256:" + hashlib.sha256(data.encode()).hexdigest()
     entries = [{"name": d["name"], "repository": d["repository"], "version": d["version"]} for d in pinned]
     when = generated or datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -92,14 +92,17 @@ def _lookup(values, path: str):
 
 def _type(value) -> str:
     return {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "object"}.get(
-        type(value), "null")
+        type(value), "null"
+    )
 
 
 def table(documented: list[Row]) -> str:
     lines = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
     for row in documented:
-        lines.append(f"| `{row.key}` | {row.type} | {row.default.replace('|', '&#124;')} | "
-                     f"{row.description.replace('|', '&#124;')} |")
+        lines.append(
+            f"| `{row.key}` | {row.type} | {row.default.replace('|', '&#124;')} | "
+            f"{row.description.replace('|', '&#124;')} |"
+        )
     return "\n".join(lines)
 
 
@@ -122,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     expected = rendered(args.chart)
     if args.check:
         if (args.chart / "README.md").read_text() != expected:
-            print(f"{args.chart}/README.md: the values table is stale; run python tests/tools/chart_values_doc.py "
-                  f"{args.chart}", file=sys.stderr)
+            print(
+                f"{args.chart}/README.md: the values table is stale; run python tests/tools/chart_values_doc.py "
+                f"{args.chart}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     (args.chart / "README.md").write_text(expected)

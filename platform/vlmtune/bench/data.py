@@ -57,11 +57,16 @@ def run_data_bench(config: DataBenchConfig) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        figures = _measure({
-            "vlmtune": _vlmtune_path(processor_config, config.batch_size),
-            "llava": _llava_path(config),
-            "bound": _bound_path(config.image_size, config.batch_size),
-        }, records, chunk=2 * config.batch_size, warmup=config.warmup)
+        figures = _measure(
+            {
+                "vlmtune": _vlmtune_path(processor_config, config.batch_size),
+                "llava": _llava_path(config),
+                "bound": _bound_path(config.image_size, config.batch_size),
+            },
+            records,
+            chunk=2 * config.batch_size,
+            warmup=config.warmup,
+        )
     finally:
         torch.set_num_threads(threads)
     vlmtune, llava, bound = (figures[name]["samples_per_s_per_core"] for name in ("vlmtune", "llava", "bound"))
@@ -78,33 +83,46 @@ def run_data_bench(config: DataBenchConfig) -> dict:
 def padding_figures(config: DataBenchConfig) -> dict:
     """Padding fraction of grouped and random micro-batches over the demo length distribution."""
     lengths = np.asarray(demo_lengths(config))
-    grouped = micro_batches(length_grouped_order(lengths, config.batch_size, seeded(config.seed), config.megabatch),
-                            config.batch_size)
-    shuffled = micro_batches(length_grouped_order(lengths, config.batch_size, seeded(config.seed), 1),
-                             config.batch_size)
+    grouped = micro_batches(
+        length_grouped_order(lengths, config.batch_size, seeded(config.seed), config.megabatch), config.batch_size
+    )
+    shuffled = micro_batches(
+        length_grouped_order(lengths, config.batch_size, seeded(config.seed), 1), config.batch_size
+    )
     return {
         "padding_fraction_grouped": padding_fraction(lengths, grouped),
         "padding_fraction_random": padding_fraction(lengths, shuffled),
-        "lengths": {"samples": len(lengths), "min": int(lengths.min()), "p50": int(np.median(lengths)),
-                    "max": int(lengths.max())},
+        "lengths": {
+            "samples": len(lengths),
+            "min": int(lengths.min()),
+            "p50": int(np.median(lengths)),
+            "max": int(lengths.max()),
+        },
     }
 
 
 def demo_lengths(config: DataBenchConfig) -> list[int]:
     tokenizer = ProcessorConfig("tiny", config.image_size, config.image_tokens, config.max_length).load_tokenizer()
-    return [len(tokenize_conversation(normalize_turns(turns), tokenizer, image_tokens=config.image_tokens,
-                                      max_length=config.max_length).input_ids)
-            for turns in demo_conversations(config.padding_per_task, seed=config.seed)]
+    return [
+        len(
+            tokenize_conversation(
+                normalize_turns(turns), tokenizer, image_tokens=config.image_tokens, max_length=config.max_length
+            ).input_ids
+        )
+        for turns in demo_conversations(config.padding_per_task, seed=config.seed)
+    ]
 
 
 def report(result: dict, as_json: bool) -> str:
     """The result as one JSON object, or as lines for a terminal."""
     if as_json:
         return json.dumps(result, indent=1)
-    lines = [f"{result['samples']} generated samples at {result['config']['image_size']} px, "
-             "samples/s per CPU core:"]
-    for name, label in (("vlmtune", "vlmtune preprocess"), ("llava", "LLaVA Dataset+DataLoader"),
-                        ("bound", "decode+pad+resize (uint8)")):
+    lines = [f"{result['samples']} generated samples at {result['config']['image_size']} px, samples/s per CPU core:"]
+    for name, label in (
+        ("vlmtune", "vlmtune preprocess"),
+        ("llava", "LLaVA Dataset+DataLoader"),
+        ("bound", "decode+pad+resize (uint8)"),
+    ):
         lines.append(f"  {label:<30} {result[name]['samples_per_s_per_core']:8.1f}")
     lines += [
         f"ratio_vs_llava   {result['ratio_vs_llava']:.2f}  (vlmtune / LLaVA throughput; target >= 3.5)",
@@ -125,7 +143,7 @@ def _vlmtune_path(config: ProcessorConfig, batch_size: int) -> Callable[[list[di
 
     def run_all(chunk: list[dict]) -> None:
         for start in range(0, len(chunk), batch_size):
-            preprocessor(_numpy_batch(chunk[start:start + batch_size]))
+            preprocessor(_numpy_batch(chunk[start : start + batch_size]))
 
     return run_all
 
@@ -149,27 +167,30 @@ def _bound_path(size: int, batch_size: int) -> Callable[[list[dict]], None]:
     def run_all(chunk: list[dict]) -> None:
         for start in range(0, len(chunk), batch_size):
             # Outputs are kept per batch, as any consumer holds them; nothing else is done.
-            batch = [square_pixels(record["image_bytes"], spec) for record in chunk[start:start + batch_size]]
+            batch = [square_pixels(record["image_bytes"], spec) for record in chunk[start : start + batch_size]]
             del batch
 
     return run_all
 
 
-def _measure(paths: dict[str, Callable[[list[dict]], None]], records: list[dict], *, chunk: int,
-             warmup: int) -> dict[str, dict]:
+def _measure(
+    paths: dict[str, Callable[[list[dict]], None]], records: list[dict], *, chunk: int, warmup: int
+) -> dict[str, dict]:
     for run_all in paths.values():
         run_all(records[:warmup])
     cpu = dict.fromkeys(paths, 0.0)
     wall = dict.fromkeys(paths, 0.0)
     for start in range(0, len(records), chunk):
-        part = records[start:start + chunk]
+        part = records[start : start + chunk]
         for name, run_all in paths.items():
             cpu_start, wall_start = time.process_time(), time.perf_counter()
             run_all(part)
             cpu[name] += time.process_time() - cpu_start
             wall[name] += time.perf_counter() - wall_start
-    return {name: {"samples_per_s_per_core": len(records) / cpu[name], "cpu_s": cpu[name], "wall_s": wall[name]}
-            for name in paths}
+    return {
+        name: {"samples_per_s_per_core": len(records) / cpu[name], "cpu_s": cpu[name], "wall_s": wall[name]}
+        for name in paths
+    }
 
 
 def _numpy_batch(records: list[dict]) -> dict[str, np.ndarray]:

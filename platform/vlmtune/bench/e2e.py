@@ -108,16 +108,33 @@ def summarize(config: E2EConfig, bare: dict, rows: list[dict]) -> dict:
     """The result from the bare step's figures and the full path's metrics rows (pure)."""
     timed = next(row for row in rows if row["step"] == config.timed_step)
     window_s = timed["tokens"] / timed["tokens_per_s"]
-    full = {"tokens_per_s": timed["tokens_per_s"], "mfu": timed["mfu"], "seconds_per_step": window_s / config.steps,
-            "data_wait_s": timed["data_wait_s"], "data_wait_fraction": timed["data_wait_s"] / window_s,
-            "tokens_per_sample": timed["tokens"] / timed["samples"], "rows": rows}
+    full = {
+        "tokens_per_s": timed["tokens_per_s"],
+        "mfu": timed["mfu"],
+        "seconds_per_step": window_s / config.steps,
+        "data_wait_s": timed["data_wait_s"],
+        "data_wait_fraction": timed["data_wait_s"] / window_s,
+        "tokens_per_sample": timed["tokens"] / timed["samples"],
+        "rows": rows,
+    }
     ratio = full["tokens_per_s"] / bare["tokens_per_s"]
     return {
-        "mode": "e2e", "device": bare["device"], "shape": config.shape_name, "seq_len": config.seq_len,
-        "micro_batch": config.micro_batch, "accumulation": config.accumulation, "steps": config.steps,
-        "warmup_steps": config.timed_step - config.steps, "checkpoint_layers": bare["checkpoint_layers"],
-        **config.levers.describe(), "attention": bare["attention"], "bare": bare, "full": full,
-        "ratio": ratio, "data_wait_fraction": full["data_wait_fraction"], "targets": dict(TARGETS),
+        "mode": "e2e",
+        "device": bare["device"],
+        "shape": config.shape_name,
+        "seq_len": config.seq_len,
+        "micro_batch": config.micro_batch,
+        "accumulation": config.accumulation,
+        "steps": config.steps,
+        "warmup_steps": config.timed_step - config.steps,
+        "checkpoint_layers": bare["checkpoint_layers"],
+        **config.levers.describe(),
+        "attention": bare["attention"],
+        "bare": bare,
+        "full": full,
+        "ratio": ratio,
+        "data_wait_fraction": full["data_wait_fraction"],
+        "targets": dict(TARGETS),
         "meets_targets": ratio >= TARGETS["ratio"] and full["data_wait_fraction"] <= TARGETS["data_wait_fraction"],
     }
 
@@ -131,22 +148,39 @@ def _bare_step(config: E2EConfig, export: Path) -> dict:
     shape, device = SHAPES[config.shape_name], torch.device(config.device)
     tokenizer = tiny_tokenizer()
     if len(tokenizer) > shape.text["vocab_size"]:
-        raise ValueError(f"--shape {shape.name}: its {shape.text['vocab_size']} tokens cannot hold the tiny "
-                         f"tokenizer's {len(tokenizer)}; pick a shape with a larger vocabulary")
+        raise ValueError(
+            f"--shape {shape.name}: its {shape.text['vocab_size']} tokens cannot hold the tiny "
+            f"tokenizer's {len(tokenizer)}; pick a shape with a larger vocabulary"
+        )
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     threads = torch.get_num_threads()
     torch.set_num_threads(config.cpus_per_worker)  # the worker's intra-op threads (train loop: cpusPerWorker)
     try:
         model, token, kernel = build_shape_model(
-            shape, config.device, dtype, config.checkpointing, config.checkpoint_layers, config.levers,
-            image_token_id=image_token_id(tokenizer), bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+            shape,
+            config.device,
+            dtype,
+            config.checkpointing,
+            config.checkpoint_layers,
+            config.levers,
+            image_token_id=image_token_id(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
         save_export(BuiltModel(model, tokenizer), state, export)
         del state
-        figures = measure_step(model, shape, token, device,
-                               StepShape(config.micro_batch, config.seq_len, config.accumulation),
-                               config.steps, config.warmup, config.levers)
+        figures = measure_step(
+            model,
+            shape,
+            token,
+            device,
+            StepShape(config.micro_batch, config.seq_len, config.accumulation),
+            config.steps,
+            config.warmup,
+            config.levers,
+        )
     finally:
         torch.set_num_threads(threads)
     layers = shape.text["num_hidden_layers"]
@@ -154,8 +188,11 @@ def _bare_step(config: E2EConfig, export: Path) -> dict:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()  # the full path's worker needs the memory
-    return {**figures, "attention": kernel,
-            "checkpoint_layers": (config.checkpoint_layers or layers) if config.checkpointing else 0}
+    return {
+        **figures,
+        "attention": kernel,
+        "checkpoint_layers": (config.checkpoint_layers or layers) if config.checkpointing else 0,
+    }
 
 
 def _prepare_data(config: E2EConfig, workdir: Path) -> Path:
@@ -164,11 +201,19 @@ def _prepare_data(config: E2EConfig, workdir: Path) -> Path:
     shape = SHAPES[config.shape_name]
     samples = (config.timed_step + 2) * config.micro_batch * config.accumulation
     # Answers of seq_len words: every sample is truncated to seq_len tokens, as the bare step's are long.
-    raw = write_vision_flan_like(workdir / "raw", samples, tasks=8, image_side=shape.image_size,
-                                 answer_words=config.seq_len)
+    raw = write_vision_flan_like(
+        workdir / "raw", samples, tasks=8, image_side=shape.image_size, answer_words=config.seq_len
+    )
     shards = workdir / "shards"
-    prepare(PrepareConfig(fmt="vision-flan", annotations=str(raw.annotations), images=str(raw.images),
-                          out=str(shards), image_tokens=shape.image_tokens))
+    prepare(
+        PrepareConfig(
+            fmt="vision-flan",
+            annotations=str(raw.annotations),
+            images=str(raw.images),
+            out=str(shards),
+            image_tokens=shape.image_tokens,
+        )
+    )
     return shards
 
 
@@ -176,22 +221,35 @@ def job_document(config: E2EConfig, export: Path, shards: Path, out: Path) -> di
     """The TuningJob the full path runs: the bare step's settings, one worker (pure)."""
     levers = config.levers
     training = {
-        "epochs": 1, "globalBatchSize": config.micro_batch * config.accumulation,
-        "microBatchSize": config.micro_batch, "maxLength": config.seq_len, "learningRate": 1.0e-5,
-        "logEverySteps": config.steps, "resume": "never", "gradientCheckpointing": config.checkpointing,
-        "chunkedLoss": levers.chunked_loss, "compileLayers": levers.compile_layers, "packSamples": levers.pack,
-        "offloadActivations": levers.offload_activations, "attention": levers.attention,
+        "epochs": 1,
+        "globalBatchSize": config.micro_batch * config.accumulation,
+        "microBatchSize": config.micro_batch,
+        "maxLength": config.seq_len,
+        "learningRate": 1.0e-5,
+        "logEverySteps": config.steps,
+        "resume": "never",
+        "gradientCheckpointing": config.checkpointing,
+        "chunkedLoss": levers.chunked_loss,
+        "compileLayers": levers.compile_layers,
+        "packSamples": levers.pack,
+        "offloadActivations": levers.offload_activations,
+        "attention": levers.attention,
     }
     if config.checkpointing and config.checkpoint_layers is not None:
         training["checkpointLayers"] = config.checkpoint_layers
     return {
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "bench-e2e"},
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "TuningJob",
+        "metadata": {"name": "bench-e2e"},
         "spec": {
             "model": {"pretrained": str(export), "trainable": ["projector", "language_model"]},
             "data": {"sources": [{"uri": str(shards), "format": "shards"}]},
             "training": training,
-            "resources": {"workers": 1, "gpusPerWorker": int(config.device == "cuda"),
-                          "cpusPerWorker": config.cpus_per_worker},
+            "resources": {
+                "workers": 1,
+                "gpusPerWorker": int(config.device == "cuda"),
+                "cpusPerWorker": config.cpus_per_worker,
+            },
             "output": {"uri": str(out)},
         },
     }
@@ -205,8 +263,12 @@ def _full_path(config: E2EConfig, export: Path, shards: Path, out: Path) -> list
     job.write_text(json.dumps(job_document(config, export, shards, out)))
     log = out / "run.log"
     with open(log, "wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "vlmtune.cli", "run", str(job), "--force"],
-                                   stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vlmtune.cli", "run", str(job), "--force"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         return _wait_for_step(process, out / "metrics.jsonl", config.timed_step, config.timeout_s, log)
     finally:
@@ -262,14 +324,16 @@ def report(result: dict, as_json: bool) -> str:
         return json.dumps(result, indent=1)
     bare, full = result["bare"], result["full"]
     meets = "meets" if result["meets_targets"] else "misses"
-    return (f"{result['shape']} on {result['device']}, micro-batch {result['micro_batch']} x "
-            f"{result['accumulation']}, {result['seq_len']} tokens/sample:\n"
-            f"  bare step  {bare['tokens_per_s']:,.0f} tokens/s, MFU {_pct(bare['mfu'])}\n"
-            f"  full path  {full['tokens_per_s']:,.0f} tokens/s, MFU {_pct(full['mfu'])} "
-            f"(vlmtune run: Ray Data from shards, Ray Train, DeepSpeed ZeRO-2)\n"
-            f"  ratio {result['ratio']:.3f} (target >= {TARGETS['ratio']}), data wait "
-            f"{result['data_wait_fraction']:.2%} of step time (target <= {TARGETS['data_wait_fraction']:.0%}): "
-            f"{meets} the targets")
+    return (
+        f"{result['shape']} on {result['device']}, micro-batch {result['micro_batch']} x "
+        f"{result['accumulation']}, {result['seq_len']} tokens/sample:\n"
+        f"  bare step  {bare['tokens_per_s']:,.0f} tokens/s, MFU {_pct(bare['mfu'])}\n"
+        f"  full path  {full['tokens_per_s']:,.0f} tokens/s, MFU {_pct(full['mfu'])} "
+        f"(vlmtune run: Ray Data from shards, Ray Train, DeepSpeed ZeRO-2)\n"
+        f"  ratio {result['ratio']:.3f} (target >= {TARGETS['ratio']}), data wait "
+        f"{result['data_wait_fraction']:.2%} of step time (target <= {TARGETS['data_wait_fraction']:.0%}): "
+        f"{meets} the targets"
+    )
 
 
 def _pct(value: float | None) -> str:

@@ -1,4 +1,5 @@
-"""Every GPU figure of issue 17 in one run, for a short GPU loan: `bench/gpu.sh` runs `python -m vlmtune.bench.gpu_suite`.
+"""Every GPU figure of issue 17 in one run, for a short GPU loan: `bench/gpu.sh` runs
+`python -m vlmtune.bench.gpu_suite`.
 
 Step variants: `bench step` (`bench.step.bench_gpu`: the real `train_step`, no Ray, no DeepSpeed) on one shape,
 each lever on against today's path (`VARIANTS`), each in a freshly built model. Then `bench e2e` (`bench.e2e`):
@@ -48,10 +49,19 @@ VARIANTS = (
     Variant("compile_layers", "compileLayers: torch.compile each decoder layer", Levers(compile_layers=True)),
     Variant("combined", "chunkedLoss + compileLayers", Levers(chunked_loss=True, compile_layers=True)),
     Variant("ragged_padded", "ragged samples right-padded (the reference for packing)", ragged=True),
-    Variant("ragged_packed", "packSamples: ragged samples in one padding-free row", Levers(pack=True), ragged=True,
-            versus="ragged_padded"),
-    Variant("offload_half", "offloadActivations: first half of the layers recompute, the rest offload to host",
-            Levers(offload_activations=True), checkpoint_share=0.5),
+    Variant(
+        "ragged_packed",
+        "packSamples: ragged samples in one padding-free row",
+        Levers(pack=True),
+        ragged=True,
+        versus="ragged_padded",
+    ),
+    Variant(
+        "offload_half",
+        "offloadActivations: first half of the layers recompute, the rest offload to host",
+        Levers(offload_activations=True),
+        checkpoint_share=0.5,
+    ),
 )
 
 
@@ -74,8 +84,20 @@ class SuiteConfig:
     """Kept for bench e2e when it can run."""
 
 
-DRY_RUN = SuiteConfig(device="cpu", shape="tiny", micro_batch=2, seq_len=128, accumulation=2, steps=1, warmup=1,
-                      e2e_shape="tiny", e2e_micro_batch=2, e2e_cpus_per_worker=1, budget_s=600.0, e2e_reserve_s=240.0)
+DRY_RUN = SuiteConfig(
+    device="cpu",
+    shape="tiny",
+    micro_batch=2,
+    seq_len=128,
+    accumulation=2,
+    steps=1,
+    warmup=1,
+    e2e_shape="tiny",
+    e2e_micro_batch=2,
+    e2e_cpus_per_worker=1,
+    budget_s=600.0,
+    e2e_reserve_s=240.0,
+)
 """The same runs on CPU with the tiny shape: checks the script end to end where no GPU is lent."""
 
 
@@ -106,8 +128,7 @@ class Deadline:
         self.longest = max(self.longest, seconds)
 
 
-def run_suite(config: SuiteConfig, out: Path, variants: tuple[Variant, ...] = VARIANTS,
-              clock=time.monotonic) -> dict:
+def run_suite(config: SuiteConfig, out: Path, variants: tuple[Variant, ...] = VARIANTS, clock=time.monotonic) -> dict:
     """Run the step variants then bench e2e within `config.budget_s`; results rewritten to `out` as they come.
 
     Returns:
@@ -124,8 +145,10 @@ def run_suite(config: SuiteConfig, out: Path, variants: tuple[Variant, ...] = VA
             deadline.ran(clock() - started)
         else:
             share = " before bench e2e's share" if reserve else ""
-            figures = {"skipped": f"time budget: {max(deadline.left(reserve), 0):.0f} s left{share}, "
-                                  f"the longest variant took {deadline.longest:.0f} s"}
+            figures = {
+                "skipped": f"time budget: {max(deadline.left(reserve), 0):.0f} s left{share}, "
+                f"the longest variant took {deadline.longest:.0f} s"
+            }
         result["step"].append({"variant": variant.name, "about": variant.about, "versus": variant.versus, **figures})
         _write(out, result)
     result["e2e"] = _e2e(config, deadline, missing)
@@ -141,10 +164,19 @@ def _step_variant(config: SuiteConfig, variant: Variant) -> dict:
 
     layers = SHAPES[config.shape].text["num_hidden_layers"]
     try:
-        return bench_gpu(config.shape, config.micro_batch, config.seq_len, config.accumulation, config.steps,
-                         config.warmup, checkpointing=True, device_type=config.device,
-                         checkpoint_layers=checkpoint_layers(variant, layers), levers=variant.levers,
-                         ragged=variant.ragged)
+        return bench_gpu(
+            config.shape,
+            config.micro_batch,
+            config.seq_len,
+            config.accumulation,
+            config.steps,
+            config.warmup,
+            checkpointing=True,
+            device_type=config.device,
+            checkpoint_layers=checkpoint_layers(variant, layers),
+            levers=variant.levers,
+            ragged=variant.ragged,
+        )
     except torch.cuda.OutOfMemoryError:
         return {"error": "out of memory"}
     except Exception as err:  # one variant's failure is a figure too; the others still run
@@ -165,16 +197,26 @@ def _free(device: str, compiled: bool) -> None:
 
 def _e2e(config: SuiteConfig, deadline: Deadline, missing: list[str]) -> dict:
     if missing:
-        return {"skipped": f"needs {', '.join(missing)}, not installed here (install the project: "
-                           "pip install -e '.[train]', or carry their wheels in .whl/)"}
+        return {
+            "skipped": f"needs {', '.join(missing)}, not installed here (install the project: "
+            "pip install -e '.[train]', or carry their wheels in .whl/)"
+        }
     from vlmtune.bench.e2e import E2EConfig, run_e2e_bench
 
     left = deadline.left()
     if left < 60:
         return {"skipped": f"time budget: {max(left, 0):.0f} s left"}
-    e2e = E2EConfig(device=config.device, shape=config.e2e_shape, micro_batch=config.e2e_micro_batch,
-                    accumulation=config.accumulation, seq_len=config.seq_len, steps=config.steps,
-                    warmup=config.warmup, cpus_per_worker=config.e2e_cpus_per_worker, timeout_s=left)
+    e2e = E2EConfig(
+        device=config.device,
+        shape=config.e2e_shape,
+        micro_batch=config.e2e_micro_batch,
+        accumulation=config.accumulation,
+        seq_len=config.seq_len,
+        steps=config.steps,
+        warmup=config.warmup,
+        cpus_per_worker=config.e2e_cpus_per_worker,
+        timeout_s=left,
+    )
     try:
         return run_e2e_bench(e2e)
     except Exception as err:
@@ -187,8 +229,13 @@ def environment(device: str) -> dict:
 
     from vlmtune.train.attention import flash_attn_installed
 
-    found = {"python": platform.python_version(), "torch": torch.__version__,
-             "transformers": transformers.__version__, "flash_attn": flash_attn_installed(), "device": device}
+    found = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "flash_attn": flash_attn_installed(),
+        "device": device,
+    }
     if device == "cuda" and torch.cuda.is_available():
         properties = torch.cuda.get_device_properties(0)
         found.update(gpu=properties.name, gpu_memory_gib=round(properties.total_memory / 2**30, 1))
@@ -209,11 +256,13 @@ def _write(out: Path, result: dict) -> None:
 def table(result: dict) -> str:
     """The summary: one line per step variant, then bench e2e (pure)."""
     env = result["environment"]
-    lines = [f"vlmtune GPU suite: {env.get('gpu', env['device'])}, torch {env['torch']}, "
-             f"transformers {env['transformers']}, flash_attn {'yes' if env['flash_attn'] else 'no'}",
-             f"bench step, {result['config']['shape']}, micro-batch {result['config']['micro_batch']} x "
-             f"{result['config']['accumulation']}, {result['config']['seq_len']} tokens",
-             f"{'variant':<16} {'ckpt':>4} {'attention':<17} {'tokens/s':>10} {'MFU':>6} {'peak GiB':>8}  versus"]
+    lines = [
+        f"vlmtune GPU suite: {env.get('gpu', env['device'])}, torch {env['torch']}, "
+        f"transformers {env['transformers']}, flash_attn {'yes' if env['flash_attn'] else 'no'}",
+        f"bench step, {result['config']['shape']}, micro-batch {result['config']['micro_batch']} x "
+        f"{result['config']['accumulation']}, {result['config']['seq_len']} tokens",
+        f"{'variant':<16} {'ckpt':>4} {'attention':<17} {'tokens/s':>10} {'MFU':>6} {'peak GiB':>8}  versus",
+    ]
     by_name = {row["variant"]: row for row in result["step"]}
     for row in result["step"]:
         lines.append(_step_line(row, by_name.get(row["versus"])))
@@ -228,18 +277,22 @@ def _step_line(row: dict, reference: dict | None) -> str:
     if reference is not None and reference is not row and reference.get("tokens_per_s"):
         versus = f"{row['tokens_per_s'] / reference['tokens_per_s']:.3f}x {row['versus']}"
     memory = f"{row['max_memory_gib']:.1f}" if row.get("max_memory_gib") is not None else "-"
-    return (f"{row['variant']:<16} {row['checkpoint_layers']:>4} {row['attention']:<17} "
-            f"{row['tokens_per_s']:>10,.0f} {_pct(row['mfu']):>6} {memory:>8}  {versus}")
+    return (
+        f"{row['variant']:<16} {row['checkpoint_layers']:>4} {row['attention']:<17} "
+        f"{row['tokens_per_s']:>10,.0f} {_pct(row['mfu']):>6} {memory:>8}  {versus}"
+    )
 
 
 def _e2e_line(e2e: dict | None) -> str:
     if not e2e or "ratio" not in e2e:
         return f"bench e2e: {(e2e or {}).get('error') or (e2e or {}).get('skipped') or 'not run'}"
     meets = "meets" if e2e["meets_targets"] else "misses"
-    return (f"bench e2e, {e2e['shape']}: bare {e2e['bare']['tokens_per_s']:,.0f} tokens/s MFU "
-            f"{_pct(e2e['bare']['mfu'])}; full path {e2e['full']['tokens_per_s']:,.0f} tokens/s MFU "
-            f"{_pct(e2e['full']['mfu'])}; ratio {e2e['ratio']:.3f}; data wait {e2e['data_wait_fraction']:.2%} "
-            f"({meets} the targets >= {e2e['targets']['ratio']}, <= {e2e['targets']['data_wait_fraction']:.0%})")
+    return (
+        f"bench e2e, {e2e['shape']}: bare {e2e['bare']['tokens_per_s']:,.0f} tokens/s MFU "
+        f"{_pct(e2e['bare']['mfu'])}; full path {e2e['full']['tokens_per_s']:,.0f} tokens/s MFU "
+        f"{_pct(e2e['full']['mfu'])}; ratio {e2e['ratio']:.3f}; data wait {e2e['data_wait_fraction']:.2%} "
+        f"({meets} the targets >= {e2e['targets']['ratio']}, <= {e2e['targets']['data_wait_fraction']:.0%})"
+    )
 
 
 def _pct(value: float | None) -> str:

@@ -23,8 +23,10 @@ from torch.utils.data import DataLoader, Dataset
 IGNORE_INDEX = -100
 IMAGE_TOKEN_INDEX = -200
 DEFAULT_IMAGE_TOKEN = "<image>"
-SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
-          "The assistant gives helpful, detailed, and polite answers to the user's questions.")
+SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
 ROLES = ("USER", "ASSISTANT")
 SEP, SEP2 = " ", "</s>"
 
@@ -35,9 +37,16 @@ def clip_image_processor(size: int = 336):
     from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
 
     return CLIPImageProcessorPil(
-        size={"shortest_edge": size}, crop_size={"height": size, "width": size},
-        resample=PILImageResampling.BICUBIC, do_resize=True, do_center_crop=True, do_rescale=True,
-        rescale_factor=1 / 255, do_normalize=True, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD,
+        size={"shortest_edge": size},
+        crop_size={"height": size, "width": size},
+        resample=PILImageResampling.BICUBIC,
+        do_resize=True,
+        do_center_crop=True,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=OPENAI_CLIP_MEAN,
+        image_std=OPENAI_CLIP_STD,
         do_convert_rgb=True,
     )
 
@@ -46,14 +55,13 @@ def expand2square(pil_img, background_color):
     width, height = pil_img.size
     if width == height:
         return pil_img
-    elif width > height:
+    if width > height:
         result = Image.new(pil_img.mode, (width, width), background_color)
         result.paste(pil_img, (0, (width - height) // 2))
         return result
-    else:
-        result = Image.new(pil_img.mode, (height, height), background_color)
-        result.paste(pil_img, ((height - width) // 2, 0))
-        return result
+    result = Image.new(pil_img.mode, (height, height), background_color)
+    result.paste(pil_img, ((height - width) // 2, 0))
+    return result
 
 
 def tokenizer_image_token(prompt, tokenizer, image_token_index=IMAGE_TOKEN_INDEX, return_tensors=None):
@@ -109,11 +117,17 @@ def preprocess_v1(sources, tokenizer, has_image=False, stats=None):
             messages.append((role, sentence["value"]))
         conversations.append(get_prompt(messages))
     if has_image:
-        input_ids = torch.stack([tokenizer_image_token(prompt, tokenizer, return_tensors="pt")
-                                 for prompt in conversations], dim=0)
+        input_ids = torch.stack(
+            [tokenizer_image_token(prompt, tokenizer, return_tensors="pt") for prompt in conversations], dim=0
+        )
     else:
-        input_ids = tokenizer(conversations, return_tensors="pt", padding="longest",
-                              max_length=tokenizer.model_max_length, truncation=True).input_ids
+        input_ids = tokenizer(
+            conversations,
+            return_tensors="pt",
+            padding="longest",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+        ).input_ids
     targets = input_ids.clone()
     sep = SEP + ROLES[1] + ": "
     for conversation, target in zip(conversations, targets):
@@ -137,7 +151,7 @@ def preprocess_v1(sources, tokenizer, has_image=False, stats=None):
             if i != 0 and not getattr(tokenizer, "legacy", True):  # LLaVA: and tokenizers >= 0.14
                 round_len -= 1
                 instruction_len -= 1
-            target[cur_len: cur_len + instruction_len] = IGNORE_INDEX
+            target[cur_len : cur_len + instruction_len] = IGNORE_INDEX
             cur_len += round_len
         target[cur_len:] = IGNORE_INDEX
         if cur_len < tokenizer.model_max_length and cur_len != total_len:
@@ -152,9 +166,14 @@ class LazySupervisedDataset(Dataset):
 
     def __init__(self, records: list[dict], tokenizer, image_processor):
         # LLaVA's JSON has an `image` key only on records with an image; text-only records lack it.
-        self.list_data_dict = [{"id": r["key"], "conversations": json.loads(r["conversations"]),
-                                **({"image": r["image"], "image_bytes": r["image_bytes"]} if r.get("image") else {})}
-                               for r in records]
+        self.list_data_dict = [
+            {
+                "id": r["key"],
+                "conversations": json.loads(r["conversations"]),
+                **({"image": r["image"], "image_bytes": r["image_bytes"]} if r.get("image") else {}),
+            }
+            for r in records
+        ]
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.stats: dict[str, int] = {}
@@ -174,8 +193,9 @@ class LazySupervisedDataset(Dataset):
             sources = preprocess_multimodal(copy.deepcopy([e["conversations"] for e in sources]))
         else:
             sources = copy.deepcopy([e["conversations"] for e in sources])
-        data_dict = preprocess_v1(sources, self.tokenizer, has_image=("image" in self.list_data_dict[i]),
-                                  stats=self.stats)
+        data_dict = preprocess_v1(
+            sources, self.tokenizer, has_image=("image" in self.list_data_dict[i]), stats=self.stats
+        )
         if isinstance(i, int):
             data_dict = dict(input_ids=data_dict["input_ids"][0], labels=data_dict["labels"][0])
         if "image" in self.list_data_dict[i]:
@@ -192,11 +212,12 @@ class DataCollatorForSupervisedDataset:
 
     def __call__(self, instances):
         input_ids, labels = tuple([instance[key] for instance in instances] for key in ("input_ids", "labels"))
-        input_ids = torch.nn.utils.rnn.pad_sequence(input_ids, batch_first=True,
-                                                    padding_value=self.tokenizer.pad_token_id)
+        input_ids = torch.nn.utils.rnn.pad_sequence(
+            input_ids, batch_first=True, padding_value=self.tokenizer.pad_token_id
+        )
         labels = torch.nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=IGNORE_INDEX)
-        input_ids = input_ids[:, :self.tokenizer.model_max_length]
-        labels = labels[:, :self.tokenizer.model_max_length]
+        input_ids = input_ids[:, : self.tokenizer.model_max_length]
+        labels = labels[:, : self.tokenizer.model_max_length]
         batch = dict(input_ids=input_ids, labels=labels, attention_mask=input_ids.ne(self.tokenizer.pad_token_id))
         if "image" in instances[0]:
             images = [instance["image"] for instance in instances]
@@ -210,5 +231,10 @@ class DataCollatorForSupervisedDataset:
 def llava_loader(records: list[dict], tokenizer, image_size: int = 336, batch_size: int = 16) -> DataLoader:
     """LLaVA's training data path over `records`, in this process (num_workers=0)."""
     dataset = LazySupervisedDataset(records, tokenizer, clip_image_processor(image_size))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0,
-                      collate_fn=DataCollatorForSupervisedDataset(tokenizer))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=0,
+        collate_fn=DataCollatorForSupervisedDataset(tokenizer),
+    )

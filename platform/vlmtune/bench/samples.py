@@ -20,8 +20,9 @@ _TASKS = tuple(task for task in DEMO_TASKS if task != "digit_recognition")
 _NO_DIGIT = (np.zeros((8, 8)), 0)
 
 
-def generate_records(count: int, *, seed: int = 0, min_side: int = 224, max_side: int = 800,
-                     jpeg_quality: int = 90) -> list[dict]:
+def generate_records(
+    count: int, *, seed: int = 0, min_side: int = 224, max_side: int = 800, jpeg_quality: int = 90
+) -> list[dict]:
     """`count` pipeline records (`image_bytes` inline), sides drawn uniformly in [min_side, max_side].
 
     The range straddles 336 px, so some images are upscaled and most are downscaled, as with
@@ -35,10 +36,15 @@ def generate_records(count: int, *, seed: int = 0, min_side: int = 224, max_side
         image, instruction, answer = render_instance(task, rng, DrawContext(width, height, index, _NO_DIGIT))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=jpeg_quality)
-        records.append({
-            "key": f"{task}/{index:05d}.jpg", "task": task, "image": f"{task}/{index:05d}.jpg",
-            "image_bytes": buffer.getvalue(), "conversations": json.dumps(_conversation(task, instruction, answer)),
-        })
+        records.append(
+            {
+                "key": f"{task}/{index:05d}.jpg",
+                "task": task,
+                "image": f"{task}/{index:05d}.jpg",
+                "image_bytes": buffer.getvalue(),
+                "conversations": json.dumps(_conversation(task, instruction, answer)),
+            }
+        )
     return records
 
 

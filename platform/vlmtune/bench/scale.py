@@ -75,9 +75,23 @@ def measure_size(instances: int, workdir: Path, config: ScaleBenchConfig) -> dic
 
 def _prepare(annotations: Path, images: Path, out: Path, io_threads: int, timeout_s: float) -> dict:
     _remove(out)  # a fresh conversion: an up-to-date output would measure nothing
-    command = [sys.executable, "-m", "vlmtune.cli", "data", "prepare", "--format", "vision-flan",
-               "--annotations", str(annotations), "--images", str(images), "--out", str(out),
-               "--io-threads", str(io_threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "vlmtune.cli",
+        "data",
+        "prepare",
+        "--format",
+        "vision-flan",
+        "--annotations",
+        str(annotations),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--io-threads",
+        str(io_threads),
+    ]
     started = time.perf_counter()
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -88,8 +102,13 @@ def _prepare(annotations: Path, images: Path, out: Path, io_threads: int, timeou
             raise BenchFailed(f"vlmtune data prepare failed:\n{log.read().decode(errors='replace')[-3000:]}")
     kept = json.loads((out / "manifest.json").read_text())["instances"]
     cpu = usage.ru_utime + usage.ru_stime
-    return {"prepare_instances_per_s_per_core": kept / cpu, "prepare_instances_per_s": kept / wall,
-            "prepare_peak_rss_bytes": usage.ru_maxrss * 1024, "prepare_seconds": wall, "prepared_instances": kept}
+    return {
+        "prepare_instances_per_s_per_core": kept / cpu,
+        "prepare_instances_per_s": kept / wall,
+        "prepare_peak_rss_bytes": usage.ru_maxrss * 1024,
+        "prepare_seconds": wall,
+        "prepared_instances": kept,
+    }
 
 
 def _train(shards: Path, out: Path, config: ScaleBenchConfig) -> dict:
@@ -98,8 +117,9 @@ def _train(shards: Path, out: Path, config: ScaleBenchConfig) -> dict:
     job.write_text(_job_file(shards, out, config.workers))
     command = [sys.executable, "-m", "vlmtune.cli", "run", str(job), "--force"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)  # its own group: stopping it takes Ray down too
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )  # its own group: stopping it takes Ray down too
     driver, workers, first_step = 0, 0, None
     metrics = out / "metrics.jsonl"
     try:
@@ -122,17 +142,28 @@ def _train(shards: Path, out: Path, config: ScaleBenchConfig) -> dict:
 
 def _job_file(shards: Path, out: Path, workers: int) -> str:
     # The whole epoch is planned (no maxSteps), as stage 1 plans all of Vision-Flan; the bench stops the run.
-    return json.dumps({
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "bench-scale"},
-        "spec": {
-            "model": {"preset": "tiny"},
-            "data": {"sources": [{"uri": str(shards), "format": "shards"}], "maxSkippedFraction": 1.0},
-            "training": {"epochs": 1, "globalBatchSize": 16, "microBatchSize": 4, "maxLength": 512,
-                         "learningRate": 1.0e-4, "logEverySteps": 1, "checkpointEverySteps": None},
-            "resources": {"workers": workers},
-            "output": {"uri": str(out)},
-        },
-    })
+    return json.dumps(
+        {
+            "apiVersion": "vlmtune.dev/v1alpha1",
+            "kind": "TuningJob",
+            "metadata": {"name": "bench-scale"},
+            "spec": {
+                "model": {"preset": "tiny"},
+                "data": {"sources": [{"uri": str(shards), "format": "shards"}], "maxSkippedFraction": 1.0},
+                "training": {
+                    "epochs": 1,
+                    "globalBatchSize": 16,
+                    "microBatchSize": 4,
+                    "maxLength": 512,
+                    "learningRate": 1.0e-4,
+                    "logEverySteps": 1,
+                    "checkpointEverySteps": None,
+                },
+                "resources": {"workers": workers},
+                "output": {"uri": str(out)},
+            },
+        }
+    )
 
 
 def _rows(path: Path) -> int:
@@ -196,11 +227,13 @@ def report(result: dict, as_json: bool) -> str:
         return json.dumps(result, indent=1)
     lines = []
     for size, figures in result["sizes"].items():
-        lines.append(f"{int(size):,} instances: prepare {figures['prepare_instances_per_s_per_core']:.0f} inst/s per "
-                     f"core, peak {figures['prepare_peak_rss_bytes'] / 2**20:.0f} MiB; driver peak "
-                     f"{figures['driver_peak_rss_bytes'] / 2**20:.0f} MiB, worker peak "
-                     f"{figures['worker_peak_rss_bytes'] / 2**20:.0f} MiB, first step "
-                     f"{figures['seconds_to_first_step']:.1f} s")
+        lines.append(
+            f"{int(size):,} instances: prepare {figures['prepare_instances_per_s_per_core']:.0f} inst/s per "
+            f"core, peak {figures['prepare_peak_rss_bytes'] / 2**20:.0f} MiB; driver peak "
+            f"{figures['driver_peak_rss_bytes'] / 2**20:.0f} MiB, worker peak "
+            f"{figures['worker_peak_rss_bytes'] / 2**20:.0f} MiB, first step "
+            f"{figures['seconds_to_first_step']:.1f} s"
+        )
     for name, ratio in result.get("growth", {}).items():
         target = TARGETS.get(name)
         lines.append(f"growth {name:<24} {ratio:.2f}" + (f"  (target <= {target})" if target else ""))

@@ -18,32 +18,46 @@ from dataclasses import dataclass
 
 import torch
 
-from vlmtune_model.shapes import SHAPES, Shape
 from vlmtune.train.flops import peak_flops, train_flops
 from vlmtune.train.levers import Levers, prepare_model
 from vlmtune.train.plain_engine import PlainEngine
 from vlmtune.train.recompute import enable_checkpointing
 from vlmtune.train.step import MicroBatch, train_step
 from vlmtune_model.image import ImageSpec
+from vlmtune_model.shapes import SHAPES, Shape
 from vlmtune_model.tokenizer import IGNORE_INDEX
-
 
 TRAINABLE = ("projector", "language_model")  # the vision tower stays frozen, as in the paper's stages
 
 
-def synthetic_batches(shape: Shape, micro_batch: int, seq_len: int, count: int, image_token_id: int,
-                      dtype: torch.dtype, seed: int = 0, ragged: bool = False) -> list[MicroBatch]:
+def synthetic_batches(
+    shape: Shape,
+    micro_batch: int,
+    seq_len: int,
+    count: int,
+    image_token_id: int,
+    dtype: torch.dtype,
+    seed: int = 0,
+    ragged: bool = False,
+) -> list[MicroBatch]:
     """Samples of bos, the image's tokens, then text with every text token supervised: all `seq_len` long, or
     (`ragged`) each as long as a uniform draw between the image's tokens plus 2 and `seq_len`, right-padded."""
     generator = torch.Generator().manual_seed(seed)
     size, image_tokens = shape.vision["image_size"], shape.image_tokens
     batches = []
     for _ in range(count):
-        text = torch.randint(100, shape.text["vocab_size"] - 100, (micro_batch, seq_len - image_tokens - 1),
-                             generator=generator)
+        text = torch.randint(
+            100, shape.text["vocab_size"] - 100, (micro_batch, seq_len - image_tokens - 1), generator=generator
+        )
         text[text == image_token_id] = 100  # one image's worth of image tokens per sample, no more
-        ids = torch.cat([torch.ones(micro_batch, 1, dtype=torch.long),
-                         torch.full((micro_batch, image_tokens), image_token_id), text], 1)
+        ids = torch.cat(
+            [
+                torch.ones(micro_batch, 1, dtype=torch.long),
+                torch.full((micro_batch, image_tokens), image_token_id),
+                text,
+            ],
+            1,
+        )
         labels = ids.clone()
         labels[:, : image_tokens + 1] = IGNORE_INDEX
         attention = torch.ones_like(ids)
@@ -57,9 +71,16 @@ def synthetic_batches(shape: Shape, micro_batch: int, seq_len: int, count: int, 
     return batches
 
 
-def build_shape_model(shape: Shape, device: str, dtype: torch.dtype, checkpointing: bool,
-                      checkpoint_layers: int | None = None, levers: Levers = Levers(),
-                      image_token_id: int | None = None, **text):
+def build_shape_model(
+    shape: Shape,
+    device: str,
+    dtype: torch.dtype,
+    checkpointing: bool,
+    checkpoint_layers: int | None = None,
+    levers: Levers = Levers(),
+    image_token_id: int | None = None,
+    **text,
+):
     """A random-init model of `shape` on `device`, frozen vision tower, checkpointing and levers applied.
 
     Returns:
@@ -85,9 +106,18 @@ def build_shape_model(shape: Shape, device: str, dtype: torch.dtype, checkpointi
     return model, config.image_token_index, kernel
 
 
-def time_steps(engine, batches: list[MicroBatch], accumulation: int, steps: int, warmup: int,
-               device: torch.device, dtype: torch.dtype, levers: Levers = Levers()) -> float:
+def time_steps(
+    engine,
+    batches: list[MicroBatch],
+    accumulation: int,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    levers: Levers = Levers(),
+) -> float:
     """Mean seconds per optimizer step over `steps` timed steps after `warmup` untimed ones."""
+
     def run(count: int) -> None:
         for i in range(count):
             chunk = [batches[(i * accumulation + j) % len(batches)] for j in range(accumulation)]
@@ -101,9 +131,19 @@ def time_steps(engine, batches: list[MicroBatch], accumulation: int, steps: int,
     return (time.perf_counter() - started) / steps
 
 
-def bench_gpu(shape_name: str, micro_batch: int, seq_len: int, accumulation: int, steps: int, warmup: int,
-              checkpointing: bool = True, device_type: str = "cuda", checkpoint_layers: int | None = None,
-              levers: Levers = Levers(), ragged: bool = False) -> dict:
+def bench_gpu(
+    shape_name: str,
+    micro_batch: int,
+    seq_len: int,
+    accumulation: int,
+    steps: int,
+    warmup: int,
+    checkpointing: bool = True,
+    device_type: str = "cuda",
+    checkpoint_layers: int | None = None,
+    levers: Levers = Levers(),
+    ragged: bool = False,
+) -> dict:
     """Tokens/s, model TFLOP/s, MFU and peak memory of `train_step` on one device, without Ray or DeepSpeed.
 
     Raises:
@@ -113,15 +153,32 @@ def bench_gpu(shape_name: str, micro_batch: int, seq_len: int, accumulation: int
     shape = SHAPES[shape_name]
     device = torch.device(device_type)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    model, image_token_id, kernel = build_shape_model(shape, device_type, dtype, checkpointing, checkpoint_layers,
-                                                      levers)
-    figures = measure_step(model, shape, image_token_id, device, StepShape(micro_batch, seq_len, accumulation),
-                           steps, warmup, levers, ragged)
+    model, image_token_id, kernel = build_shape_model(
+        shape, device_type, dtype, checkpointing, checkpoint_layers, levers
+    )
+    figures = measure_step(
+        model,
+        shape,
+        image_token_id,
+        device,
+        StepShape(micro_batch, seq_len, accumulation),
+        steps,
+        warmup,
+        levers,
+        ragged,
+    )
     return {
-        "mode": "gpu", "shape": shape.name, "seq_len": seq_len,
-        "micro_batch": micro_batch, "accumulation": accumulation, "gradient_checkpointing": checkpointing,
+        "mode": "gpu",
+        "shape": shape.name,
+        "seq_len": seq_len,
+        "micro_batch": micro_batch,
+        "accumulation": accumulation,
+        "gradient_checkpointing": checkpointing,
         "checkpoint_layers": (checkpoint_layers or shape.text["num_hidden_layers"]) if checkpointing else 0,
-        **levers.describe(), "attention": kernel, "ragged": ragged, **figures,
+        **levers.describe(),
+        "attention": kernel,
+        "ragged": ragged,
+        **figures,
     }
 
 
@@ -132,8 +189,17 @@ class StepShape:
     accumulation: int
 
 
-def measure_step(model, shape: Shape, image_token_id: int, device: torch.device, step: StepShape, steps: int,
-                 warmup: int, levers: Levers = Levers(), ragged: bool = False) -> dict:
+def measure_step(
+    model,
+    shape: Shape,
+    image_token_id: int,
+    device: torch.device,
+    step: StepShape,
+    steps: int,
+    warmup: int,
+    levers: Levers = Levers(),
+    ragged: bool = False,
+) -> dict:
     """Time `train_step` on a built model with a plain torch engine (fused AdamW on GPUs) and synthetic batches.
 
     Returns:
@@ -144,8 +210,9 @@ def measure_step(model, shape: Shape, image_token_id: int, device: torch.device,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5, fused=device.type == "cuda")
     engine = PlainEngine(model.train(), optimizer, step.accumulation)
-    batches = synthetic_batches(shape, step.micro_batch, step.seq_len, step.accumulation, image_token_id, dtype,
-                                ragged=ragged)
+    batches = synthetic_batches(
+        shape, step.micro_batch, step.seq_len, step.accumulation, image_token_id, dtype, ragged=ragged
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     seconds = time_steps(engine, batches, step.accumulation, steps, warmup, device, dtype, levers)
@@ -153,10 +220,15 @@ def measure_step(model, shape: Shape, image_token_id: int, device: torch.device,
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     peak = peak_flops(name, "bf16" if dtype == torch.bfloat16 else "fp32")
     return {
-        "device": name, "trainable_params": sum(p.numel() for p in params), "seconds_per_step": seconds,
-        "samples_per_s": step.micro_batch * step.accumulation / seconds, "tokens_per_s": work["tokens"] / seconds,
-        "model_tflops_per_s": work["flops"] / seconds / 1e12, "peak_tflops_per_s": peak / 1e12 if peak else None,
-        "mfu": work["flops"] / seconds / peak if peak else None, "padding_fraction": work["padding_fraction"],
+        "device": name,
+        "trainable_params": sum(p.numel() for p in params),
+        "seconds_per_step": seconds,
+        "samples_per_s": step.micro_batch * step.accumulation / seconds,
+        "tokens_per_s": work["tokens"] / seconds,
+        "model_tflops_per_s": work["flops"] / seconds / 1e12,
+        "peak_tflops_per_s": peak / 1e12 if peak else None,
+        "mfu": work["flops"] / seconds / peak if peak else None,
+        "padding_fraction": work["padding_fraction"],
         "max_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
     }
 
@@ -166,9 +238,12 @@ def step_work(shape: Shape, batches: list[MicroBatch]) -> dict:
     flops = train_flops(shape, TRAINABLE)
     lengths = torch.cat([micro.sample_lengths() for micro in batches])
     slots = sum(micro.input_ids.numel() for micro in batches)
-    tokens, squares = int(lengths.sum()), int((lengths ** 2).sum())
-    return {"tokens": tokens, "flops": flops.of_batch(tokens, squares, len(lengths)),
-            "padding_fraction": 1 - tokens / slots}
+    tokens, squares = int(lengths.sum()), int((lengths**2).sum())
+    return {
+        "tokens": tokens,
+        "flops": flops.of_batch(tokens, squares, len(lengths)),
+        "padding_fraction": 1 - tokens / slots,
+    }
 
 
 def _sync(device: torch.device) -> None:
@@ -178,10 +253,12 @@ def _sync(device: torch.device) -> None:
 
 def _levers_text(result: dict) -> str:
     on = [name for name in ("chunked_loss", "pack_samples", "offload_activations", "compile_layers") if result[name]]
-    return (f"micro-batch {result['micro_batch']} x {result['accumulation']}, checkpointed layers "
-            f"{result['checkpoint_layers']}, attention {result['attention']}"
-            + (f", padding {result['padding_fraction']:.0%}" if result["ragged"] else "")
-            + (", " + ", ".join(on) if on else ""))
+    return (
+        f"micro-batch {result['micro_batch']} x {result['accumulation']}, checkpointed layers "
+        f"{result['checkpoint_layers']}, attention {result['attention']}"
+        + (f", padding {result['padding_fraction']:.0%}" if result["ragged"] else "")
+        + (", " + ", ".join(on) if on else "")
+    )
 
 
 def report(result: dict, as_json: bool) -> str:
@@ -189,8 +266,13 @@ def report(result: dict, as_json: bool) -> str:
         return json.dumps(result, indent=2)
     if result["mode"] == "gpu":
         mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a (unknown peak)"
-        return (f"{result['shape']} on {result['device']}: {result['tokens_per_s']:.0f} tokens/s, "
-                f"{result['model_tflops_per_s']:.0f} TFLOP/s, MFU {mfu}, peak memory {result['max_memory_gib'] or 0:.1f} GiB"
-                f" ({_levers_text(result)})")
-    return (f"Ray Train + DeepSpeed: {result['ray_deepspeed_s_per_sample'] * 1e3:.1f} ms/sample; plain torch: "
-            f"{result['plain_s_per_sample'] * 1e3:.1f} ms/sample; overhead_ratio {result['overhead_ratio']:.3f}")
+        return (
+            f"{result['shape']} on {result['device']}: {result['tokens_per_s']:.0f} tokens/s, "
+            f"{result['model_tflops_per_s']:.0f} TFLOP/s, MFU {mfu}, "
+            f"peak memory {result['max_memory_gib'] or 0:.1f} GiB"
+            f" ({_levers_text(result)})"
+        )
+    return (
+        f"Ray Train + DeepSpeed: {result['ray_deepspeed_s_per_sample'] * 1e3:.1f} ms/sample; plain torch: "
+        f"{result['plain_s_per_sample'] * 1e3:.1f} ms/sample; overhead_ratio {result['overhead_ratio']:.3f}"
+    )

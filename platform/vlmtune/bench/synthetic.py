@@ -1,4 +1,5 @@
-"""A synthetic dataset in Vision-Flan's release format, at any size: one annotation JSON, one small image file per record.
+"""A synthetic dataset in Vision-Flan's release format, at any size: one annotation JSON, one small image file per
+record.
 
 Like the release: 191 tasks with one instruction template each, `<image>` before or after the
 instruction by task, ids that repeat across tasks, images as files below one folder. The records
@@ -33,8 +34,9 @@ class SyntheticDataset:
     tasks: int
 
 
-def write_vision_flan_like(root: str | Path, instances: int, tasks: int = 191, seed: int = 0,
-                           image_side: int = 48, answer_words: int = 0) -> SyntheticDataset:
+def write_vision_flan_like(
+    root: str | Path, instances: int, tasks: int = 191, seed: int = 0, image_side: int = 48, answer_words: int = 0
+) -> SyntheticDataset:
     """Write (or reuse, when complete) `instances` records in `tasks` tasks below `root`.
 
     Answers are Vision-Flan's short ones, or with `answer_words` that many words (samples long enough
@@ -59,9 +61,15 @@ def write_vision_flan_like(root: str | Path, instances: int, tasks: int = 191, s
             task = index % tasks
             image = f"{_task_name(task)}/{index // tasks:07d}.jpg"
             (dataset.images / image).write_bytes(pool[index % _POOL])
-            record = {"id": str(index // tasks), "image": image, "task_name": _task_name(task),
-                      "conversations": [{"from": "human", "value": templates[task].format(index=index)},
-                                        {"from": "gpt", "value": _answer(index, task, answer_words)}]}
+            record = {
+                "id": str(index // tasks),
+                "image": image,
+                "task_name": _task_name(task),
+                "conversations": [
+                    {"from": "human", "value": templates[task].format(index=index)},
+                    {"from": "gpt", "value": _answer(index, task, answer_words)},
+                ],
+            }
             out.write(("," if index else "") + json.dumps(record))
         out.write("]")
     done.write_text(json.dumps(expected))
@@ -79,8 +87,10 @@ def _task_name(task: int) -> str:
 
 
 def _template(task: int, rng: random.Random) -> str:
-    words = " ".join(rng.choice(("describe", "count", "which", "colour", "object", "scene", "answer", "briefly",
-                                 "option", "region")) for _ in range(rng.randint(6, 40)))
+    words = " ".join(
+        rng.choice(("describe", "count", "which", "colour", "object", "scene", "answer", "briefly", "option", "region"))
+        for _ in range(rng.randint(6, 40))
+    )
     instruction = f"Task {task}: {words}. Item {{index}}."
     return f"<image>\n{instruction}" if task % 3 else f"{instruction}\n<image>"  # Vision-Flan puts it either side
 

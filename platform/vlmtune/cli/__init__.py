@@ -47,7 +47,8 @@ def _has_default(action: argparse.Action) -> bool:
 
 
 class Parser(argparse.ArgumentParser):
-    """`vlmtune`'s parser: subcommand parsers are made of this class (argparse's default), so they share the formatter."""
+    """`vlmtune`'s parser: subcommand parsers are made of this class (argparse's default), so they share the
+    formatter."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
@@ -73,4 +74,3 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.handler(args) or 0)
-

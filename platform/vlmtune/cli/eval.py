@@ -13,15 +13,26 @@ def register(add_parser, name: str) -> None:
     sub = parser.add_subparsers(dest="eval_command", required=True, metavar="SUBCOMMAND")
     score = sub.add_parser("score", help="score a predictions JSON-lines file against a benchmark's data (no model)")
     score.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
-    score.add_argument("--data", required=True, metavar="PATH",
-                       help="the benchmark's data, local or s3://: Parquet file or split folder, MMBench TSV, "
-                            "Vision-Flan annotation JSON, LLaVA-Bench or MM-Vet folder, MMMU release root")
-    score.add_argument("--predictions", required=True, metavar="FILE",
-                       help='JSON lines {"question_id": ..., "question": ..., "prediction": ...} (LLaVA answer '
-                            'files with "text" too), or one JSON object {question_id: answer} (MM-Vet, MMMU)')
-    score.add_argument("--reviews", metavar="FILE",
-                       help="llavabench/mmvet: the judge's replies: vlmtune's reviews/<benchmark>.jsonl, LLaVA's "
-                            "review JSONL ({question_id, content}) or MM-Vet's grade JSON")
+    score.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="the benchmark's data, local or s3://: Parquet file or split folder, MMBench TSV, "
+        "Vision-Flan annotation JSON, LLaVA-Bench or MM-Vet folder, MMMU release root",
+    )
+    score.add_argument(
+        "--predictions",
+        required=True,
+        metavar="FILE",
+        help='JSON lines {"question_id": ..., "question": ..., "prediction": ...} (LLaVA answer '
+        'files with "text" too), or one JSON object {question_id: answer} (MM-Vet, MMMU)',
+    )
+    score.add_argument(
+        "--reviews",
+        metavar="FILE",
+        help="llavabench/mmvet: the judge's replies: vlmtune's reviews/<benchmark>.jsonl, LLaVA's "
+        "review JSONL ({question_id, content}) or MM-Vet's grade JSON",
+    )
     score.add_argument("--limit", type=int, metavar="N", help="score only the first N items per group")
     score.add_argument("--json", action="store_true", help="print the result as JSON")
     score.set_defaults(handler=run_score)
@@ -54,8 +65,13 @@ def run_demo(args) -> int:
     from vlmtune.eval.demo import write_demo_benchmark
 
     out = Path(args.out)
-    suite = ensure_demo_suite(out / "suite", per_task=args.per_task, heldout_per_task=args.heldout_per_task,
-                              seed=args.seed, image_size=args.image_size)
+    suite = ensure_demo_suite(
+        out / "suite",
+        per_task=args.per_task,
+        heldout_per_task=args.heldout_per_task,
+        seed=args.seed,
+        image_size=args.image_size,
+    )
     for name in BENCHMARK_NAMES:
         print(f"{name:<11} {write_demo_benchmark(name, suite, str(out))}")
     return 0

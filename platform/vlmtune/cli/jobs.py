@@ -11,10 +11,12 @@ from datetime import datetime
 def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="list, inspect, follow and stop jobs on a remote Ray cluster")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for action, help_text, takes_id in (("list", "jobs on the cluster, newest last", False),
-                                        ("status", "state, message and metadata of a job", True),
-                                        ("logs", "a job's logs", True),
-                                        ("stop", "stop a job and wait until it has ended", True)):
+    for action, help_text, takes_id in (
+        ("list", "jobs on the cluster, newest last", False),
+        ("status", "state, message and metadata of a job", True),
+        ("logs", "a job's logs", True),
+        ("stop", "stop a job and wait until it has ended", True),
+    ):
         sub = actions.add_parser(action, help=help_text)
         if takes_id:
             sub.add_argument("job_id", metavar="ID", help="submission id, as `vlmtune submit` printed it")
@@ -25,15 +27,30 @@ def register(add_parser, name: str) -> None:
 
 
 def add_connection_arguments(parser) -> None:
-    parser.add_argument("--address", metavar="URL",
-                        help="Ray dashboard, e.g. http://127.0.0.1:8265 (default: $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS)")
-    parser.add_argument("--token", help="Ray auth token (default: $RAY_AUTH_TOKEN, or the file $RAY_AUTH_TOKEN_PATH "
-                                        "names); prefer the environment: flags show up in `ps`")
-    parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
-                        help="verify the dashboard's TLS certificate (default: on)")
+    parser.add_argument(
+        "--address",
+        metavar="URL",
+        help="Ray dashboard, e.g. http://127.0.0.1:8265 (default: $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS)",
+    )
+    parser.add_argument(
+        "--token",
+        help="Ray auth token (default: $RAY_AUTH_TOKEN, or the file $RAY_AUTH_TOKEN_PATH "
+        "names); prefer the environment: flags show up in `ps`",
+    )
+    parser.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="verify the dashboard's TLS certificate (default: on)",
+    )
     parser.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to verify the dashboard against")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="give up on a request the cluster has not answered in this time (default: %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up on a request the cluster has not answered in this time (default: %(default)s)",
+    )
 
 
 def connect(args):
@@ -42,8 +59,11 @@ def connect(args):
 
     from vlmtune.runners.cluster import Connection
 
-    for logger in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
-                   "ray._private.runtime_env.packaging"):
+    for logger in (
+        "ray.dashboard.modules.dashboard_sdk",
+        "ray.dashboard.modules.job.sdk",
+        "ray._private.runtime_env.packaging",
+    ):
         logging.getLogger(logger).setLevel(logging.WARNING)
     return Connection.resolve(args.address, args.token, args.ca_bundle or args.verify, timeout_s=args.timeout)
 
@@ -69,8 +89,10 @@ def run(args) -> int:
         return 2
     except KeyboardInterrupt:
         if args.action == "logs":
-            print(f"\nstopped following; the job keeps running (stop it: vlmtune jobs stop {args.job_id})",
-                  file=sys.stderr)
+            print(
+                f"\nstopped following; the job keeps running (stop it: vlmtune jobs stop {args.job_id})",
+                file=sys.stderr,
+            )
         return 130
     return 0
 
@@ -90,8 +112,15 @@ def job_table(jobs) -> str:
     rows = [("SUBMISSION ID", "STATUS", "JOB", "USER", "STARTED")]
     for job in sorted(jobs, key=lambda job: job.start_time or 0):
         meta = job.metadata or {}
-        rows.append((job.submission_id or job.job_id or "-", job.status.value, meta.get("job", "-"),
-                     meta.get("user", "-"), _time(job.start_time)))
+        rows.append(
+            (
+                job.submission_id or job.job_id or "-",
+                job.status.value,
+                meta.get("job", "-"),
+                meta.get("user", "-"),
+                _time(job.start_time),
+            )
+        )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
@@ -100,8 +129,10 @@ def describe(info) -> str:
     meta = info.metadata or {}
     lines = [f"{info.submission_id}: {info.status.value}"]
     if "job" in meta:
-        lines.append(f"  job        {meta['job']} ({meta.get('kind', '?')}) from {meta.get('file', '?')}, "
-                     f"by {meta.get('user', '?')}")
+        lines.append(
+            f"  job        {meta['job']} ({meta.get('kind', '?')}) from {meta.get('file', '?')}, "
+            f"by {meta.get('user', '?')}"
+        )
     lines.append(f"  started    {_time(info.start_time)}")
     lines.append(f"  ended      {_time(info.end_time)}")
     if info.message:

@@ -16,16 +16,31 @@ from vlmtune.spec import SpecError, TuningJob, load_jobs
 def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="per-GPU memory, steps, FLOPs, GPU-hours and a fit verdict before launch")
     parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--gpu", metavar="TYPE",
-                        help=f"GPU type ({', '.join(GPUS)}); default: the job's nodePool when it names one")
+    parser.add_argument(
+        "--gpu", metavar="TYPE", help=f"GPU type ({', '.join(GPUS)}); default: the job's nodePool when it names one"
+    )
     parser.add_argument("--samples", type=int, metavar="N", help="training samples per epoch (default: from the spec)")
     parser.add_argument("--shape", metavar="NAME", help="size the model as this shape (llava-7b, llava-13b, tiny)")
-    parser.add_argument("--mean-tokens", type=int, metavar="N",
-                        help="mean tokens per sample for time estimates (default: maxLength, an upper bound)")
-    parser.add_argument("--mfu", type=float, default=DEFAULT_MFU,
-                        help="model-FLOPs utilisation assumed for GPU-hours (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                        help="override a field before planning (repeatable), e.g. spec.training.microBatchSize=4")
+    parser.add_argument(
+        "--mean-tokens",
+        type=int,
+        metavar="N",
+        help="mean tokens per sample for time estimates (default: maxLength, an upper bound)",
+    )
+    parser.add_argument(
+        "--mfu",
+        type=float,
+        default=DEFAULT_MFU,
+        help="model-FLOPs utilisation assumed for GPU-hours (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field before planning (repeatable), e.g. spec.training.microBatchSize=4",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (one object per job; a list for several)")
     parser.set_defaults(handler=run)
 
@@ -41,8 +56,18 @@ def run(args) -> int:
         return 2
     by_name = {job.name: job for job in jobs}
     try:
-        plans = [plan_job(job, gpu_for(job, args.gpu), jobs=by_name, samples=args.samples, shape=args.shape,
-                          mean_tokens=args.mean_tokens, mfu=args.mfu) for job in jobs]
+        plans = [
+            plan_job(
+                job,
+                gpu_for(job, args.gpu),
+                jobs=by_name,
+                samples=args.samples,
+                shape=args.shape,
+                mean_tokens=args.mean_tokens,
+                mfu=args.mfu,
+            )
+            for job in jobs
+        ]
     except PlanError as err:
         print(f"cannot plan: {err}", file=sys.stderr)
         return 2

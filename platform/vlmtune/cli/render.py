@@ -8,14 +8,28 @@ from vlmtune.spec import SpecError, load_jobs
 
 
 def register(add_parser, name: str) -> None:
-    parser = add_parser(name, help="print what the operator would create: a RayJob per job; for an Experiment its "
-                                   "child jobs and the RayJobs of those that start at once")
+    parser = add_parser(
+        name,
+        help="print what the operator would create: a RayJob per job; for an Experiment its "
+        "child jobs and the RayJobs of those that start at once",
+    )
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--runtime", metavar="FILE", help="operator runtime config (plain YAML or its ConfigMap)")
-    parser.add_argument("--artifact", action="append", default=[], metavar="JOB=URI",
-                        help="model URI recorded by an upstream job (default: <its output.uri>/model)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                        help="override a field before validation (repeatable)")
+    parser.add_argument(
+        "--artifact",
+        action="append",
+        default=[],
+        metavar="JOB=URI",
+        help="model URI recorded by an upstream job (default: <its output.uri>/model)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field before validation (repeatable)",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -10,9 +10,12 @@ def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="comparison tables and plots of an experiment's run folder")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the experiment's spec.output.uri (local or s3://)")
     parser.add_argument("--json", action="store_true", help="print summary.json instead of the table")
-    parser.add_argument("--spec-json", metavar="JSON",
-                        help="the Experiment document: write RUN_DIR/experiment.json from it first (what the "
-                             "operator's report RayJob passes, since on a cluster the arms ran as separate jobs)")
+    parser.add_argument(
+        "--spec-json",
+        metavar="JSON",
+        help="the Experiment document: write RUN_DIR/experiment.json from it first (what the "
+        "operator's report RayJob passes, since on a cluster the arms ran as separate jobs)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -55,5 +58,7 @@ def render(summary: dict, written: dict[str, str]) -> str:
     from vlmtune.report import table_markdown, verdict
 
     files = [f"  {name:<22} {uri}" for name, uri in written.items()]
-    return (f"\n{summary['experiment']} ({summary['study']}):\n\n{table_markdown(summary)}\n\n"
-            f"{verdict(summary)}\n\n" + "\n".join(files))
+    return (
+        f"\n{summary['experiment']} ({summary['study']}):\n\n{table_markdown(summary)}\n\n"
+        f"{verdict(summary)}\n\n" + "\n".join(files)
+    )

@@ -16,12 +16,22 @@ from vlmtune.spec import SpecError, load_jobs, parse_documents
 def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="run job files locally (embedded Ray) or on the cluster in RAY_ADDRESS")
     parser.add_argument("file", nargs="?", metavar="FILE", help="job file (multi-document YAML)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                        help="override a field in every job, e.g. --set spec.training.maxSteps=10")
-    parser.add_argument("--spec-json", metavar="JSON",
-                        help="job document(s) as JSON instead of FILE (what RayJobs and `vlmtune submit` pass)")
-    parser.add_argument("--force", action="store_true",
-                        help="rerun every job from scratch, even those finished with the same spec")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field in every job, e.g. --set spec.training.maxSteps=10",
+    )
+    parser.add_argument(
+        "--spec-json",
+        metavar="JSON",
+        help="job document(s) as JSON instead of FILE (what RayJobs and `vlmtune submit` pass)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rerun every job from scratch, even those finished with the same spec"
+    )
     parser.add_argument("--verbose", action="store_true", help="stream Ray worker logs to the console")
     parser.set_defaults(handler=run)
 
@@ -31,8 +41,11 @@ def run(args) -> int:
         print("vlmtune run: give exactly one of FILE or --spec-json", file=sys.stderr)
         return 2
     try:
-        jobs = (load_jobs([args.file], args.overrides) if args.file
-                else parse_documents(_as_yaml_stream(args.spec_json), "--spec-json", args.overrides))
+        jobs = (
+            load_jobs([args.file], args.overrides)
+            if args.file
+            else parse_documents(_as_yaml_stream(args.spec_json), "--spec-json", args.overrides)
+        )
     except SpecError as err:
         print(err, file=sys.stderr)
         return 1
@@ -46,8 +59,9 @@ def run(args) -> int:
     started = time.perf_counter()
     try:
         with stop_on_signals(StopSwitch()) as stop:
-            result = run_pipeline(jobs, force=args.force, verbose=args.verbose, on_step=_announce,
-                                  on_outcome=_print_outcome, stop=stop)
+            result = run_pipeline(
+                jobs, force=args.force, verbose=args.verbose, on_step=_announce, on_outcome=_print_outcome, stop=stop
+            )
     except (RunInterrupted, StopRequested) as interrupted:
         print(_interrupted_line(interrupted, args), file=sys.stderr, flush=True)
         return exit_status(stop.reason)
@@ -57,8 +71,11 @@ def run(args) -> int:
     except Exception as error:  # noqa: BLE001 - one line here; --verbose shows the whole error
         if args.verbose:
             raise
-        print(f"vlmtune run: failed: {error_line(error)}; rerun to resume from the newest complete checkpoint "
-              "(--verbose shows the whole error and the workers' logs)", file=sys.stderr)
+        print(
+            f"vlmtune run: failed: {error_line(error)}; rerun to resume from the newest complete checkpoint "
+            "(--verbose shows the whole error and the workers' logs)",
+            file=sys.stderr,
+        )
         return 1
     for written in result.reports.values():
         print(_report_summary(written))
@@ -105,7 +122,9 @@ def summary(result) -> str:
     lines = [f"\n{result.job}: {result.steps} steps, {result.data_report['samples']} samples per epoch"]
     if history:
         first, last = history[0], history[-1]
-        lines.append(f"  loss          {first['loss']:.3f} (step {first['step']}) -> {last['loss']:.3f} (step {last['step']})")
+        lines.append(
+            f"  loss          {first['loss']:.3f} (step {first['step']}) -> {last['loss']:.3f} (step {last['step']})"
+        )
         lines.append(f"  throughput    {last['samples_per_s']:.1f} samples/s, {last['tokens_per_s']:.0f} tokens/s")
     skipped = sum(result.data_report["skippedRecords"].values()) + sum(row["skipped"] for row in history)
     lines.append(f"  skipped       {skipped} record(s)")

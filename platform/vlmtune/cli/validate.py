@@ -10,8 +10,14 @@ from vlmtune.spec import SpecError, load_jobs
 def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="check job files")
     parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                        help="override a field before validation (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field before validation (repeatable)",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -15,12 +15,28 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "AnnotationError": "annotations", "Catalog": "catalog", "DataError": "errors", "PrepareConfig": "prepare",
-    "PrepareResult": "prepare", "ProcessorConfig": "preprocess", "Preprocessor": "preprocess", "SamplePlan": "mixture",
-    "Selection": "catalog", "ShardFormatError": "shards", "ShardIntegrityError": "shards", "ShardTable": "catalog",
-    "build_catalog": "catalog", "build_rank_dataset": "pipeline", "demo_suite_for": "sources",
-    "find_data_error": "errors", "job_plan": "mixture", "plan_samples": "mixture", "prepare": "prepare",
-    "rank_slice": "mixture", "resolve_sources": "sources", "write_demo_suite": "demo",
+    "AnnotationError": "annotations",
+    "Catalog": "catalog",
+    "DataError": "errors",
+    "PrepareConfig": "prepare",
+    "PrepareResult": "prepare",
+    "ProcessorConfig": "preprocess",
+    "Preprocessor": "preprocess",
+    "SamplePlan": "mixture",
+    "Selection": "catalog",
+    "ShardFormatError": "shards",
+    "ShardIntegrityError": "shards",
+    "ShardTable": "catalog",
+    "build_catalog": "catalog",
+    "build_rank_dataset": "pipeline",
+    "demo_suite_for": "sources",
+    "find_data_error": "errors",
+    "job_plan": "mixture",
+    "plan_samples": "mixture",
+    "prepare": "prepare",
+    "rank_slice": "mixture",
+    "resolve_sources": "sources",
+    "write_demo_suite": "demo",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -60,7 +60,9 @@ def iter_json_records(uri: str, chunk_chars: int = CHUNK_CHARS) -> Iterator[obje
                 raise AnnotationError(f"{uri}: the JSON list ends without `]` after record {index} (truncated file?)")
             return
         if closing and index and char != ",":
-            raise AnnotationError(f"{uri}: expected `,` or `]` after record {index - 1} at character {text.offset(position)}")
+            raise AnnotationError(
+                f"{uri}: expected `,` or `]` after record {index - 1} at character {text.offset(position)}"
+            )
         if closing and index:
             position = text.skip_whitespace(position + 1)
         value, position = text.decode(decoder, position, index)
@@ -91,8 +93,10 @@ class _TextStream:
         try:
             self.buffer += self._decoder.decode(data, final=not data)
         except UnicodeDecodeError as err:
-            raise AnnotationError(f"{self.uri}: not UTF-8 text (byte {err.start} of a chunk near character "
-                                  f"{self._dropped + len(self.buffer)}); re-save the file as UTF-8") from None
+            raise AnnotationError(
+                f"{self.uri}: not UTF-8 text (byte {err.start} of a chunk near character "
+                f"{self._dropped + len(self.buffer)}); re-save the file as UTF-8"
+            ) from None
         if not data:
             self.eof = True
             self._stream.close()
@@ -125,8 +129,10 @@ class _TextStream:
                     return value, end
             except json.JSONDecodeError as err:
                 if self.eof or len(self.buffer) - position > MAX_RECORD_CHARS:
-                    raise AnnotationError(f"{self.uri}: record {index} is not valid JSON ({err.msg} at character "
-                                          f"{self._dropped + err.pos})") from None
+                    raise AnnotationError(
+                        f"{self.uri}: record {index} is not valid JSON ({err.msg} at character "
+                        f"{self._dropped + err.pos})"
+                    ) from None
             self._more()
 
 
@@ -191,11 +197,20 @@ def _hub_snapshot(uri: str) -> Path:
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     try:
         # The cache folder is read here, not at import: HF_HUB_CACHE may be set after huggingface_hub was imported.
-        return Path(snapshot_download(repo, repo_type="dataset", revision=revision or None, local_files_only=offline,
-                                      cache_dir=os.environ.get("HF_HUB_CACHE")))
+        return Path(
+            snapshot_download(
+                repo,
+                repo_type="dataset",
+                revision=revision or None,
+                local_files_only=offline,
+                cache_dir=os.environ.get("HF_HUB_CACHE"),
+            )
+        )
     except LocalEntryNotFoundError:
-        raise AnnotationError(f"{uri}: not in the Hugging Face cache and HF_HUB_OFFLINE is set; download it once "
-                              "with network access (or unset HF_HUB_OFFLINE)") from None
+        raise AnnotationError(
+            f"{uri}: not in the Hugging Face cache and HF_HUB_OFFLINE is set; download it once "
+            "with network access (or unset HF_HUB_OFFLINE)"
+        ) from None
 
 
 def image_of(value: object) -> tuple[str, bytes | None]:

@@ -90,14 +90,20 @@ class Catalog:
         order = np.argsort(codes, kind="stable")
         ids, codes = ids[order], codes[order]
         bounds = np.searchsorted(codes, np.arange(len(self.task_names) + 1))
-        return {name: ids[bounds[code]:bounds[code + 1]] for code, name in enumerate(self.task_names)
-                if bounds[code + 1] > bounds[code] and (tasks is None or name in tasks)}
+        return {
+            name: ids[bounds[code] : bounds[code + 1]]
+            for code, name in enumerate(self.task_names)
+            if bounds[code + 1] > bounds[code] and (tasks is None or name in tasks)
+        }
 
     def keys(self, ids: np.ndarray) -> list[str]:
         """The sample keys of `ids` (reads the key column of the indexes: for tools and tests, not training)."""
-        keys = pa.concat_arrays([
-            read_index(dataset, read_manifest(dataset), ["key"]).column("key").combine_chunks()
-            for dataset in self.datasets])
+        keys = pa.concat_arrays(
+            [
+                read_index(dataset, read_manifest(dataset), ["key"]).column("key").combine_chunks()
+                for dataset in self.datasets
+            ]
+        )
         return keys.take(pa.array(np.asarray(ids, dtype=np.int64))).to_pylist()
 
 
@@ -128,9 +134,17 @@ def build_catalog(selections: list[Selection]) -> Catalog:
         images.append(index.column("image").to_numpy(zero_copy_only=False).astype(bool))
         eligible.append(_selected(local, names, selection))
     starts = np.concatenate([[0], np.cumsum([shard.rows for shard in shards])]).astype(np.int64)
-    return Catalog(names, _concat(codes, np.int32), _concat(tokens, np.int32), _concat(images, bool),
-                   _concat(eligible, bool), ShardTable(tuple(shards), starts),
-                   tuple(storage.absolute(selection.uri) for selection, _ in parts), skipped, tuple(examples[:20]))
+    return Catalog(
+        names,
+        _concat(codes, np.int32),
+        _concat(tokens, np.int32),
+        _concat(images, bool),
+        _concat(eligible, bool),
+        ShardTable(tuple(shards), starts),
+        tuple(storage.absolute(selection.uri) for selection, _ in parts),
+        skipped,
+        tuple(examples[:20]),
+    )
 
 
 def _task_dictionary(index: pa.Table) -> list[str]:

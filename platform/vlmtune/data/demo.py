@@ -20,10 +20,11 @@ import os
 import random
 import shutil
 import string
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -35,14 +36,16 @@ TRAIN_FILE = "annotations_train.json"
 HELDOUT_FILE = "annotations_heldout.json"
 
 RGB = tuple[int, int, int]
-PALETTE: Mapping[str, RGB] = MappingProxyType({
-    "red": (220, 40, 40),
-    "green": (40, 170, 60),
-    "blue": (40, 80, 220),
-    "yellow": (235, 205, 30),
-    "purple": (140, 60, 180),
-    "orange": (245, 140, 20),
-})
+PALETTE: Mapping[str, RGB] = MappingProxyType(
+    {
+        "red": (220, 40, 40),
+        "green": (40, 170, 60),
+        "blue": (40, 80, 220),
+        "yellow": (235, 205, 30),
+        "purple": (140, 60, 180),
+        "orange": (245, 140, 20),
+    }
+)
 COLORS: tuple[str, ...] = tuple(PALETTE)
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 NUMBER_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five")
@@ -87,7 +90,8 @@ class DemoSuite:
 
 def _noisy(rng: random.Random, ctx: DrawContext, base: np.ndarray) -> Image.Image:
     noise = np.random.default_rng(rng.getrandbits(64)).integers(
-        -_NOISE, _NOISE + 1, size=(ctx.height, ctx.width, 3), dtype=np.int16)
+        -_NOISE, _NOISE + 1, size=(ctx.height, ctx.width, 3), dtype=np.int16
+    )
     return Image.fromarray(np.clip(base.astype(np.int16) + noise, 0, 255).astype(np.uint8))
 
 
@@ -113,12 +117,12 @@ def _draw_shape(img: Image.Image, kind: str, cx: int, cy: int, r: int, fill: RGB
 
 
 def _random_centre(rng: random.Random, ctx: DrawContext, r: int) -> tuple[int, int]:
-    return (rng.randint(r + 1, max(r + 1, ctx.width - r - 2)),
-            rng.randint(r + 1, max(r + 1, ctx.height - r - 2)))
+    return (rng.randint(r + 1, max(r + 1, ctx.width - r - 2)), rng.randint(r + 1, max(r + 1, ctx.height - r - 2)))
 
 
-def _grid_centres(rng: random.Random, ctx: DrawContext, k: int, cols: int,
-                  rows: int) -> tuple[list[tuple[int, int]], int]:
+def _grid_centres(
+    rng: random.Random, ctx: DrawContext, k: int, cols: int, rows: int
+) -> tuple[list[tuple[int, int]], int]:
     """k centres in distinct grid cells: objects never overlap, so counts stay exact."""
     cw, ch = ctx.width / cols, ctx.height / rows
     r = max(1, int(min(cw, ch) * 0.3))
@@ -231,8 +235,12 @@ def _shape_position(rng: random.Random, ctx: DrawContext) -> Drawn:
     r = max(2, min(w, h) // 8)
     where = rng.choice(("left", "right", "top", "bottom"))
     jx, jy = rng.uniform(-0.08, 0.08) * w, rng.uniform(-0.08, 0.08) * h
-    cx, cy = {"left": (0.18 * w, h / 2 + jy), "right": (0.82 * w, h / 2 + jy),
-              "top": (w / 2 + jx, 0.18 * h), "bottom": (w / 2 + jx, 0.82 * h)}[where]
+    cx, cy = {
+        "left": (0.18 * w, h / 2 + jy),
+        "right": (0.82 * w, h / 2 + jy),
+        "top": (w / 2 + jx, 0.18 * h),
+        "bottom": (w / 2 + jx, 0.82 * h),
+    }[where]
     cx, cy = min(max(int(cx), r + 1), w - r - 2), min(max(int(cy), r + 1), h - r - 2)
     _draw_shape(img, rng.choice(SHAPES), cx, cy, r, PALETTE[rng.choice(COLORS)])
     return img, where, {}
@@ -294,10 +302,14 @@ def _line_orientation(rng: random.Random, ctx: DrawContext) -> Drawn:
     cx = ctx.width // 2 + rng.randint(-s // 10, s // 10)
     cy = ctx.height // 2 + rng.randint(-s // 10, s // 10)
     kind = rng.choice(("horizontal", "vertical", "diagonal"))
-    dx, dy = {"horizontal": (half, 0), "vertical": (0, half),
-              "diagonal": (int(half * 0.75), int(half * 0.75) * rng.choice((-1, 1)))}[kind]
-    ImageDraw.Draw(img).line([(cx - dx, cy - dy), (cx + dx, cy + dy)],
-                             fill=PALETTE[rng.choice(COLORS)], width=max(2, s // 16))
+    dx, dy = {
+        "horizontal": (half, 0),
+        "vertical": (0, half),
+        "diagonal": (int(half * 0.75), int(half * 0.75) * rng.choice((-1, 1))),
+    }[kind]
+    ImageDraw.Draw(img).line(
+        [(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=PALETTE[rng.choice(COLORS)], width=max(2, s // 16)
+    )
     return img, kind, {}
 
 
@@ -328,44 +340,85 @@ def _digit(rng: random.Random, ctx: DrawContext) -> Drawn:
     return _noisy(rng, ctx, base[..., None]), str(label), {}
 
 
-TASK_SPECS: Mapping[str, TaskSpec] = MappingProxyType({
-    "shape_name": TaskSpec("Identify the geometric shape in the image. Answer with one word: "
-                           "circle, square, or triangle.", _shape_name, image_first=True),
-    "shape_color": TaskSpec("What is the color of the shape shown in the image? Answer with a "
-                            "single color name.", _shape_color, image_first=False),
-    "dot_count": TaskSpec("Count the dots in the image. Answer with the number written as an "
-                          "English word.", _dot_count, image_first=True, aspect="wide"),
-    "shape_position": TaskSpec("Where is the shape located in the image? Answer with one of: "
-                               "left, right, top, bottom.", _shape_position, image_first=False),
-    "object_existence": TaskSpec("Answer the question about the image with yes or no. "
-                                 "Question: Is there a {color} {shape} in the image?",
-                                 _object_existence, image_first=False),
-    "text_reading": TaskSpec("Read the uppercase letters written in the image and answer with "
-                             "exactly those letters.", _read_text, image_first=True),
-    "bigger_shape": TaskSpec("The image shows two shapes side by side. Which one is bigger? "
-                             "Answer left or right.", _bigger_shape, image_first=False,
-                             aspect="wide"),
-    "color_choice": TaskSpec("Select the color of the shape in the image and answer with the "
-                             "option letter.\nOptions: {options}", _color_choice,
-                             image_first=False),
-    "color_count_compare": TaskSpec("Count the dots of each color. Which color has more dots in "
-                                    "the image, {first} or {second}? Answer with the color name.",
-                                    _color_count_compare, image_first=True),
-    "line_orientation": TaskSpec("What is the orientation of the line in the image? Answer "
-                                 "horizontal, vertical, or diagonal.", _line_orientation,
-                                 image_first=False, aspect="tall"),
-    "background_color": TaskSpec("What is the background color of the image? Answer with a "
-                                 "single color name.", _background_color, image_first=True),
-    "more_circles": TaskSpec("Look at the shapes in the image. Are there more circles than "
-                             "squares? Answer yes or no.", _more_circles, image_first=False),
-    "digit_recognition": TaskSpec("The image shows a handwritten digit. Which digit from 0 to 9 "
-                                  "is it? Answer with the digit only.", _digit, image_first=True),
-    # LLaVA-1.5's prompts, word for word: a per-instance question, then the answer format.
-    "yes_no_question": TaskSpec("{question}" + YES_NO, _yes_no_question, image_first=False),
-    "short_answer_question": TaskSpec("{question}" + SHORT_ANSWER, _short_answer_question, image_first=True),
-    "option_letter_question": TaskSpec("{question}\n{options}" + OPTION_LETTER, _option_letter_question,
-                                       image_first=False),
-})
+TASK_SPECS: Mapping[str, TaskSpec] = MappingProxyType(
+    {
+        "shape_name": TaskSpec(
+            "Identify the geometric shape in the image. Answer with one word: circle, square, or triangle.",
+            _shape_name,
+            image_first=True,
+        ),
+        "shape_color": TaskSpec(
+            "What is the color of the shape shown in the image? Answer with a single color name.",
+            _shape_color,
+            image_first=False,
+        ),
+        "dot_count": TaskSpec(
+            "Count the dots in the image. Answer with the number written as an English word.",
+            _dot_count,
+            image_first=True,
+            aspect="wide",
+        ),
+        "shape_position": TaskSpec(
+            "Where is the shape located in the image? Answer with one of: left, right, top, bottom.",
+            _shape_position,
+            image_first=False,
+        ),
+        "object_existence": TaskSpec(
+            "Answer the question about the image with yes or no. Question: Is there a {color} {shape} in the image?",
+            _object_existence,
+            image_first=False,
+        ),
+        "text_reading": TaskSpec(
+            "Read the uppercase letters written in the image and answer with exactly those letters.",
+            _read_text,
+            image_first=True,
+        ),
+        "bigger_shape": TaskSpec(
+            "The image shows two shapes side by side. Which one is bigger? Answer left or right.",
+            _bigger_shape,
+            image_first=False,
+            aspect="wide",
+        ),
+        "color_choice": TaskSpec(
+            "Select the color of the shape in the image and answer with the option letter.\nOptions: {options}",
+            _color_choice,
+            image_first=False,
+        ),
+        "color_count_compare": TaskSpec(
+            "Count the dots of each color. Which color has more dots in "
+            "the image, {first} or {second}? Answer with the color name.",
+            _color_count_compare,
+            image_first=True,
+        ),
+        "line_orientation": TaskSpec(
+            "What is the orientation of the line in the image? Answer horizontal, vertical, or diagonal.",
+            _line_orientation,
+            image_first=False,
+            aspect="tall",
+        ),
+        "background_color": TaskSpec(
+            "What is the background color of the image? Answer with a single color name.",
+            _background_color,
+            image_first=True,
+        ),
+        "more_circles": TaskSpec(
+            "Look at the shapes in the image. Are there more circles than squares? Answer yes or no.",
+            _more_circles,
+            image_first=False,
+        ),
+        "digit_recognition": TaskSpec(
+            "The image shows a handwritten digit. Which digit from 0 to 9 is it? Answer with the digit only.",
+            _digit,
+            image_first=True,
+        ),
+        # LLaVA-1.5's prompts, word for word: a per-instance question, then the answer format.
+        "yes_no_question": TaskSpec("{question}" + YES_NO, _yes_no_question, image_first=False),
+        "short_answer_question": TaskSpec("{question}" + SHORT_ANSWER, _short_answer_question, image_first=True),
+        "option_letter_question": TaskSpec(
+            "{question}\n{options}" + OPTION_LETTER, _option_letter_question, image_first=False
+        ),
+    }
+)
 FORMAT_TASKS: tuple[str, ...] = ("yes_no_question", "short_answer_question", "option_letter_question")
 """The tasks that teach the benchmarks' answer formats (the rest teach what to see)."""
 DEMO_TASKS: tuple[str, ...] = tuple(TASK_SPECS)
@@ -383,12 +436,12 @@ def _derive_seed(seed: int, *parts: str) -> int:
 def image_dims(task: str, image_size: int) -> tuple[int, int]:
     """(width, height) of the task's images."""
     short = image_size * 3 // 4
-    return {"square": (image_size, image_size), "wide": (image_size, short),
-            "tall": (short, image_size)}[TASK_SPECS[task].aspect]
+    return {"square": (image_size, image_size), "wide": (image_size, short), "tall": (short, image_size)}[
+        TASK_SPECS[task].aspect
+    ]
 
 
-def digit_indices(seed: int, per_task: int, heldout_per_task: int,
-                  n_digits: int = 1797) -> tuple[list[int], list[int]]:
+def digit_indices(seed: int, per_task: int, heldout_per_task: int, n_digits: int = 1797) -> tuple[list[int], list[int]]:
     """sklearn digit sample indices for (train, heldout); the two pools are disjoint."""
     perm = random.Random(_derive_seed(seed, "digits", "perm")).sample(range(n_digits), n_digits)
     n_held_pool = min(heldout_per_task, n_digits // 2)
@@ -398,8 +451,7 @@ def digit_indices(seed: int, per_task: int, heldout_per_task: int,
     return train, held
 
 
-def render_instance(task: str, rng: random.Random,
-                    ctx: DrawContext) -> tuple[Image.Image, str, str]:
+def render_instance(task: str, rng: random.Random, ctx: DrawContext) -> tuple[Image.Image, str, str]:
     """(image, instruction, answer) for one instance of ``task``."""
     spec = TASK_SPECS[task]
     image, answer, fields = spec.draw(rng, ctx)
@@ -407,27 +459,46 @@ def render_instance(task: str, rng: random.Random,
 
 
 def _validate(per_task: int, heldout_per_task: int, image_size: int) -> None:
-    for name, value, low in (("per_task", per_task, 1), ("heldout_per_task", heldout_per_task, 0),
-                             ("image_size", image_size, 16)):
+    for name, value, low in (
+        ("per_task", per_task, 1),
+        ("heldout_per_task", heldout_per_task, 0),
+        ("image_size", image_size, 16),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 def _params(per_task: int, heldout_per_task: int, seed: int, image_size: int) -> dict[str, Any]:
-    return {"format_version": FORMAT_VERSION, "per_task": per_task,
-            "heldout_per_task": heldout_per_task, "seed": seed, "image_size": image_size,
-            "tasks": list(DEMO_TASKS)}
+    return {
+        "format_version": FORMAT_VERSION,
+        "per_task": per_task,
+        "heldout_per_task": heldout_per_task,
+        "seed": seed,
+        "image_size": image_size,
+        "tasks": list(DEMO_TASKS),
+    }
 
 
 def _record(task: str, i: int, rel_path: str, instruction: str, answer: str) -> dict[str, Any]:
     image_first = TASK_SPECS[task].image_first
     human = f"{IMAGE_TOKEN}\n{instruction}" if image_first else f"{instruction}\n{IMAGE_TOKEN}"
-    return {"id": str(i), "image": rel_path, "task_name": task,
-            "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": answer}]}
+    return {
+        "id": str(i),
+        "image": rel_path,
+        "task_name": task,
+        "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": answer}],
+    }
 
 
-def _write_task(root: Path, task: str, seed: int, counts: dict[str, int], image_size: int,
-                digits: Any, indices: dict[str, list[int]]) -> dict[str, list[dict[str, Any]]]:
+def _write_task(
+    root: Path,
+    task: str,
+    seed: int,
+    counts: dict[str, int],
+    image_size: int,
+    digits: Any,
+    indices: dict[str, list[int]],
+) -> dict[str, list[dict[str, Any]]]:
     width, height = image_dims(task, image_size)
     (root / "images" / task).mkdir(parents=True, exist_ok=True)
     train_pixels: set[bytes] = set()
@@ -459,13 +530,24 @@ def _dump(path: Path, obj: Any) -> None:
 
 
 def _suite(root: Path, meta: Mapping[str, Any]) -> DemoSuite:
-    return DemoSuite(root=root, train_annotations=root / TRAIN_FILE,
-                     heldout_annotations=root / HELDOUT_FILE, tasks=tuple(meta["params"]["tasks"]),
-                     n_train=int(meta["counts"]["train"]), n_heldout=int(meta["counts"]["heldout"]))
+    return DemoSuite(
+        root=root,
+        train_annotations=root / TRAIN_FILE,
+        heldout_annotations=root / HELDOUT_FILE,
+        tasks=tuple(meta["params"]["tasks"]),
+        n_train=int(meta["counts"]["train"]),
+        n_heldout=int(meta["counts"]["heldout"]),
+    )
 
 
-def write_demo_suite(out_dir: str | os.PathLike[str], *, per_task: int = 64,
-                     heldout_per_task: int = 16, seed: int = 0, image_size: int = 64) -> DemoSuite:
+def write_demo_suite(
+    out_dir: str | os.PathLike[str],
+    *,
+    per_task: int = 64,
+    heldout_per_task: int = 16,
+    seed: int = 0,
+    image_size: int = 64,
+) -> DemoSuite:
     """Write the demo suite under ``out_dir`` (overwriting a previous one) and describe it."""
     from sklearn.datasets import load_digits  # deferred: importing sklearn costs about a second
 
@@ -482,22 +564,30 @@ def write_demo_suite(out_dir: str | os.PathLike[str], *, per_task: int = 64,
     counts = {"train": per_task, "heldout": heldout_per_task}
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "heldout": []}
     for task in DEMO_TASKS:
-        written = _write_task(root, task, seed, counts, image_size, digits,
-                              {"train": train_idx, "heldout": held_idx})
+        written = _write_task(root, task, seed, counts, image_size, digits, {"train": train_idx, "heldout": held_idx})
         for split, records in written.items():
             splits[split].extend(records)
     _dump(root / TRAIN_FILE, splits["train"])
     _dump(root / HELDOUT_FILE, splits["heldout"])
     # suite.json goes last: its presence marks a complete suite for ensure_demo_suite.
-    meta = {"params": _params(per_task, heldout_per_task, seed, image_size),
-            "counts": {"train": len(splits["train"]), "heldout": len(splits["heldout"])},
-            "train_annotations": TRAIN_FILE, "heldout_annotations": HELDOUT_FILE}
+    meta = {
+        "params": _params(per_task, heldout_per_task, seed, image_size),
+        "counts": {"train": len(splits["train"]), "heldout": len(splits["heldout"])},
+        "train_annotations": TRAIN_FILE,
+        "heldout_annotations": HELDOUT_FILE,
+    }
     _dump(suite_file, meta)
     return _suite(root, meta)
 
 
-def ensure_demo_suite(out_dir: str | os.PathLike[str], *, per_task: int = 64,
-                      heldout_per_task: int = 16, seed: int = 0, image_size: int = 64) -> DemoSuite:
+def ensure_demo_suite(
+    out_dir: str | os.PathLike[str],
+    *,
+    per_task: int = 64,
+    heldout_per_task: int = 16,
+    seed: int = 0,
+    image_size: int = 64,
+) -> DemoSuite:
     """Load the suite under ``out_dir`` if it was written with these parameters, else write it."""
     _validate(per_task, heldout_per_task, image_size)
     root = Path(out_dir)
@@ -505,9 +595,13 @@ def ensure_demo_suite(out_dir: str | os.PathLike[str], *, per_task: int = 64,
         meta = json.loads((root / SUITE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         meta = None
-    if (isinstance(meta, dict)
-            and meta.get("params") == _params(per_task, heldout_per_task, seed, image_size)
-            and (root / TRAIN_FILE).is_file() and (root / HELDOUT_FILE).is_file()):
+    if (
+        isinstance(meta, dict)
+        and meta.get("params") == _params(per_task, heldout_per_task, seed, image_size)
+        and (root / TRAIN_FILE).is_file()
+        and (root / HELDOUT_FILE).is_file()
+    ):
         return _suite(root, meta)
-    return write_demo_suite(root, per_task=per_task, heldout_per_task=heldout_per_task,
-                            seed=seed, image_size=image_size)
+    return write_demo_suite(
+        root, per_task=per_task, heldout_per_task=heldout_per_task, seed=seed, image_size=image_size
+    )

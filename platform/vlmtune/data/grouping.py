@@ -22,8 +22,7 @@ def seeded(*parts: object) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
-                         megabatch: int) -> np.ndarray:
+def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, megabatch: int) -> np.ndarray:
     """Positions of `lengths` in training order, grouped so consecutive runs of `batch_size` have similar length.
 
     Args:
@@ -65,4 +64,4 @@ def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -
 
 def micro_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """`order` cut into runs of `batch_size` (the last may be shorter)."""
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

@@ -27,9 +27,12 @@ def length_stats(lengths: Sequence[int]) -> dict:
     if len(lengths) == 0:
         return {"min": 0, **{f"p{p}": 0 for p in PERCENTILES}, "max": 0, "mean": 0.0}
     values = np.asarray(lengths)
-    return {"min": int(values.min()),
-            **{f"p{p}": int(np.percentile(values, p, method="inverted_cdf")) for p in PERCENTILES},
-            "max": int(values.max()), "mean": round(float(values.mean()), 1)}
+    return {
+        "min": int(values.min()),
+        **{f"p{p}": int(np.percentile(values, p, method="inverted_cdf")) for p in PERCENTILES},
+        "max": int(values.max()),
+        "mean": round(float(values.mean()), 1),
+    }
 
 
 def inspect_dataset(uri: str, verify: bool = False) -> dict:
@@ -57,12 +60,16 @@ def inspect_dataset(uri: str, verify: bool = False) -> dict:
     return {
         "uri": storage.absolute(uri),
         "instances": manifest["instances"],
-        "tasks": {task: {"instances": info["instances"], "shards": info["shards"],
-                         "est_tokens": length_stats(lengths[task])}
-                  for task, info in manifest["tasks"].items()},
+        "tasks": {
+            task: {"instances": info["instances"], "shards": info["shards"], "est_tokens": length_stats(lengths[task])}
+            for task, info in manifest["tasks"].items()
+        },
         "est_tokens": length_stats(every),
-        "shards": {"count": len(manifest["shards"]), "bytes": sum(s["bytes"] for s in manifest["shards"]),
-                   "verified": verify},
+        "shards": {
+            "count": len(manifest["shards"]),
+            "bytes": sum(s["bytes"] for s in manifest["shards"]),
+            "verified": verify,
+        },
         "damaged": damaged,
         "skipped": manifest["skipped"],
         "source": manifest["source"],
@@ -103,8 +110,10 @@ def prepare_problem(manifest: dict, max_skipped_fraction: float) -> str | None:
     if kept == 0:
         return f"kept no instance ({lost} records skipped{'; ' + reasons if reasons else ''})"
     if lost / (kept + lost) > max_skipped_fraction:
-        return (f"skipped {lost} of {kept + lost} records ({lost / (kept + lost):.1%}), more than "
-                f"--max-skipped-fraction {max_skipped_fraction:.1%} ({reasons})")
+        return (
+            f"skipped {lost} of {kept + lost} records ({lost / (kept + lost):.1%}), more than "
+            f"--max-skipped-fraction {max_skipped_fraction:.1%} ({reasons})"
+        )
     return None
 
 
@@ -113,7 +122,7 @@ def render(report: dict) -> str:
     tokens = report["est_tokens"]
     lines = [
         f"{report['uri']}: {report['instances']} instances in {len(report['tasks'])} tasks, "
-        f"{report['shards']['count']} shards, {report['shards']['bytes'] / 2 ** 20:.1f} MiB",
+        f"{report['shards']['count']} shards, {report['shards']['bytes'] / 2**20:.1f} MiB",
         "estimated tokens: " + "  ".join(f"{name} {tokens[name]}" for name in ("min", "p50", "p90", "p99", "max")),
         "",
         f"{'task':<32} {'instances':>9} {'p50 tok':>8} {'max tok':>8}",

@@ -36,8 +36,9 @@ def select_tasks(present: list[str], names: list[str] | None, count: int | None,
     return set(present)
 
 
-def task_quotas(sizes: dict[str, int], budget: int, mixture: str,
-                weights: dict[str, float] | None = None) -> dict[str, int]:
+def task_quotas(
+    sizes: dict[str, int], budget: int, mixture: str, weights: dict[str, float] | None = None
+) -> dict[str, int]:
     """Samples per task under `budget`: `uniform` water-fills equal shares, `proportional` scales sizes,
     `weights` scales the given weights (a task's quota never exceeds its size)."""
     if mixture == "weights":
@@ -87,14 +88,19 @@ def _weighted_quotas(sizes: dict[str, int], budget: int, weights: dict[str, floa
     return quotas
 
 
-def sample_mixture(ids_by_task: dict[str, np.ndarray], budget: int | None, mixture: str, seed: int,
-                   weights: dict[str, float] | None = None) -> np.ndarray:
+def sample_mixture(
+    ids_by_task: dict[str, np.ndarray],
+    budget: int | None,
+    mixture: str,
+    seed: int,
+    weights: dict[str, float] | None = None,
+) -> np.ndarray:
     """The ids kept under the budget: a seeded choice within each task, tasks in name order."""
     tasks = dict(sorted(ids_by_task.items()))
     if budget is None:
         return _concat(list(tasks.values()))
     quotas = task_quotas({task: len(ids) for task, ids in tasks.items()}, budget, mixture, weights)
-    return _concat([ids[seeded(seed, task).permutation(len(ids))[:quotas[task]]] for task, ids in tasks.items()])
+    return _concat([ids[seeded(seed, task).permutation(len(ids))[: quotas[task]]] for task, ids in tasks.items()])
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,9 +127,12 @@ class SamplePlan:
         return rank_slice(self.ids, rank, world, start_step)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, SamplePlan) and np.array_equal(self.ids, other.ids)
-                and (self.steps_per_epoch, self.dropped_per_epoch, self.samples_per_epoch)
-                == (other.steps_per_epoch, other.dropped_per_epoch, other.samples_per_epoch))
+        return (
+            isinstance(other, SamplePlan)
+            and np.array_equal(self.ids, other.ids)
+            and (self.steps_per_epoch, self.dropped_per_epoch, self.samples_per_epoch)
+            == (other.steps_per_epoch, other.dropped_per_epoch, other.samples_per_epoch)
+        )
 
 
 def rank_slice(ids: np.ndarray, rank: int, world: int, start_step: int = 0) -> np.ndarray:
@@ -139,8 +148,16 @@ def rank_slice(ids: np.ndarray, rank: int, world: int, start_step: int = 0) -> n
     return np.array(ids[start_step:, rank::world, :].reshape(-1, ids.shape[2]))
 
 
-def plan_samples(ids: np.ndarray, *, epochs: int, max_steps: int | None, global_batch_size: int,
-                 micro_batch_size: int, seed: int, lengths: np.ndarray | None = None) -> SamplePlan:
+def plan_samples(
+    ids: np.ndarray,
+    *,
+    epochs: int,
+    max_steps: int | None,
+    global_batch_size: int,
+    micro_batch_size: int,
+    seed: int,
+    lengths: np.ndarray | None = None,
+) -> SamplePlan:
     """The whole run's micro-batches of `ids`, step by step.
 
     With `lengths` (one per id), each epoch's order is length-grouped: shuffled, cut into windows
@@ -156,24 +173,29 @@ def plan_samples(ids: np.ndarray, *, epochs: int, max_steps: int | None, global_
     ids = np.asarray(ids, dtype=np.int64)
     steps_per_epoch = len(ids) // global_batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(ids)} samples are fewer than one global batch ({global_batch_size}); "
-                         "lower spec.training.globalBatchSize or add data")
+        raise ValueError(
+            f"{len(ids)} samples are fewer than one global batch ({global_batch_size}); "
+            "lower spec.training.globalBatchSize or add data"
+        )
     steps = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
     if steps * global_batch_size > MAX_PLANNED_SAMPLES:
-        raise ValueError(f"spec.training: {steps:,} steps x {global_batch_size} samples is beyond any real run; "
-                         "lower epochs or set maxSteps")
+        raise ValueError(
+            f"spec.training: {steps:,} steps x {global_batch_size} samples is beyond any real run; "
+            "lower epochs or set maxSteps"
+        )
     per_epoch = steps_per_epoch * global_batch_size  # whole steps only: the tail is dropped
     planned = np.empty(steps * global_batch_size, np.int64)
     for epoch, start in enumerate(range(0, len(planned), per_epoch)):
         order = _epoch_order(lengths, micro_batch_size, global_batch_size, seeded(seed, "epoch", epoch), len(ids))
         take = min(per_epoch, len(planned) - start)
-        planned[start:start + take] = ids[order[:take]]
+        planned[start : start + take] = ids[order[:take]]
     shape = (steps, global_batch_size // micro_batch_size, micro_batch_size)
     return SamplePlan(planned.reshape(shape), steps_per_epoch, len(ids) - per_epoch, len(ids))
 
 
-def _epoch_order(lengths: np.ndarray | None, micro: int, global_batch: int, rng: np.random.Generator,
-                 count: int) -> np.ndarray:
+def _epoch_order(
+    lengths: np.ndarray | None, micro: int, global_batch: int, rng: np.random.Generator, count: int
+) -> np.ndarray:
     if lengths is None:
         return rng.permutation(count)
     # Windows of one global batch keep every micro-batch inside one optimizer step, and every
@@ -196,9 +218,16 @@ def job_plan(spec, catalog, image_tokens: int) -> SamplePlan:
     data, training = spec.data, spec.training
     by_task = catalog.ids_by_task()
     tasks = select_tasks(list(by_task), data.tasks, data.task_count, data.seed)
-    ids = sample_mixture({task: by_task[task] for task in tasks}, data.max_samples, data.mixture.value, data.seed,
-                         data.weights)
+    ids = sample_mixture(
+        {task: by_task[task] for task in tasks}, data.max_samples, data.mixture.value, data.seed, data.weights
+    )
     lengths = catalog.lengths(image_tokens)[ids] if training.group_by_length else None
-    return plan_samples(ids, epochs=training.epochs, max_steps=training.max_steps,
-                        global_batch_size=training.global_batch_size, micro_batch_size=training.micro_batch_size,
-                        seed=data.seed, lengths=lengths)
+    return plan_samples(
+        ids,
+        epochs=training.epochs,
+        max_steps=training.max_steps,
+        global_batch_size=training.global_batch_size,
+        micro_batch_size=training.micro_batch_size,
+        seed=data.seed,
+        lengths=lengths,
+    )

@@ -10,8 +10,15 @@ from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
 from vlmtune.data.reader import ROWS_PER_READ, PlannedRows
 
 
-def build_rank_dataset(table: ShardTable, ids: np.ndarray, config: ProcessorConfig, *, batch_size: int = 16,
-                       concurrency: int = 1, rows_per_read: int = ROWS_PER_READ) -> ray.data.Dataset:
+def build_rank_dataset(
+    table: ShardTable,
+    ids: np.ndarray,
+    config: ProcessorConfig,
+    *,
+    batch_size: int = 16,
+    concurrency: int = 1,
+    rows_per_read: int = ROWS_PER_READ,
+) -> ray.data.Dataset:
     """A preprocessed dataset of one rank's sample ids, in plan order, read from the shards where they live.
 
     Each train worker builds its own from the plan at the step it starts from, so the same code
@@ -20,8 +27,12 @@ def build_rank_dataset(table: ShardTable, ids: np.ndarray, config: ProcessorConf
     source = PlannedRows(table, ids, rows_per_read)
     # One block per read task: Ray Data would otherwise split small reads into `parallelism` pieces.
     dataset = ray.data.read_datasource(source, num_cpus=0.25, override_num_blocks=source.read_tasks).map_batches(
-        Preprocessor, fn_constructor_kwargs={"config": config}, batch_size=batch_size,
-        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=0.5,
+        Preprocessor,
+        fn_constructor_kwargs={"config": config},
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        num_cpus=0.5,
     )
     # The stream order is the sample plan: exact resume and the sample ledger depend on it.
     dataset.context.execution_options.preserve_order = True

@@ -38,11 +38,26 @@ from pathlib import Path
 from PIL import Image
 
 from vlmtune import storage
-from vlmtune.data.annotations import (fingerprint, folder_fingerprint, image_of, is_hf_dataset, iter_hf_records,
-                                      iter_json_records)
+from vlmtune.data.annotations import (
+    fingerprint,
+    folder_fingerprint,
+    image_of,
+    is_hf_dataset,
+    iter_hf_records,
+    iter_json_records,
+)
 from vlmtune.data.records import identify
-from vlmtune.data.shards import (CAPPED, FORMAT, FORMAT_VERSION, MANIFEST, SCHEMA, ShardFormatError, ShardWriter,
-                                 read_manifest, write_index)
+from vlmtune.data.shards import (
+    CAPPED,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SCHEMA,
+    ShardFormatError,
+    ShardWriter,
+    read_manifest,
+    write_index,
+)
 from vlmtune_model.template import SYSTEM_VICUNA_V1
 from vlmtune_model.tokenizer import IMAGE_TOKEN
 
@@ -115,8 +130,11 @@ class _Skips:
             self.examples.append(f"{where}: {reason}")
 
     def as_manifest(self) -> dict:
-        return {"total": sum(self.reasons.values()), "reasons": dict(sorted(self.reasons.items())),
-                "examples": self.examples}
+        return {
+            "total": sum(self.reasons.values()),
+            "reasons": dict(sorted(self.reasons.items())),
+            "examples": self.examples,
+        }
 
 
 # ---------------------------------------------------------------- pure parts
@@ -159,10 +177,16 @@ def candidate(item: object, fmt: str, where: str, index: int, image_tokens: int)
         name, inline = image_of(item["image"])
         item = {**item, "image": name or (f"inline-{index}" if inline else "")}
     ident = identify(item, fmt, index)
-    return Candidate(key=ident.key, task=ident.task, source_id=str(item.get("id", "")), image_name=ident.image,
-                     conversations=json.dumps(ident.conversations, ensure_ascii=False),
-                     est_tokens=estimate_tokens(ident.conversations, bool(ident.image), image_tokens), where=where,
-                     image_bytes=inline)
+    return Candidate(
+        key=ident.key,
+        task=ident.task,
+        source_id=str(item.get("id", "")),
+        image_name=ident.image,
+        conversations=json.dumps(ident.conversations, ensure_ascii=False),
+        est_tokens=estimate_tokens(ident.conversations, bool(ident.image), image_tokens),
+        where=where,
+        image_bytes=inline,
+    )
 
 
 def dedupe(candidates: Iterator[Candidate], skips: _Skips) -> Iterator[Candidate]:
@@ -314,7 +338,7 @@ class _Spill:
         if handle is None:
             if len(self._open) >= _OPEN_SPILLS:
                 self._open.popitem(last=False)[1].close()
-            handle = open(self.path(self.folder, item.task), "ab")
+            handle = open(self.path(self.folder, item.task), "ab")  # noqa: SIM115 - kept open across calls, LRU-closed
         self._open[item.task] = handle
         pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -333,8 +357,9 @@ class _Spill:
                     return
 
 
-def _write_task(config: PrepareConfig, task: str, candidates: Iterator[Candidate], images, pool: ThreadPoolExecutor,
-                skips: _Skips) -> tuple[list[dict], int]:
+def _write_task(
+    config: PrepareConfig, task: str, candidates: Iterator[Candidate], images, pool: ThreadPoolExecutor, skips: _Skips
+) -> tuple[list[dict], int]:
     writer = ShardWriter(config.out, task, int(config.shard_size_mb * (1 << 20)))
     cap = config.max_per_task
     kept, pending = 0, []
@@ -361,9 +386,17 @@ def _flush(writer: ShardWriter, batch: list[Candidate], images, pool: ThreadPool
         if reason:
             skips.add(reason, f"{item.where} ({', '.join(filter(None, (item.image_name, detail)))})")
             continue
-        writer.add({"key": item.key, "task": item.task, "source_id": item.source_id, "image_bytes": data,
-                    "image_name": item.image_name, "conversations": item.conversations,
-                    "est_tokens": item.est_tokens})
+        writer.add(
+            {
+                "key": item.key,
+                "task": item.task,
+                "source_id": item.source_id,
+                "image_bytes": data,
+                "image_name": item.image_name,
+                "conversations": item.conversations,
+                "est_tokens": item.est_tokens,
+            }
+        )
         written += 1
     return written
 
@@ -383,10 +416,16 @@ def _load(images, item: Candidate) -> tuple[bytes | None, str, str]:
 
 
 def _fingerprint(config: PrepareConfig, images) -> str:
-    parts = {"format_version": FORMAT_VERSION, "fmt": config.fmt, "annotations": fingerprint(config.annotations),
-             "split": config.split, "images": images.fingerprint() if config.images or not
-             is_hf_dataset(config.annotations) else None, "max_per_task": config.max_per_task,
-             "shard_size_mb": config.shard_size_mb, "image_tokens": config.image_tokens}
+    parts = {
+        "format_version": FORMAT_VERSION,
+        "fmt": config.fmt,
+        "annotations": fingerprint(config.annotations),
+        "split": config.split,
+        "images": images.fingerprint() if config.images or not is_hf_dataset(config.annotations) else None,
+        "max_per_task": config.max_per_task,
+        "shard_size_mb": config.shard_size_mb,
+        "image_tokens": config.image_tokens,
+    }
     return "sha256:" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -406,20 +445,34 @@ def _clear_output(out: str) -> None:
             storage.delete_dir(target) if name.startswith("task=") else storage.delete_file(target)
 
 
-def _manifest(config: PrepareConfig, input_fingerprint: str, counts: dict[str, int], shards: list[dict],
-              index: dict, skips: _Skips) -> dict:
+def _manifest(
+    config: PrepareConfig,
+    input_fingerprint: str,
+    counts: dict[str, int],
+    shards: list[dict],
+    index: dict,
+    skips: _Skips,
+) -> dict:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created_by": "vlmtune data prepare",
         "fingerprint": input_fingerprint,
-        "source": {"format": config.fmt, "annotations": storage.absolute(config.annotations),
-                   "images": config.image_root, "split": config.split, "max_per_task": config.max_per_task,
-                   "shard_size_mb": config.shard_size_mb, "image_tokens": config.image_tokens},
+        "source": {
+            "format": config.fmt,
+            "annotations": storage.absolute(config.annotations),
+            "images": config.image_root,
+            "split": config.split,
+            "max_per_task": config.max_per_task,
+            "shard_size_mb": config.shard_size_mb,
+            "image_tokens": config.image_tokens,
+        },
         "columns": SCHEMA.names,
         "instances": sum(counts.values()),
-        "tasks": {task: {"instances": count, "shards": sum(1 for s in shards if s["task"] == task)}
-                  for task, count in sorted(counts.items())},
+        "tasks": {
+            task: {"instances": count, "shards": sum(1 for s in shards if s["task"] == task)}
+            for task, count in sorted(counts.items())
+        },
         "shards": shards,
         "index": index,
         "skipped": skips.as_manifest(),

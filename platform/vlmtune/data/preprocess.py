@@ -66,12 +66,17 @@ class Preprocessor:
         size = self.config.image_size
         slots = pixels if pixels is not None else np.empty((len(records), size, size, 3), np.uint8)
         images = [self._image(record, slot) for record, slot in zip(records, slots)]
-        turns = [with_image(normalize_turns(json.loads(record["conversations"])), error is None and has)
-                 for record, (has, error) in zip(records, images)]
-        tokens = tokenize_conversations(turns, self.tokenizer, image_tokens=self.config.image_tokens,
-                                        max_length=self.config.max_length)
-        return [self._finish(record, has and not error, error or "", tok, slot)
-                for record, (has, error), tok, slot in zip(records, images, tokens, slots)]
+        turns = [
+            with_image(normalize_turns(json.loads(record["conversations"])), error is None and has)
+            for record, (has, error) in zip(records, images)
+        ]
+        tokens = tokenize_conversations(
+            turns, self.tokenizer, image_tokens=self.config.image_tokens, max_length=self.config.max_length
+        )
+        return [
+            self._finish(record, has and not error, error or "", tok, slot)
+            for record, (has, error), tok, slot in zip(records, images, tokens, slots)
+        ]
 
     def _image(self, record: dict, slot: np.ndarray) -> tuple[bool, str | None]:
         """(whether the record has an image, why it cannot be used); its pixels are written into `slot`."""

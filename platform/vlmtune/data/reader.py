@@ -42,18 +42,20 @@ class PlannedRows(Datasource):
     def estimate_inmemory_data_size(self) -> int | None:
         return None
 
-    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
-                       data_context=None) -> list[ReadTask]:
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context=None
+    ) -> list[ReadTask]:
         """One task per `rows_per_read` ids, in plan order (the plan decides the parallelism, not Ray)."""
         # The shard table goes into the object store once: captured by value, every task would carry its own
         # copy (~30 KB at 191 tasks; 8,192 tasks x 30 KB = 240 MB serialized per rank at Vision-Flan scale).
         table = ray.put(self._table) if ray.is_initialized() else self._table
         tasks = []
         for start in range(0, len(self._ids), self._rows_per_read):
-            chunk = self._ids[start:start + self._rows_per_read]
+            chunk = self._ids[start : start + self._rows_per_read]
             metadata = BlockMetadata(num_rows=len(chunk), size_bytes=None, input_files=None, exec_stats=None)
-            tasks.append(ReadTask(functools.partial(_read_task, table, chunk), metadata,
-                                  per_task_row_limit=per_task_row_limit))
+            tasks.append(
+                ReadTask(functools.partial(_read_task, table, chunk), metadata, per_task_row_limit=per_task_row_limit)
+            )
         return tasks
 
     def get_name(self) -> str:
@@ -91,8 +93,9 @@ def _shard_rows(shard: Shard, rows: np.ndarray) -> pa.Table:
     pieces, order = [], []
     for group in np.unique(group_of):
         where = np.flatnonzero(group_of == group)
-        columns = storage.with_retry(shard.uri, functools.partial(read_row_groups, shard.uri, parquet, [int(group)],
-                                                                  TRAINING_COLUMNS))
+        columns = storage.with_retry(
+            shard.uri, functools.partial(read_row_groups, shard.uri, parquet, [int(group)], TRAINING_COLUMNS)
+        )
         pieces.append(columns.take(pa.array(rows[where] - starts[group])))
         order.append(where)
     combined = pa.concat_tables(pieces)

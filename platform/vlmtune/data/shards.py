@@ -22,6 +22,7 @@ never be read as data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import struct
@@ -45,21 +46,25 @@ ROW_GROUP_ROWS = 32
 """At most this many rows in a row group. The training plan draws samples across the whole dataset, so a read
 usually wants one row of a group: with small images a 1 MiB group would hold hundreds of rows, all read for one."""
 
-SCHEMA = pa.schema([
-    pa.field("key", pa.string(), nullable=False),  # task + image (Vision-Flan) or task + id (LLaVA)
-    pa.field("task", pa.string(), nullable=False),
-    pa.field("source_id", pa.string(), nullable=False),  # the record's `id` in the raw file, not unique
-    pa.field("image_bytes", pa.binary()),  # null for text-only records
-    pa.field("image_name", pa.string(), nullable=False),  # "" for text-only records
-    pa.field("conversations", pa.string(), nullable=False),  # JSON list of {"from", "value"}
-    pa.field("est_tokens", pa.int32(), nullable=False),  # estimated length with image tokens
-])
-INDEX_SCHEMA = pa.schema([
-    pa.field("key", pa.string(), nullable=False),
-    pa.field("task", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-    pa.field("text_tokens", pa.int32(), nullable=False),  # estimated length without the image's tokens
-    pa.field("image", pa.bool_(), nullable=False),
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),  # task + image (Vision-Flan) or task + id (LLaVA)
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("source_id", pa.string(), nullable=False),  # the record's `id` in the raw file, not unique
+        pa.field("image_bytes", pa.binary()),  # null for text-only records
+        pa.field("image_name", pa.string(), nullable=False),  # "" for text-only records
+        pa.field("conversations", pa.string(), nullable=False),  # JSON list of {"from", "value"}
+        pa.field("est_tokens", pa.int32(), nullable=False),  # estimated length with image tokens
+    ]
+)
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("task", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        pa.field("text_tokens", pa.int32(), nullable=False),  # estimated length without the image's tokens
+        pa.field("image", pa.bool_(), nullable=False),
+    ]
+)
 TRAINING_COLUMNS = ["key", "task", "image_bytes", "conversations"]  # what preprocessing reads
 RECORD_COLUMNS = ["key", "task", "image_name", "image_bytes", "conversations", "est_tokens"]
 # Images are JPEG/PNG already; compressing them again costs CPU on every read for nothing.
@@ -76,8 +81,10 @@ class ShardIntegrityError(DataError):
 
 
 def damaged(uri: str, problem: str) -> ShardIntegrityError:
-    return ShardIntegrityError(f"{uri}: {problem}; the dataset is damaged or was changed after `vlmtune data "
-                               "prepare` wrote it (restore it, or re-run prepare)")
+    return ShardIntegrityError(
+        f"{uri}: {problem}; the dataset is damaged or was changed after `vlmtune data "
+        "prepare` wrote it (restore it, or re-run prepare)"
+    )
 
 
 def partition_dir(task: str) -> str:
@@ -142,14 +149,20 @@ class _ParquetOut:
         self.sink.mark()  # everything written from here on is the footer
         self.writer.close()
         self.sink.close()
-        return {"path": self.relative, "rows": self.rows, "bytes": self.sink.size,
-                "sha256": self.sink.sha.hexdigest(), "footer_sha256": self.sink.tail_sha.hexdigest()}
+        return {
+            "path": self.relative,
+            "rows": self.rows,
+            "bytes": self.sink.size,
+            "sha256": self.sink.sha.hexdigest(),
+            "footer_sha256": self.sink.tail_sha.hexdigest(),
+        }
 
 
 class ShardWriter:
     """Streams one task's rows into part files of about `max_bytes` each.
 
-    Rows are buffered up to one row group (about `ROW_GROUP_BYTES`, at most `ROW_GROUP_ROWS`) and written as it fills, so
+    Rows are buffered up to one row group (about `ROW_GROUP_BYTES`, at most `ROW_GROUP_ROWS`) and written as it
+    fills, so
     memory stays bounded whatever the task size; a file is closed once it reaches `max_bytes`
     (a single row larger than that gets a file of its own).
     """
@@ -166,8 +179,11 @@ class ShardWriter:
         self._rows.append(row)
         self._buffered += len(row["image_bytes"] or b"") + len(row["conversations"]) + len(row["key"]) + 64
         written = self._file.sink.size if self._file else 0
-        if (self._buffered >= self.row_group_bytes or len(self._rows) >= ROW_GROUP_ROWS
-                or written + self._buffered >= self.max_bytes):
+        if (
+            self._buffered >= self.row_group_bytes
+            or len(self._rows) >= ROW_GROUP_ROWS
+            or written + self._buffered >= self.max_bytes
+        ):
             self._write_group()
 
     def close(self) -> list[dict]:
@@ -180,8 +196,14 @@ class ShardWriter:
     def _write_group(self) -> None:
         if self._file is None:
             relative = f"{partition_dir(self.task)}/part-{len(self.shards):05d}.parquet"
-            self._file = _ParquetOut(self.out_uri, relative, SCHEMA, compression=_COMPRESSION,
-                                     write_statistics=_STATISTICS, use_dictionary=["task"])
+            self._file = _ParquetOut(
+                self.out_uri,
+                relative,
+                SCHEMA,
+                compression=_COMPRESSION,
+                write_statistics=_STATISTICS,
+                use_dictionary=["task"],
+            )
         self._file.write(pa.Table.from_pylist(self._rows, schema=SCHEMA))
         self._rows, self._buffered = [], 0
         if self._file.sink.size >= self.max_bytes:
@@ -200,16 +222,26 @@ def write_index(out_uri: str, shards: list[dict], image_tokens: int) -> dict:
     """
     index = _ParquetOut(out_uri, INDEX, INDEX_SCHEMA, compression="ZSTD")
     for shard in shards:
-        table = pq.read_table(storage.open_input(storage.join(out_uri, shard["path"])),
-                              columns=["key", "task", "est_tokens", "image_name"])
+        table = pq.read_table(
+            storage.open_input(storage.join(out_uri, shard["path"])),
+            columns=["key", "task", "est_tokens", "image_name"],
+        )
         has_image = pc.not_equal(table.column("image_name"), "")
         images = pc.multiply(has_image.cast(pa.int32()), image_tokens)
-        index.write(pa.table({
-            "key": table.column("key"),
-            "task": table.column("task").cast(pa.string()).dictionary_encode().cast(INDEX_SCHEMA.field("task").type),
-            "text_tokens": pc.subtract(table.column("est_tokens"), images),
-            "image": has_image,
-        }, schema=INDEX_SCHEMA))
+        index.write(
+            pa.table(
+                {
+                    "key": table.column("key"),
+                    "task": table.column("task")
+                    .cast(pa.string())
+                    .dictionary_encode()
+                    .cast(INDEX_SCHEMA.field("task").type),
+                    "text_tokens": pc.subtract(table.column("est_tokens"), images),
+                    "image": has_image,
+                },
+                schema=INDEX_SCHEMA,
+            )
+        )
     return index.close()
 
 
@@ -226,15 +258,19 @@ def read_manifest(uri: str) -> dict:
     try:
         manifest = json.loads(storage.read_bytes(manifest_uri))
     except FileNotFoundError:
-        raise ShardFormatError(f"{manifest_uri} does not exist: prepare the data first with "
-                               "`vlmtune data prepare --out URI` (or it did not finish)") from None
+        raise ShardFormatError(
+            f"{manifest_uri} does not exist: prepare the data first with "
+            "`vlmtune data prepare --out URI` (or it did not finish)"
+        ) from None
     except ValueError:
         raise ShardFormatError(f"{manifest_uri} is not valid JSON: re-run `vlmtune data prepare`") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ShardFormatError(f"{manifest_uri}: not a {FORMAT!r} manifest (re-run `vlmtune data prepare`)")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ShardFormatError(f"{manifest_uri}: format version {manifest.get('format_version')!r}; this vlmtune "
-                               f"reads version {FORMAT_VERSION} (re-run `vlmtune data prepare` on the raw data)")
+        raise ShardFormatError(
+            f"{manifest_uri}: format version {manifest.get('format_version')!r}; this vlmtune "
+            f"reads version {FORMAT_VERSION} (re-run `vlmtune data prepare` on the raw data)"
+        )
     return manifest
 
 
@@ -311,13 +347,20 @@ def iter_shard_records(uri: str, tasks: list[str] | None = None) -> Iterator[dic
         if tasks is not None and shard["task"] not in tasks:
             continue
         file_uri = storage.join(uri, shard["path"])
-        parquet = storage.with_retry(file_uri, lambda: open_parquet(uri, shard))
+        parquet = storage.with_retry(file_uri, functools.partial(open_parquet, uri, shard))
         for group in range(parquet.num_row_groups):
-            table = storage.with_retry(file_uri, lambda: read_row_groups(file_uri, parquet, [group], RECORD_COLUMNS))
+            table = storage.with_retry(
+                file_uri, functools.partial(read_row_groups, file_uri, parquet, [group], RECORD_COLUMNS)
+            )
             for row in table.to_pylist():
-                yield {"key": row["key"], "task": row["task"], "image": row["image_name"],
-                       "image_bytes": row["image_bytes"] or b"", "conversations": row["conversations"],
-                       "est_tokens": row["est_tokens"]}
+                yield {
+                    "key": row["key"],
+                    "task": row["task"],
+                    "image": row["image_name"],
+                    "image_bytes": row["image_bytes"] or b"",
+                    "conversations": row["conversations"],
+                    "est_tokens": row["est_tokens"],
+                }
 
 
 def read_index(uri: str, manifest: dict, columns: list[str]) -> pa.Table:

@@ -38,13 +38,17 @@ def demo_cache_dir(demo: DemoSource) -> Path:
 
 def demo_suite_for(demo: DemoSource) -> DemoSuite:
     return ensure_demo_suite(
-        demo_cache_dir(demo), per_task=demo.per_task, heldout_per_task=demo.heldout_per_task,
-        seed=demo.seed, image_size=demo.image_size,
+        demo_cache_dir(demo),
+        per_task=demo.per_task,
+        heldout_per_task=demo.heldout_per_task,
+        seed=demo.seed,
+        image_size=demo.image_size,
     )
 
 
-def resolve_sources(sources: list[DataSource], output_uri: str,
-                    log: Callable[[str], None] | None = None) -> list[Selection]:
+def resolve_sources(
+    sources: list[DataSource], output_uri: str, log: Callable[[str], None] | None = None
+) -> list[Selection]:
     """The prepared dataset behind each source, preparing raw and demo sources first, files checked.
 
     Raises:
@@ -76,10 +80,15 @@ def _prepared_demo(demo: DemoSource, output_uri: str, log) -> str:
 
 
 def _prepared_raw(source: DataSource, output_uri: str, log) -> str:
-    config = PrepareConfig(fmt=source.format.value, annotations=storage.absolute(source.uri),
-                           images=storage.absolute(source.images) if source.images else None, out="")
-    return _prepared(config, {"annotations": config.annotations, "images": config.images, "fmt": config.fmt},
-                     output_uri, log)
+    config = PrepareConfig(
+        fmt=source.format.value,
+        annotations=storage.absolute(source.uri),
+        images=storage.absolute(source.images) if source.images else None,
+        out="",
+    )
+    return _prepared(
+        config, {"annotations": config.annotations, "images": config.images, "fmt": config.fmt}, output_uri, log
+    )
 
 
 def _prepared(config: PrepareConfig, identity: dict, output_uri: str, log) -> str:

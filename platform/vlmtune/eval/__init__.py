@@ -8,8 +8,7 @@ Heavy parts (torch, Ray) load only when generation runs, so scoring stays light.
 from vlmtune.eval.benchmarks import BENCHMARKS, Benchmark, score_file, score_predictions
 from vlmtune.eval.items import Item, align
 
-__all__ = ["BENCHMARKS", "Benchmark", "EvalResult", "Item", "align", "run_eval_job", "score_file",
-           "score_predictions"]
+__all__ = ["BENCHMARKS", "Benchmark", "EvalResult", "Item", "align", "run_eval_job", "score_file", "score_predictions"]
 
 
 def __getattr__(name: str):

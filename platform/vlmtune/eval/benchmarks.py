@@ -45,8 +45,9 @@ class Benchmark:
     def judged(self) -> bool:
         return self.next_request is not None
 
-    def score(self, items: Sequence[Item], predictions: Sequence[str | None],
-              reviews: Sequence[Sequence[str]] | None = None) -> dict:
+    def score(
+        self, items: Sequence[Item], predictions: Sequence[str | None], reviews: Sequence[Sequence[str]] | None = None
+    ) -> dict:
         """The result of `items` answered by `predictions` (judged benchmarks: and reviewed by `reviews`)."""
         if not self.judged:
             return self.scorer(items, predictions)
@@ -56,19 +57,28 @@ class Benchmark:
 
 
 def _benchmark(name: str, title: str, module, **options) -> Benchmark:
-    return Benchmark(name, title, module.load, module.score_items, module.headline, module.table, module.bars,
-                     chance=getattr(module, "chance", _no_chance), **options)
+    return Benchmark(
+        name,
+        title,
+        module.load,
+        module.score_items,
+        module.headline,
+        module.table,
+        module.bars,
+        chance=getattr(module, "chance", _no_chance),
+        **options,
+    )
 
 
 BENCHMARKS: dict[str, Benchmark] = {
     "mme": _benchmark("mme", "MME", mme),
     "pope": _benchmark("pope", "POPE", pope, match_text=True),
-    "mc": _benchmark("mc", "Multiple choice (MMBench layout, CircularEval)", choice,
-                     unit=lambda item: item.source_id),
+    "mc": _benchmark("mc", "Multiple choice (MMBench layout, CircularEval)", choice, unit=lambda item: item.source_id),
     "heldout": _benchmark("heldout", "Held-out Vision-Flan tasks", heldout),
     "forgetting": _benchmark("forgetting", "Catastrophic forgetting (CF): classification sets", forgetting),
-    "llavabench": _benchmark("llavabench", "LLaVA-Bench (in the wild), judged", llavabench,
-                             next_request=llavabench.next_request),
+    "llavabench": _benchmark(
+        "llavabench", "LLaVA-Bench (in the wild), judged", llavabench, next_request=llavabench.next_request
+    ),
     "mmvet": _benchmark("mmvet", "MM-Vet, judged", mmvet, next_request=mmvet.next_request),
     "mmmu": _benchmark("mmmu", "MMMU (validation)", mmmu),
 }
@@ -79,8 +89,13 @@ def _empty(predictions: Sequence[str | None]) -> int:
     return sum(prediction is not None and not prediction.strip() for prediction in predictions)
 
 
-def score_predictions(name: str, items: Sequence[Item], records: Sequence[dict], source: str = "predictions",
-                      reviews: Sequence[Sequence[str]] | None = None) -> dict:
+def score_predictions(
+    name: str,
+    items: Sequence[Item],
+    records: Sequence[dict],
+    source: str = "predictions",
+    reviews: Sequence[Sequence[str]] | None = None,
+) -> dict:
     """Score prediction records against `items`.
 
     The result says how many questions had no prediction (scored as wrong), how many predictions matched no
@@ -92,8 +107,13 @@ def score_predictions(name: str, items: Sequence[Item], records: Sequence[dict],
     bench = BENCHMARKS[name]
     alignment = align(items, records, source, match_text=bench.match_text)
     result = bench.score(items, alignment.predictions, reviews)
-    return {**result, "items": len(items), "missingPredictions": alignment.missing,
-            "unusedPredictions": alignment.unused, "emptyPredictions": _empty(alignment.predictions)}
+    return {
+        **result,
+        "items": len(items),
+        "missingPredictions": alignment.missing,
+        "unusedPredictions": alignment.unused,
+        "emptyPredictions": _empty(alignment.predictions),
+    }
 
 
 def load_items(name: str, data: str, limit: int | None = None) -> list[Item]:
@@ -103,8 +123,7 @@ def load_items(name: str, data: str, limit: int | None = None) -> list[Item]:
     return heldout.load(data, limit, read_images=False) if name == "heldout" else BENCHMARKS[name].load(data, limit)
 
 
-def score_file(name: str, data: str, predictions: str, limit: int | None = None,
-               reviews: str | None = None) -> dict:
+def score_file(name: str, data: str, predictions: str, limit: int | None = None, reviews: str | None = None) -> dict:
     """`vlmtune eval score`: read the benchmark's data and a predictions file (and a judged benchmark's reviews),
     score them."""
     items = load_items(name, data, limit)
@@ -114,7 +133,9 @@ def score_file(name: str, data: str, predictions: str, limit: int | None = None,
         from vlmtune.eval.reviews import read_reviews
 
         if reviews is None:
-            raise ValueError(f"{name} is scored from a judge's reviews: give --reviews FILE (vlmtune's "
-                             "reviews/<benchmark>.jsonl, LLaVA's review JSONL or MM-Vet's grade JSON)")
+            raise ValueError(
+                f"{name} is scored from a judge's reviews: give --reviews FILE (vlmtune's "
+                "reviews/<benchmark>.jsonl, LLaVA's review JSONL or MM-Vet's grade JSON)"
+            )
         replies = read_reviews(storage.read_bytes(reviews), reviews, items)
     return score_predictions(name, items, records, predictions, replies)

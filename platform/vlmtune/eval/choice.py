@@ -27,8 +27,12 @@ CIRCULAR_STRIDE = 1_000_000
 LETTERS = string.ascii_uppercase
 ANSWER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 _PUNCTUATION = ".()[],:;!*#{}"
-_REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
-             "I'm sorry, but without the image provided", "Cannot determine the answer")
+_REFUSALS = (
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
+)
 _API_FAILURE = "Failed to obtain answer via API"
 # "The answer is B", "correct answer is **C**": case-insensitive, and with no word boundary after the letter,
 # as upstream, so "the answer is blue" reads as B.
@@ -106,16 +110,27 @@ def rotate(options: Sequence[str], answer: str, steps: int) -> tuple[tuple[str, 
     return rotated, LETTERS[(LETTERS.index(answer) - steps) % n]
 
 
-def circular_items(index: int, question: str, hint: str | None, options: Sequence[str], answer: str,
-                   group: str, image: bytes | None) -> list[Item]:
+def circular_items(
+    index: int, question: str, hint: str | None, options: Sequence[str], answer: str, group: str, image: bytes | None
+) -> list[Item]:
     """The N rotations of one N-option question, rotation 0 being the question as published."""
     items = []
     for step in range(len(options)):
         rotated, letter = rotate(options, answer, step)
         text = question_text(question, rotated, hint)
-        items.append(Item(question_id=str(index + step * CIRCULAR_STRIDE), question=text,
-                          prompt=f"{text}\n{ANSWER_INSTRUCTION}", image=image, answer=letter, group=group,
-                          options=rotated, source_id=str(index), extra={"rotation": step}))
+        items.append(
+            Item(
+                question_id=str(index + step * CIRCULAR_STRIDE),
+                question=text,
+                prompt=f"{text}\n{ANSWER_INSTRUCTION}",
+                image=image,
+                answer=letter,
+                group=group,
+                options=rotated,
+                source_id=str(index),
+                extra={"rotation": step},
+            )
+        )
     return items
 
 
@@ -149,11 +164,17 @@ def score(rows: Sequence[ChoiceRow]) -> dict:
 
     def summary(values: list[tuple[bool, bool]]) -> dict:
         n = len(values)
-        return {"circularAccuracy": sum(c for c, _ in values) / n if n else 0.0,
-                "singleAccuracy": sum(s for _, s in values) / n if n else 0.0, "questions": n}
+        return {
+            "circularAccuracy": sum(c for c, _ in values) / n if n else 0.0,
+            "singleAccuracy": sum(s for _, s in values) / n if n else 0.0,
+            "questions": n,
+        }
 
-    return {**summary(outcomes), "askedQuestions": len(rows),
-            "categories": {group: summary(values) for group, values in sorted(groups.items())}}
+    return {
+        **summary(outcomes),
+        "askedQuestions": len(rows),
+        "categories": {group: summary(values) for group, values in sorted(groups.items())},
+    }
 
 
 def load(uri: str, limit: int | None = None) -> list[Item]:
@@ -171,9 +192,19 @@ def load(uri: str, limit: int | None = None) -> list[Item]:
         group = row.get("category") or "all"
         if pre_rotated:
             text = question_text(row["question"], options, hint)
-            items.append(Item(str(index), text, f"{text}\n{ANSWER_INSTRUCTION}", image, row["answer"], group,
-                              tuple(options), str(index % CIRCULAR_STRIDE),
-                              {"rotation": index // CIRCULAR_STRIDE}))
+            items.append(
+                Item(
+                    str(index),
+                    text,
+                    f"{text}\n{ANSWER_INSTRUCTION}",
+                    image,
+                    row["answer"],
+                    group,
+                    tuple(options),
+                    str(index % CIRCULAR_STRIDE),
+                    {"rotation": index // CIRCULAR_STRIDE},
+                )
+            )
         else:
             items.extend(circular_items(index, row["question"], hint, options, row["answer"], group, image))
     return take_per_group(items, limit, unit=lambda item: item.source_id)
@@ -190,9 +221,12 @@ def _options(row: dict) -> list[str]:
 
 
 def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dict:
-    return score([ChoiceRow(item.source_id, item.group, item.answer, prediction, item.options,
-                            item.extra["rotation"])
-                  for item, prediction in zip(items, predictions, strict=True)])
+    return score(
+        [
+            ChoiceRow(item.source_id, item.group, item.answer, prediction, item.options, item.extra["rotation"])
+            for item, prediction in zip(items, predictions, strict=True)
+        ]
+    )
 
 
 def chance(items: Sequence[Item]) -> dict[str, float]:
@@ -200,8 +234,10 @@ def chance(items: Sequence[Item]) -> dict[str, float]:
     options = {item.source_id: len(item.options) for item in items if item.options}
     if not options:
         return {}
-    return {"mc.singleAccuracy": sum(1 / k for k in options.values()) / len(options),
-            "mc.circularAccuracy": sum((1 / k) ** k for k in options.values()) / len(options)}
+    return {
+        "mc.singleAccuracy": sum(1 / k for k in options.values()) / len(options),
+        "mc.circularAccuracy": sum((1 / k) ** k for k in options.values()) / len(options),
+    }
 
 
 def headline(result: dict) -> dict[str, float]:
@@ -209,12 +245,16 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def table(result: dict) -> tuple[list[str], list[list]]:
-    rows = [[name, c["questions"], c["circularAccuracy"] * 100, c["singleAccuracy"] * 100]
-            for name, c in result["categories"].items()]
+    rows = [
+        [name, c["questions"], c["circularAccuracy"] * 100, c["singleAccuracy"] * 100]
+        for name, c in result["categories"].items()
+    ]
     rows.append(["**all**", result["questions"], result["circularAccuracy"] * 100, result["singleAccuracy"] * 100])
     return ["category", "questions", "circular %", "single pass %"], rows
 
 
 def bars(result: dict) -> dict[str, dict[str, float]]:
-    return {name: {"circular": c["circularAccuracy"], "single pass": c["singleAccuracy"]}
-            for name, c in result["categories"].items()}
+    return {
+        name: {"circular": c["circularAccuracy"], "single pass": c["singleAccuracy"]}
+        for name, c in result["categories"].items()
+    }

@@ -34,11 +34,29 @@ from vlmtune.eval.mme import PERCEPTION
 
 YES_NO = " Please answer yes or no."  # how every MME question ends
 POSITIONS = ("left", "right", "top", "bottom")
-MMBENCH_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
-                   "l2-category", "comment", "split"]
+MMBENCH_COLUMNS = [
+    "index",
+    "question",
+    "hint",
+    "A",
+    "B",
+    "C",
+    "D",
+    "answer",
+    "category",
+    "image",
+    "source",
+    "l2-category",
+    "comment",
+    "split",
+]
 OPEN_WRITERS = {"llavabench": write_llava_bench, "mmvet": write_mm_vet, "mmmu": write_mmmu}
-FILES = {"mme": "mme/test-00000-of-00001.parquet", "pope": "pope/test-00000-of-00001.parquet",
-         "mc": "mmbench/mmbench_demo_dev_en.tsv", "forgetting": "forgetting/test-00000-of-00001.parquet"}
+FILES = {
+    "mme": "mme/test-00000-of-00001.parquet",
+    "pope": "pope/test-00000-of-00001.parquet",
+    "mc": "mmbench/mmbench_demo_dev_en.tsv",
+    "forgetting": "forgetting/test-00000-of-00001.parquet",
+}
 
 
 @dataclass(frozen=True)
@@ -57,8 +75,11 @@ def demo_records(suite: DemoSuite) -> dict[str, list[DemoRecord]]:
     by_task: dict[str, list[DemoRecord]] = {}
     for record in raw:
         human, answer = record["conversations"][0]["value"], record["conversations"][1]["value"]
-        by_task.setdefault(record["task_name"], []).append(DemoRecord(
-            record["task_name"], int(record["id"]), record["image"], human.replace(IMAGE_TOKEN, "").strip(), answer))
+        by_task.setdefault(record["task_name"], []).append(
+            DemoRecord(
+                record["task_name"], int(record["id"]), record["image"], human.replace(IMAGE_TOKEN, "").strip(), answer
+            )
+        )
     return by_task
 
 
@@ -89,8 +110,10 @@ def _mme_pair(record: DemoRecord, rng: random.Random) -> tuple[str, str, str] | 
         q = 'Is the text "{}" written in this image?'
         return "OCR", q.format(a), q.format(wrong)
     if record.task == "more_circles":
-        circles, squares = "Are there more circles than squares in this image?", \
-            "Are there more squares than circles in this image?"
+        circles, squares = (
+            "Are there more circles than squares in this image?",
+            "Are there more squares than circles in this image?",
+        )
         yes, no = (circles, squares) if a == "yes" else (squares, circles)
         return "commonsense_reasoning", yes, no
     if record.task == "digit_recognition":
@@ -111,16 +134,35 @@ def mme_rows(records: dict[str, list[DemoRecord]], read_image: Callable[[str], b
             category, yes, no = pair
             question_id = f"{category}/{Path(record.image).name}"
             image = image_struct(read_image(record.image), Path(record.image).name)
-            rows += [{"question_id": question_id, "image": image, "question": yes + YES_NO, "answer": "Yes",
-                      "category": category},
-                     {"question_id": question_id, "image": image, "question": no + YES_NO, "answer": "No",
-                      "category": category}]
+            rows += [
+                {
+                    "question_id": question_id,
+                    "image": image,
+                    "question": yes + YES_NO,
+                    "answer": "Yes",
+                    "category": category,
+                },
+                {
+                    "question_id": question_id,
+                    "image": image,
+                    "question": no + YES_NO,
+                    "answer": "No",
+                    "category": category,
+                },
+            ]
     order = {name: i for i, name in enumerate(PERCEPTION)}
     return sorted(rows, key=lambda row: order.get(row["category"], len(order)))  # stable: pairs stay together
 
 
-MME_SCHEMA = pa.schema([("question_id", pa.string()), ("image", IMAGE_STRUCT), ("question", pa.string()),
-                        ("answer", pa.string()), ("category", pa.string())])
+MME_SCHEMA = pa.schema(
+    [
+        ("question_id", pa.string()),
+        ("image", IMAGE_STRUCT),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("category", pa.string()),
+    ]
+)
 
 
 def pope_rows(records: dict[str, list[DemoRecord]], read_image: Callable[[str], bytes]) -> list[dict]:
@@ -132,24 +174,45 @@ def pope_rows(records: dict[str, list[DemoRecord]], read_image: Callable[[str], 
     for split in ("random", "popular"):
         for record in shapes:
             rng = random.Random(f"pope/{split}/{record.index}")
-            negative = (_other(rng, SHAPES, record.answer) if split == "random"
-                        else next(shape for shape in popular if shape != record.answer))
-            questions += [(split, record, f"Is there a {record.answer} in the image?", "yes"),
-                          (split, record, f"Is there a {negative} in the image?", "no")]
+            negative = (
+                _other(rng, SHAPES, record.answer)
+                if split == "random"
+                else next(shape for shape in popular if shape != record.answer)
+            )
+            questions += [
+                (split, record, f"Is there a {record.answer} in the image?", "yes"),
+                (split, record, f"Is there a {negative} in the image?", "no"),
+            ]
     for record in records.get("object_existence", []):
         question = re.search(r"Question:\s*(.*\?)", record.instruction).group(1)
         questions.append(("adversarial", record, question, record.answer))
     rows = []
     for number, (split, record, question, answer) in enumerate(questions):
-        rows.append({"id": str(number), "question_id": str(number + 1), "question": question, "answer": answer,
-                     "image_source": Path(record.image).stem, "category": split,
-                     "image": image_struct(read_image(record.image), Path(record.image).name)})
+        rows.append(
+            {
+                "id": str(number),
+                "question_id": str(number + 1),
+                "question": question,
+                "answer": answer,
+                "image_source": Path(record.image).stem,
+                "category": split,
+                "image": image_struct(read_image(record.image), Path(record.image).name),
+            }
+        )
     return rows
 
 
-POPE_SCHEMA = pa.schema([("id", pa.string()), ("question_id", pa.string()), ("question", pa.string()),
-                         ("answer", pa.string()), ("image_source", pa.string()), ("image", IMAGE_STRUCT),
-                         ("category", pa.string())])
+POPE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("question_id", pa.string()),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("image_source", pa.string()),
+        ("image", IMAGE_STRUCT),
+        ("category", pa.string()),
+    ]
+)
 
 
 def mmbench_rows(records: dict[str, list[DemoRecord]], read_image: Callable[[str], bytes]) -> list[dict]:
@@ -157,23 +220,50 @@ def mmbench_rows(records: dict[str, list[DemoRecord]], read_image: Callable[[str
     rows = []
     for record in records.get("color_choice", []):
         options = dict(re.findall(r"\(([A-D])\)\s*(\w+)", record.instruction))
-        rows.append(_mmbench_row(len(rows), "What is the color of the shape in the image?", "", options,
-                                 record.answer, "color", read_image(record.image)))
+        rows.append(
+            _mmbench_row(
+                len(rows),
+                "What is the color of the shape in the image?",
+                "",
+                options,
+                record.answer,
+                "color",
+                read_image(record.image),
+            )
+        )
     for record in records.get("shape_name", []):
         options = dict(zip("ABC", SHAPES))
         answer = "ABC"[SHAPES.index(record.answer)]
-        rows.append(_mmbench_row(len(rows), "Which shape is shown in the image?",
-                                 "The image shows one geometric shape.", options, answer, "shape",
-                                 read_image(record.image)))
+        rows.append(
+            _mmbench_row(
+                len(rows),
+                "Which shape is shown in the image?",
+                "The image shows one geometric shape.",
+                options,
+                answer,
+                "shape",
+                read_image(record.image),
+            )
+        )
     return rows
 
 
-def _mmbench_row(index: int, question: str, hint: str, options: dict[str, str], answer: str, category: str,
-                 image: bytes) -> dict:
-    return {"index": index, "question": question, "hint": hint,
-            **{letter: options.get(letter, "") for letter in "ABCD"},
-            "answer": answer, "category": category, "image": b64(image), "source": "vlmtune-demo",
-            "l2-category": "perception", "comment": "", "split": "dev"}
+def _mmbench_row(
+    index: int, question: str, hint: str, options: dict[str, str], answer: str, category: str, image: bytes
+) -> dict:
+    return {
+        "index": index,
+        "question": question,
+        "hint": hint,
+        **{letter: options.get(letter, "") for letter in "ABCD"},
+        "answer": answer,
+        "category": category,
+        "image": b64(image),
+        "source": "vlmtune-demo",
+        "l2-category": "perception",
+        "comment": "",
+        "split": "dev",
+    }
 
 
 FORGETTING_SETS = {  # set name -> (demo task, question stem)
@@ -188,14 +278,27 @@ def forgetting_rows(records: dict[str, list[DemoRecord]], read_image: Callable[[
     rows = []
     for name, (task, question) in FORGETTING_SETS.items():
         for record in records.get(task, []):
-            rows.append({"question_id": f"{name}/{record.index}", "set": name, "question": question,
-                         "image": image_struct(read_image(record.image), Path(record.image).name),
-                         "label": record.answer})
+            rows.append(
+                {
+                    "question_id": f"{name}/{record.index}",
+                    "set": name,
+                    "question": question,
+                    "image": image_struct(read_image(record.image), Path(record.image).name),
+                    "label": record.answer,
+                }
+            )
     return rows
 
 
-FORGETTING_SCHEMA = pa.schema([("question_id", pa.string()), ("set", pa.string()), ("question", pa.string()),
-                               ("image", IMAGE_STRUCT), ("label", pa.string())])
+FORGETTING_SCHEMA = pa.schema(
+    [
+        ("question_id", pa.string()),
+        ("set", pa.string()),
+        ("question", pa.string()),
+        ("image", IMAGE_STRUCT),
+        ("label", pa.string()),
+    ]
+)
 
 
 def demo_file(name: str, suite: DemoSuite) -> bytes:

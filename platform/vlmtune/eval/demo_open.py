@@ -38,20 +38,33 @@ def _jsonl(rows: list[dict]) -> bytes:
 def _llava_bench_entry(record) -> tuple[str, str, str, str] | None:
     """(category, question, GPT-4-style reference answer, caption) for a record, or None for unused tasks."""
     if record.task == "shape_color":
-        return ("conv", "What color is the shape in the image?", f"The shape in the image is {record.answer}.",
-                f"A single {record.answer} shape drawn on a light background.")
+        return (
+            "conv",
+            "What color is the shape in the image?",
+            f"The shape in the image is {record.answer}.",
+            f"A single {record.answer} shape drawn on a light background.",
+        )
     if record.task == "dot_count":
-        return ("detail", "Describe the image in detail.",
-                f"The image shows {record.answer} dots of one color scattered on a light, slightly noisy "
-                "background. There is nothing else in the picture.",
-                f"{record.answer.capitalize()} dots of one color on a light background.")
+        return (
+            "detail",
+            "Describe the image in detail.",
+            f"The image shows {record.answer} dots of one color scattered on a light, slightly noisy "
+            "background. There is nothing else in the picture.",
+            f"{record.answer.capitalize()} dots of one color on a light background.",
+        )
     if record.task == "more_circles":
-        verdict = "there are more circles than squares" if record.answer == "yes" else \
-            "there are not more circles than squares"
-        return ("complex", "Are there more circles than squares in this image? Explain how you can tell.",
-                f"{record.answer.capitalize()}, {verdict}: counting the round shapes and the shapes with four "
-                "straight sides and comparing the two counts settles it.",
-                f"Circles and squares in different colors on a light background; {verdict}.")
+        verdict = (
+            "there are more circles than squares"
+            if record.answer == "yes"
+            else "there are not more circles than squares"
+        )
+        return (
+            "complex",
+            "Are there more circles than squares in this image? Explain how you can tell.",
+            f"{record.answer.capitalize()}, {verdict}: counting the round shapes and the shapes with four "
+            "straight sides and comparing the two counts settles it.",
+            f"Circles and squares in different colors on a light background; {verdict}.",
+        )
     return None
 
 
@@ -69,8 +82,16 @@ def write_llava_bench(records: dict, read_image: Callable[[str], bytes], out_uri
             qid = len(questions)
             questions.append({"question_id": qid, "image": image, "text": question, "category": category})
             contexts.append({"id": image.rsplit(".", 1)[0], "image": image, "caption": caption})
-            answers.append({"question_id": qid, "prompt": question, "text": reference, "answer_id": f"demo-{qid}",
-                            "model_id": "vlmtune-demo-reference", "metadata": {}})
+            answers.append(
+                {
+                    "question_id": qid,
+                    "prompt": question,
+                    "text": reference,
+                    "answer_id": f"demo-{qid}",
+                    "model_id": "vlmtune-demo-reference",
+                    "metadata": {},
+                }
+            )
             storage.write_bytes(storage.join(folder, "images", image), read_image(record.image))
     for name, rows in (("questions.jsonl", questions), ("context.jsonl", contexts), ("answers_gpt4.jsonl", answers)):
         storage.write_bytes(storage.join(folder, name), _jsonl(rows))
@@ -106,8 +127,7 @@ def write_mm_vet(records: dict, read_image: Callable[[str], bytes], out_uri: str
                 continue
             capabilities, question, truth = entry
             qid = f"v1_{len(data)}"
-            data[qid] = {"imagename": f"{qid}.png", "capability": capabilities, "question": question,
-                         "answer": truth}
+            data[qid] = {"imagename": f"{qid}.png", "capability": capabilities, "question": question, "answer": truth}
             storage.write_bytes(storage.join(folder, "images", f"{qid}.png"), read_image(record.image))
     storage.write_bytes(storage.join(folder, "mm-vet.json"), (json.dumps(data, indent=2) + "\n").encode())
     return folder
@@ -116,10 +136,20 @@ def write_mm_vet(records: dict, read_image: Callable[[str], bytes], out_uri: str
 # ------------------------------------------------------------------------------------------------------ MMMU
 
 
-MMMU_SCHEMA = pa.schema([("id", pa.string()), ("question", pa.string()), ("options", pa.string()),
-                         ("explanation", pa.string()), *[(f"image_{n}", IMAGE_STRUCT) for n in range(1, 8)],
-                         ("img_type", pa.string()), ("answer", pa.string()), ("topic_difficulty", pa.string()),
-                         ("question_type", pa.string()), ("subfield", pa.string())])
+MMMU_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("question", pa.string()),
+        ("options", pa.string()),
+        ("explanation", pa.string()),
+        *[(f"image_{n}", IMAGE_STRUCT) for n in range(1, 8)],
+        ("img_type", pa.string()),
+        ("answer", pa.string()),
+        ("topic_difficulty", pa.string()),
+        ("question_type", pa.string()),
+        ("subfield", pa.string()),
+    ]
+)
 
 
 def _mmmu_entry(record) -> tuple[str, str, list[str], str] | None:
@@ -133,11 +163,14 @@ def _mmmu_entry(record) -> tuple[str, str, list[str], str] | None:
         return "Art", "What is the color of the shape in <image 1>?", list(options.values()), record.answer
     if record.task == "shape_position":
         options = ["left", "right", "top", "bottom"]
-        return ("Geography", "Where is the shape in <image 1>?", options,
-                "ABCD"[options.index(record.answer)])
+        return ("Geography", "Where is the shape in <image 1>?", options, "ABCD"[options.index(record.answer)])
     if record.task == "bigger_shape":
-        return "Physics", "Which of the two shapes in <image 1> is bigger?", ["left", "right"], \
-            "AB"[("left", "right").index(record.answer)]
+        return (
+            "Physics",
+            "Which of the two shapes in <image 1> is bigger?",
+            ["left", "right"],
+            "AB"[("left", "right").index(record.answer)],
+        )
     return None
 
 
@@ -152,10 +185,20 @@ def write_mmmu(records: dict, read_image: Callable[[str], bytes], out_uri: str) 
                 continue
             subject, question, options, answer = entry
             rows = subjects.setdefault(subject, [])
-            rows.append({"id": f"validation_{subject}_{len(rows) + 1}", "question": question, "options": str(options),
-                         "explanation": "", "image_1": image_struct(read_image(record.image), Path(record.image).name),
-                         "img_type": "['Diagrams']", "answer": answer, "topic_difficulty": "Easy",
-                         "question_type": "multiple-choice" if options else "open", "subfield": "vlmtune demo"})
+            rows.append(
+                {
+                    "id": f"validation_{subject}_{len(rows) + 1}",
+                    "question": question,
+                    "options": str(options),
+                    "explanation": "",
+                    "image_1": image_struct(read_image(record.image), Path(record.image).name),
+                    "img_type": "['Diagrams']",
+                    "answer": answer,
+                    "topic_difficulty": "Easy",
+                    "question_type": "multiple-choice" if options else "open",
+                    "subfield": "vlmtune demo",
+                }
+            )
     for subject, rows in subjects.items():
         uri = storage.join(folder, subject, "validation-00000-of-00001.parquet")
         storage.write_bytes(uri, parquet_bytes(rows, MMMU_SCHEMA))

@@ -70,17 +70,29 @@ def score(rows: Sequence[ForgettingRow]) -> dict:
     for row in rows:
         sets.setdefault(row.set, []).append(is_right(row))
         classes[row.set] = (len(row.options) or row.classes, not row.options)
-    per_set = {name: {"accuracy": sum(right) / len(right), "questions": len(right), "classes": classes[name][0],
-                      "openEnded": classes[name][1]} for name, right in sorted(sets.items())}
-    return {"meanAccuracy": sum(s["accuracy"] for s in per_set.values()) / len(per_set) if per_set else 0.0,
-            "questions": len(rows), "sets": per_set}
+    per_set = {
+        name: {
+            "accuracy": sum(right) / len(right),
+            "questions": len(right),
+            "classes": classes[name][0],
+            "openEnded": classes[name][1],
+        }
+        for name, right in sorted(sets.items())
+    }
+    return {
+        "meanAccuracy": sum(s["accuracy"] for s in per_set.values()) / len(per_set) if per_set else 0.0,
+        "questions": len(rows),
+        "sets": per_set,
+    }
 
 
 def load(uri: str, limit: int | None = None) -> list[Item]:
     """Forgetting-suite questions; `limit` counts examples per set (options come from the whole set)."""
     rows = read_parquet_rows(uri)
-    labels = {name: {str(row["label"]) for row in rows if row["set"] == name}
-              for name in dict.fromkeys(row["set"] for row in rows)}
+    labels = {
+        name: {str(row["label"]) for row in rows if row["set"] == name}
+        for name in dict.fromkeys(row["set"] for row in rows)
+    }
     items = []
     for row in rows:
         options = set_options(labels[row["set"]])
@@ -89,15 +101,28 @@ def load(uri: str, limit: int | None = None) -> list[Item]:
             prompt = f"{text}\n{ANSWER_INSTRUCTION}"
         else:
             text, prompt = row["question"], f"{row['question']}\n{OPEN_INSTRUCTION}"
-        items.append(Item(question_id=str(row["question_id"]), question=text, prompt=prompt,
-                          image=image_bytes(row["image"]), answer=str(row["label"]), group=row["set"],
-                          options=options, extra={"classes": len(labels[row["set"]])}))
+        items.append(
+            Item(
+                question_id=str(row["question_id"]),
+                question=text,
+                prompt=prompt,
+                image=image_bytes(row["image"]),
+                answer=str(row["label"]),
+                group=row["set"],
+                options=options,
+                extra={"classes": len(labels[row["set"]])},
+            )
+        )
     return take_per_group(items, limit)
 
 
 def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dict:
-    return score([ForgettingRow(item.group, item.answer, prediction, item.options, item.extra.get("classes", 0))
-                  for item, prediction in zip(items, predictions, strict=True)])
+    return score(
+        [
+            ForgettingRow(item.group, item.answer, prediction, item.options, item.extra.get("classes", 0))
+            for item, prediction in zip(items, predictions, strict=True)
+        ]
+    )
 
 
 def chance(items: Sequence[Item]) -> dict[str, float]:
@@ -111,8 +136,10 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def table(result: dict) -> tuple[list[str], list[list]]:
-    rows = [[name, s["classes"], "open" if s.get("openEnded") else "letters", s["questions"], s["accuracy"] * 100]
-            for name, s in result["sets"].items()]
+    rows = [
+        [name, s["classes"], "open" if s.get("openEnded") else "letters", s["questions"], s["accuracy"] * 100]
+        for name, s in result["sets"].items()
+    ]
     rows.append(["**CF (mean of sets)**", "", "", result["questions"], result["meanAccuracy"] * 100])
     return ["set", "classes", "asked as", "questions", "accuracy %"], rows
 

@@ -41,8 +41,8 @@ def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor,
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-        mask[row, width - len(ids):] = 1
+        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        mask[row, width - len(ids) :] = 1
     return input_ids, mask
 
 
@@ -64,13 +64,16 @@ def generate(built: BuiltModel, questions: Sequence[Question], max_new_tokens: i
         ValueError: questions with different settings in one call.
     """
     if len({q.settings for q in questions}) > 1:
-        raise ValueError("generate() takes questions of one kind at a time (image or text, system, length, "
-                         "temperature); group them first")
+        raise ValueError(
+            "generate() takes questions of one kind at a time (image or text, system, length, "
+            "temperature); group them first"
+        )
     first = questions[0]
     model = built.model
     device, dtype = model.device, model.dtype
-    input_ids, mask = left_pad([prompt_ids(built, q.prompt, q.image is not None, q.system) for q in questions],
-                               built.tokenizer.pad_token_id)
+    input_ids, mask = left_pad(
+        [prompt_ids(built, q.prompt, q.image is not None, q.system) for q in questions], built.tokenizer.pad_token_id
+    )
     extra = {}
     if first.image is not None:
         extra["pixel_values"] = image_batch(built, [q.image for q in questions]).to(device=device, dtype=dtype)
@@ -80,11 +83,15 @@ def generate(built: BuiltModel, questions: Sequence[Question], max_new_tokens: i
     else:
         extra["do_sample"] = False
     output = model.generate(
-        input_ids=input_ids.to(device), attention_mask=mask.to(device),
-        max_new_tokens=first.max_new_tokens or max_new_tokens, num_beams=1,
-        pad_token_id=built.tokenizer.pad_token_id, eos_token_id=built.tokenizer.eos_token_id, **extra,
+        input_ids=input_ids.to(device),
+        attention_mask=mask.to(device),
+        max_new_tokens=first.max_new_tokens or max_new_tokens,
+        num_beams=1,
+        pad_token_id=built.tokenizer.pad_token_id,
+        eos_token_id=built.tokenizer.eos_token_id,
+        **extra,
     )
-    answers = output[:, input_ids.shape[1]:]
+    answers = output[:, input_ids.shape[1] :]
     return [text.strip() for text in built.tokenizer.batch_decode(answers, skip_special_tokens=True)]
 
 

@@ -63,16 +63,25 @@ def score(rows: Sequence[HeldoutRow]) -> dict:
     tasks: dict[str, list[bool]] = {}
     for row in rows:
         tasks.setdefault(row.task, []).append(is_right(row.answer, row.prediction, row.options))
-    per_task = {task: {"accuracy": sum(right) / len(right), "questions": len(right)}
-                for task, right in sorted(tasks.items())}
+    per_task = {
+        task: {"accuracy": sum(right) / len(right), "questions": len(right)} for task, right in sorted(tasks.items())
+    }
     total = sum(len(right) for right in tasks.values())
-    return {"accuracy": sum(sum(right) for right in tasks.values()) / total if total else 0.0,
-            "meanTaskAccuracy": sum(t["accuracy"] for t in per_task.values()) / len(per_task) if per_task else 0.0,
-            "questions": total, "tasks": per_task}
+    return {
+        "accuracy": sum(sum(right) for right in tasks.values()) / total if total else 0.0,
+        "meanTaskAccuracy": sum(t["accuracy"] for t in per_task.values()) / len(per_task) if per_task else 0.0,
+        "questions": total,
+        "tasks": per_task,
+    }
 
 
-def load(uri: str, limit: int | None = None, images: str | None = None, tasks: Sequence[str] | None = None,
-         read_images: bool = True) -> list[Item]:
+def load(
+    uri: str,
+    limit: int | None = None,
+    images: str | None = None,
+    tasks: Sequence[str] | None = None,
+    read_images: bool = True,
+) -> list[Item]:
     """Held-out instances; `limit` counts instances per task, `tasks` keeps only those tasks.
 
     Scoring saved predictions needs no pixels: `read_images=False` leaves `image` unset.
@@ -88,8 +97,17 @@ def load(uri: str, limit: int | None = None, images: str | None = None, tasks: S
             continue
         turns = normalize_turns(json.loads(record["conversations"]))
         question = turns[0].text.removeprefix(IMAGE_TOKEN).strip()
-        items.append(Item(question_id=record["key"], question=question, prompt=question, image=None,
-                          answer=turns[1].text, group=record["task"], extra={"image": record["image"]}))
+        items.append(
+            Item(
+                question_id=record["key"],
+                question=question,
+                prompt=question,
+                image=None,
+                answer=turns[1].text,
+                group=record["task"],
+                extra={"image": record["image"]},
+            )
+        )
     kept = take_per_group(items, limit)
     if not read_images:
         return kept
@@ -97,8 +115,12 @@ def load(uri: str, limit: int | None = None, images: str | None = None, tasks: S
 
 
 def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dict:
-    return score([HeldoutRow(item.group, item.answer, prediction, parse_options(item.question))
-                  for item, prediction in zip(items, predictions, strict=True)])
+    return score(
+        [
+            HeldoutRow(item.group, item.answer, prediction, parse_options(item.question))
+            for item, prediction in zip(items, predictions, strict=True)
+        ]
+    )
 
 
 def headline(result: dict) -> dict[str, float]:

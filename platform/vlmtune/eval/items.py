@@ -80,8 +80,12 @@ def _key(question_id: str, question: str | None, with_text: bool) -> tuple[str, 
     return question_id, (question or "").strip() if with_text else ""
 
 
-def align(items: Sequence[Item], predictions: Iterable[Prediction | dict], source: str = "predictions",
-          match_text: bool = False) -> Alignment:
+def align(
+    items: Sequence[Item],
+    predictions: Iterable[Prediction | dict],
+    source: str = "predictions",
+    match_text: bool = False,
+) -> Alignment:
     """Match predictions to `items` by question id, and by question text too where the id alone is ambiguous.
 
     A question id that is unique in the data matches on its own; one the data reuses (MME's two questions per
@@ -98,9 +102,11 @@ def align(items: Sequence[Item], predictions: Iterable[Prediction | dict], sourc
         key = _key(prediction.question_id, prediction.question, match_text or prediction.question_id in shared)
         first = by_key.setdefault(key, prediction)
         if first is not prediction:
-            raise PredictionsError(f"{source} line {prediction.line}: a second prediction for question_id "
-                                   f"{prediction.question_id!r} (the first is on line {first.line}); "
-                                   "keep one answer per question")
+            raise PredictionsError(
+                f"{source} line {prediction.line}: a second prediction for question_id "
+                f"{prediction.question_id!r} (the first is on line {first.line}); "
+                "keep one answer per question"
+            )
     aligned, used = [], set()
     for item in items:
         key = _key(item.question_id, item.question, match_text or item.question_id in shared)
@@ -127,13 +133,16 @@ def parse_predictions(records: Iterable[Prediction | dict], source: str = "predi
         line = record.get("_line", number)
         qid = record.get("question_id")
         if isinstance(qid, bool) or not isinstance(qid, (str, int)):
-            raise PredictionsError(f"{source} line {line}: question_id must be a string or an integer, "
-                                   f"not {_preview(qid)}")
+            raise PredictionsError(
+                f"{source} line {line}: question_id must be a string or an integer, not {_preview(qid)}"
+            )
         field = "prediction" if "prediction" in record else "text"
         text = record.get(field)
         if not isinstance(text, str):
-            raise PredictionsError(f"{source} line {line} (question_id {str(qid)!r}): {field} must be a string, "
-                                   f"not {_preview(text)}; write an unanswered question as \"\"")
+            raise PredictionsError(
+                f"{source} line {line} (question_id {str(qid)!r}): {field} must be a string, "
+                f'not {_preview(text)}; write an unanswered question as ""'
+            )
         parsed.append(Prediction(str(qid), _question_text(record), text, line))
     return parsed
 
@@ -155,20 +164,37 @@ def _preview(value) -> str:
 
 def item_record(item: Item) -> dict:
     """An item as JSON, without its image (what the comparison report needs to re-score resamples)."""
-    return {"question_id": item.question_id, "question": item.question, "answer": item.answer, "group": item.group,
-            "options": list(item.options), "source_id": item.source_id, "extra": item.extra}
+    return {
+        "question_id": item.question_id,
+        "question": item.question,
+        "answer": item.answer,
+        "group": item.group,
+        "options": list(item.options),
+        "source_id": item.source_id,
+        "extra": item.extra,
+    }
 
 
 def item_from_record(record: dict) -> Item:
-    return Item(question_id=record["question_id"], question=record["question"], prompt="", image=None,
-                answer=record["answer"], group=record["group"], options=tuple(record.get("options") or ()),
-                source_id=record.get("source_id", ""), extra=dict(record.get("extra") or {}))
+    return Item(
+        question_id=record["question_id"],
+        question=record["question"],
+        prompt="",
+        image=None,
+        answer=record["answer"],
+        group=record["group"],
+        options=tuple(record.get("options") or ()),
+        source_id=record.get("source_id", ""),
+        extra=dict(record.get("extra") or {}),
+    )
 
 
 def prediction_records(items: Sequence[Item], predictions: Sequence[str]) -> list[dict]:
     """The JSON-lines records written for `items` (what `vlmtune eval score` reads back)."""
-    return [{"question_id": item.question_id, "question": item.question, "prediction": prediction}
-            for item, prediction in zip(items, predictions, strict=True)]
+    return [
+        {"question_id": item.question_id, "question": item.question, "prediction": prediction}
+        for item, prediction in zip(items, predictions, strict=True)
+    ]
 
 
 def dumps_jsonl(records: Iterable[dict]) -> bytes:
@@ -190,8 +216,10 @@ def loads_jsonl(data: bytes, source: str = "predictions") -> list[dict]:
         raise PredictionsError(f"{source}: not UTF-8 text (byte {err.start})") from None
     whole = _json_object(text)
     if whole is not None:
-        return [{"question_id": qid, "prediction": answer, "_line": number}
-                for number, (qid, answer) in enumerate(whole.items(), start=1)]
+        return [
+            {"question_id": qid, "prediction": answer, "_line": number}
+            for number, (qid, answer) in enumerate(whole.items(), start=1)
+        ]
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -200,8 +228,11 @@ def loads_jsonl(data: bytes, source: str = "predictions") -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise PredictionsError(f"{source} line {number}: not JSON ({err.msg})") from None
-        if not isinstance(record, dict) or "question_id" not in record or not (
-                "prediction" in record or "text" in record):
+        if (
+            not isinstance(record, dict)
+            or "question_id" not in record
+            or not ("prediction" in record or "text" in record)
+        ):
             raise PredictionsError(f"{source} line {number}: expected an object with question_id and prediction")
         records.append({**record, "_line": number})
     return records

@@ -23,8 +23,29 @@ IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 """How `datasets` stores an `Image` feature in Parquet."""
 # pandas' default NA strings (case-sensitive): VLMEvalKit reads MMBench with `pd.read_csv`, so an option cell
 # holding one of these counts as absent there, and must here too.
-PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+PANDAS_NA = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
 
 
 def read_parquet_rows(uri: str, split: str = "test") -> list[dict]:
@@ -65,23 +86,34 @@ def _saved_dataset(uri: str) -> bool:
 
 def _split_files(fs: pafs.FileSystem, uri: str, path: str) -> list[str]:
     entries = fs.get_file_info(pafs.FileSelector(path))
-    files = sorted(entry.path for entry in entries
-                   if entry.type == pafs.FileType.File and entry.path.endswith(".parquet"))
+    files = sorted(
+        entry.path for entry in entries if entry.type == pafs.FileType.File and entry.path.endswith(".parquet")
+    )
     if files:
         return files
-    below = sorted({entry.path[len(path):].strip("/").split("/")[0]
-                    for entry in fs.get_file_info(pafs.FileSelector(path, recursive=True))
-                    if entry.type == pafs.FileType.File and entry.path.endswith(".parquet")})
+    below = sorted(
+        {
+            entry.path[len(path) :].strip("/").split("/")[0]
+            for entry in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+            if entry.type == pafs.FileType.File and entry.path.endswith(".parquet")
+        }
+    )
     if below:
-        raise FileNotFoundError(f"{uri}: no .parquet file directly in this folder; give the split folder itself, "
-                                f"one of: {', '.join(f'{uri.rstrip(chr(47))}/{name}' for name in below[:5])}")
+        raise FileNotFoundError(
+            f"{uri}: no .parquet file directly in this folder; give the split folder itself, "
+            f"one of: {', '.join(f'{uri.rstrip(chr(47))}/{name}' for name in below[:5])}"
+        )
     raise FileNotFoundError(f"{uri}: the folder holds no .parquet file")
 
 
 def parquet_bytes(rows: list[dict], schema: pa.Schema) -> bytes:
     """A Parquet file holding `rows`, with the `datasets` feature metadata so `load_dataset` decodes images."""
-    features = {field.name: ({"_type": "Image"} if field.type == IMAGE_STRUCT
-                             else {"dtype": _hf_dtype(field.type), "_type": "Value"}) for field in schema}
+    features = {
+        field.name: (
+            {"_type": "Image"} if field.type == IMAGE_STRUCT else {"dtype": _hf_dtype(field.type), "_type": "Value"}
+        )
+        for field in schema
+    }
     schema = schema.with_metadata({b"huggingface": json.dumps({"info": {"features": features}}).encode()})
     table = pa.Table.from_pylist(rows, schema=schema)
     sink = io.BytesIO()

@@ -35,17 +35,19 @@ SYSTEM = "You are a helpful and precise assistant for checking the quality of th
 ROLE = "Assistant"
 CATEGORIES = ("conv", "detail", "complex")
 # rule.json's llava_bench_conv, llava_bench_detail and llava_bench_complex prompts (identical text).
-RULE = ("We would like to request your feedback on the performance of two AI assistants in response to the user "
-        "question displayed above. The user asks the question on observing an image. For your reference, the "
-        "visual content in the image is represented with a few sentences describing the image. \n"
-        "Please rate the helpfulness, relevance, accuracy, level of details of their responses. Each assistant "
-        "receives an overall score on a scale of 1 to 10, where a higher score indicates better overall "
-        "performance.\n"
-        "Please first output a single line containing only two values indicating the scores for Assistant 1 and "
-        "2, respectively. The two scores are separated by a space.\n"
-        "In the subsequent line, please provide a comprehensive explanation of your evaluation, avoiding any "
-        "potential bias and ensuring that the order in which the responses were presented does not affect your "
-        "judgment.")
+RULE = (
+    "We would like to request your feedback on the performance of two AI assistants in response to the user "
+    "question displayed above. The user asks the question on observing an image. For your reference, the "
+    "visual content in the image is represented with a few sentences describing the image. \n"
+    "Please rate the helpfulness, relevance, accuracy, level of details of their responses. Each assistant "
+    "receives an overall score on a scale of 1 to 10, where a higher score indicates better overall "
+    "performance.\n"
+    "Please first output a single line containing only two values indicating the scores for Assistant 1 and "
+    "2, respectively. The two scores are separated by a space.\n"
+    "In the subsequent line, please provide a comprehensive explanation of your evaluation, avoiding any "
+    "potential bias and ensuring that the order in which the responses were presented does not affect your "
+    "judgment."
+)
 RULES = {category: RULE for category in CATEGORIES}
 TEMPERATURE, MAX_TOKENS = 0.2, 1024
 FILES = ("questions.jsonl", "context.jsonl", "answers_gpt4.jsonl")
@@ -53,11 +55,13 @@ FILES = ("questions.jsonl", "context.jsonl", "answers_gpt4.jsonl")
 
 def review_prompt(context: str, question: str, reference: str, answer: str, category: str) -> str:
     """The user message of one review (reference answer first, as LLaVA's `llavabench.sh` orders them)."""
-    return (f"[Context]\n{context}\n\n"
-            f"[Question]\n{question}\n\n"
-            f"[{ROLE} 1]\n{reference}\n\n[End of {ROLE} 1]\n\n"
-            f"[{ROLE} 2]\n{answer}\n\n[End of {ROLE} 2]\n\n"
-            f"[System]\n{RULES[category]}\n\n")
+    return (
+        f"[Context]\n{context}\n\n"
+        f"[Question]\n{question}\n\n"
+        f"[{ROLE} 1]\n{reference}\n\n[End of {ROLE} 1]\n\n"
+        f"[{ROLE} 2]\n{answer}\n\n[End of {ROLE} 2]\n\n"
+        f"[System]\n{RULES[category]}\n\n"
+    )
 
 
 def parse_score(review: str | None) -> tuple[float, float] | None:
@@ -111,13 +115,23 @@ def load(uri: str, limit: int | None = None) -> list[Item]:
     for row in _jsonl(storage.join(uri, "questions.jsonl")):
         qid, category = str(row["question_id"]), row["category"]
         if category not in RULES:
-            raise ValueError(f"{uri}/questions.jsonl: question {qid} has category {category!r}; LLaVA's rule.json "
-                             f"has review prompts for {', '.join(CATEGORIES)}")
+            raise ValueError(
+                f"{uri}/questions.jsonl: question {qid} has category {category!r}; LLaVA's rule.json "
+                f"has review prompts for {', '.join(CATEGORIES)}"
+            )
         if qid not in references or row["image"] not in contexts:
             raise ValueError(f"{uri}: question {qid} has no reference answer or no context for {row['image']}")
-        items.append(Item(question_id=qid, question=row["text"], prompt=row["text"],
-                          image=storage.read_bytes(storage.join(uri, "images", row["image"])),
-                          answer=references[qid], group=category, extra={"context": contexts[row["image"]]}))
+        items.append(
+            Item(
+                question_id=qid,
+                question=row["text"],
+                prompt=row["text"],
+                image=storage.read_bytes(storage.join(uri, "images", row["image"])),
+                answer=references[qid],
+                group=category,
+                extra={"context": contexts[row["image"]]},
+            )
+        )
     return take_per_group(items, limit)
 
 
@@ -136,8 +150,14 @@ def _summary(reviews: Sequence[Review]) -> dict:
     reference = sum(pair[0] for pair in parsed) / len(parsed) if parsed else None
     model = sum(pair[1] for pair in parsed) / len(parsed) if parsed else None
     relative = model / reference if parsed and reference else None
-    return {"relative": relative, "reference": reference, "model": model, "questions": len(reviews),
-            "unparsable": len(reviews) - len(parsed), "relativeUpstream": _upstream(reviews)}
+    return {
+        "relative": relative,
+        "reference": reference,
+        "model": model,
+        "questions": len(reviews),
+        "unparsable": len(reviews) - len(parsed),
+        "relativeUpstream": _upstream(reviews),
+    }
 
 
 def _upstream(reviews: Sequence[Review]) -> float | None:
@@ -153,14 +173,21 @@ def _upstream(reviews: Sequence[Review]) -> float | None:
 
 def score(reviews: Sequence[Review]) -> dict:
     """Relative score per category (in LLaVA's order) and over all questions, and what did not parse."""
-    categories = {category: _summary([r for r in reviews if r.category == category])
-                  for category in CATEGORIES if any(r.category == category for r in reviews)}
+    categories = {
+        category: _summary([r for r in reviews if r.category == category])
+        for category in CATEGORIES
+        if any(r.category == category for r in reviews)
+    }
     return {**_summary(reviews), "categories": categories}
 
 
 def score_items(items: Sequence[Item], predictions: Sequence[str | None], reviews: Sequence[Sequence[str]]) -> dict:
-    return score([Review(item.group, parse_score(replies[-1] if replies else None))
-                  for item, _, replies in zip(items, predictions, reviews, strict=True)])
+    return score(
+        [
+            Review(item.group, parse_score(replies[-1] if replies else None))
+            for item, _, replies in zip(items, predictions, reviews, strict=True)
+        ]
+    )
 
 
 def headline(result: dict) -> dict[str, float]:
@@ -172,14 +199,35 @@ def _percent(value: float | None):
 
 
 def table(result: dict) -> tuple[list[str], list[list]]:
-    rows = [[name, c["questions"], c["reference"] if c["reference"] is not None else "–",
-             c["model"] if c["model"] is not None else "–", _percent(c["relative"]), c["unparsable"]]
-            for name, c in result["categories"].items()]
-    rows.append(["**all**", result["questions"], result["reference"] if result["reference"] is not None else "–",
-                 result["model"] if result["model"] is not None else "–", _percent(result["relative"]),
-                 result["unparsable"]])
-    return ["category", "questions", "reference score (1-10)", "model score (1-10)", "relative %",
-            "unparsable replies"], rows
+    rows = [
+        [
+            name,
+            c["questions"],
+            c["reference"] if c["reference"] is not None else "–",
+            c["model"] if c["model"] is not None else "–",
+            _percent(c["relative"]),
+            c["unparsable"],
+        ]
+        for name, c in result["categories"].items()
+    ]
+    rows.append(
+        [
+            "**all**",
+            result["questions"],
+            result["reference"] if result["reference"] is not None else "–",
+            result["model"] if result["model"] is not None else "–",
+            _percent(result["relative"]),
+            result["unparsable"],
+        ]
+    )
+    return [
+        "category",
+        "questions",
+        "reference score (1-10)",
+        "model score (1-10)",
+        "relative %",
+        "unparsable replies",
+    ], rows
 
 
 def bars(result: dict) -> dict[str, float]:

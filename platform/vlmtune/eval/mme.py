@@ -71,33 +71,58 @@ def score(rows: Sequence[MMERow]) -> dict:
         questions = [right for image in images for right in image]
         acc = sum(questions) / len(questions)
         acc_plus = sum(all(image) for image in images) / len(images)
-        subtasks[task] = {"acc": acc, "accPlus": acc_plus, "score": acc * 100 + acc_plus * 100,
-                          "questions": len(questions), "images": len(images), "other": other[task]}
+        subtasks[task] = {
+            "acc": acc,
+            "accPlus": acc_plus,
+            "score": acc * 100 + acc_plus * 100,
+            "questions": len(questions),
+            "images": len(images),
+            "other": other[task],
+        }
     perception = sum(subtasks[task]["score"] for task in PERCEPTION if task in subtasks)
     cognition = sum(subtasks[task]["score"] for task in COGNITION if task in subtasks)
-    return {"perception": perception, "cognition": cognition, "total": perception + cognition,
-            "subtasks": subtasks, "absentSubtasks": [task for task in PERCEPTION + COGNITION if task not in subtasks],
-            "questions": len(rows)}
+    return {
+        "perception": perception,
+        "cognition": cognition,
+        "total": perception + cognition,
+        "subtasks": subtasks,
+        "absentSubtasks": [task for task in PERCEPTION + COGNITION if task not in subtasks],
+        "questions": len(rows),
+    }
 
 
 def load(uri: str, limit: int | None = None) -> list[Item]:
     """MME questions from lmms-lab/MME Parquet; `limit` counts images per subtask."""
-    items = [Item(question_id=str(row["question_id"]), question=row["question"],
-                  prompt=row["question"] + PROMPT_SUFFIX, image=image_bytes(row["image"]), answer=row["answer"],
-                  group=row["category"]) for row in read_parquet_rows(uri)]
+    items = [
+        Item(
+            question_id=str(row["question_id"]),
+            question=row["question"],
+            prompt=row["question"] + PROMPT_SUFFIX,
+            image=image_bytes(row["image"]),
+            answer=row["answer"],
+            group=row["category"],
+        )
+        for row in read_parquet_rows(uri)
+    ]
     return take_per_group(items, limit)
 
 
 def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dict:
-    return score([MMERow(item.group, item.question_id, item.answer, prediction)
-                  for item, prediction in zip(items, predictions, strict=True)])
+    return score(
+        [
+            MMERow(item.group, item.question_id, item.answer, prediction)
+            for item, prediction in zip(items, predictions, strict=True)
+        ]
+    )
 
 
 def chance(items: Sequence[Item]) -> dict[str, float]:
     """Scores of random yes/no answers: acc 50 + acc+ 25 for every subtask present."""
     present = {item.group for item in items}
-    return {"mme.perception": 75.0 * len(present & set(PERCEPTION)),
-            "mme.cognition": 75.0 * len(present & set(COGNITION))}
+    return {
+        "mme.perception": 75.0 * len(present & set(PERCEPTION)),
+        "mme.cognition": 75.0 * len(present & set(COGNITION)),
+    }
 
 
 def headline(result: dict) -> dict[str, float]:
@@ -105,10 +130,14 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def table(result: dict) -> tuple[list[str], list[list]]:
-    rows = [[task, sub["questions"], sub["images"], sub["acc"] * 100, sub["accPlus"] * 100, sub["score"]]
-            for task, sub in result["subtasks"].items()]
-    rows += [["**perception**", "", "", "", "", result["perception"]],
-             ["**cognition**", "", "", "", "", result["cognition"]]]
+    rows = [
+        [task, sub["questions"], sub["images"], sub["acc"] * 100, sub["accPlus"] * 100, sub["score"]]
+        for task, sub in result["subtasks"].items()
+    ]
+    rows += [
+        ["**perception**", "", "", "", "", result["perception"]],
+        ["**cognition**", "", "", "", "", result["cognition"]],
+    ]
     return ["subtask", "questions", "images", "acc %", "acc+ %", "score"], rows
 
 

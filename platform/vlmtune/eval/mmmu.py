@@ -32,11 +32,23 @@ DISCIPLINES: dict[str, tuple[str, ...]] = {
     "Art and Design": ("Art", "Art_Theory", "Design", "Music"),
     "Business": ("Accounting", "Economics", "Finance", "Manage", "Marketing"),
     "Science": ("Biology", "Chemistry", "Geography", "Math", "Physics"),
-    "Health and Medicine": ("Basic_Medical_Science", "Clinical_Medicine", "Diagnostics_and_Laboratory_Medicine",
-                            "Pharmacy", "Public_Health"),
+    "Health and Medicine": (
+        "Basic_Medical_Science",
+        "Clinical_Medicine",
+        "Diagnostics_and_Laboratory_Medicine",
+        "Pharmacy",
+        "Public_Health",
+    ),
     "Humanities and Social Science": ("History", "Literature", "Sociology", "Psychology"),
-    "Tech and Engineering": ("Agriculture", "Architecture_and_Engineering", "Computer_Science", "Electronics",
-                             "Energy_and_Power", "Materials", "Mechanical_Engineering"),
+    "Tech and Engineering": (
+        "Agriculture",
+        "Architecture_and_Engineering",
+        "Computer_Science",
+        "Electronics",
+        "Energy_and_Power",
+        "Materials",
+        "Mechanical_Engineering",
+    ),
 }
 SUBJECTS = tuple(subject for subjects in DISCIPLINES.values() for subject in subjects)
 MULTIPLE_CHOICE = "multiple-choice"
@@ -100,11 +112,17 @@ def _split_files(uri: str) -> list[str]:
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"{uri}: no such file or folder")
     folders = [uri] + [storage.join(uri, name) for name in storage.list_dir(uri) if name in SUBJECTS]
-    files = [storage.join(folder, name) for folder in folders for name in storage.list_dir(folder)
-             if name.startswith(f"{SPLIT}-") and name.endswith(".parquet")]
+    files = [
+        storage.join(folder, name)
+        for folder in folders
+        for name in storage.list_dir(folder)
+        if name.startswith(f"{SPLIT}-") and name.endswith(".parquet")
+    ]
     if not files:
-        raise FileNotFoundError(f"{uri}: no {SPLIT}-*.parquet file here or in its subject folders (e.g. Art/); "
-                                "give the MMMU/MMMU release's root or one subject folder")
+        raise FileNotFoundError(
+            f"{uri}: no {SPLIT}-*.parquet file here or in its subject folders (e.g. Art/); "
+            "give the MMMU/MMMU release's root or one subject folder"
+        )
     return files
 
 
@@ -118,10 +136,18 @@ def load(uri: str, limit: int | None = None) -> list[Item]:
             multiple_choice = row["question_type"] == MULTIPLE_CHOICE
             if not multiple_choice:
                 options = []
-            items.append(Item(question_id=qid, question=row["question"], prompt=prompt(row["question"], options),
-                              image=_image(row), answer=str(row["answer"]), group=subject_of(qid),
-                              options=tuple(options),
-                              extra={"questionType": row["question_type"], "gold": _gold(row["answer"], qid)}))
+            items.append(
+                Item(
+                    question_id=qid,
+                    question=row["question"],
+                    prompt=prompt(row["question"], options),
+                    image=_image(row),
+                    answer=str(row["answer"]),
+                    group=subject_of(qid),
+                    options=tuple(options),
+                    extra={"questionType": row["question_type"], "gold": _gold(row["answer"], qid)},
+                )
+            )
     return take_per_group(items, limit)
 
 
@@ -144,8 +170,9 @@ def judge(row: MMMURow) -> tuple[bool, bool]:
         return False, False
     if row.options:
         letters = [chr(ord("A") + index) for index in range(len(row.options))]
-        letter, guessed = parse_multiple_choice(row.prediction, letters, dict(zip(letters, row.options)),
-                                                row.question_id)
+        letter, guessed = parse_multiple_choice(
+            row.prediction, letters, dict(zip(letters, row.options)), row.question_id
+        )
         golds = row.gold if isinstance(row.gold, list) else [row.gold]
         return letter in golds, guessed
     return is_right_open(row.gold, parse_open(row.prediction)), False
@@ -159,18 +186,27 @@ def score(rows: Sequence[MMMURow]) -> dict:
         right, guess = judge(row)
         subjects.setdefault(row.subject, []).append(right)
         guessed += guess
-    per_subject = {name: {"accuracy": sum(right) / len(right), "questions": len(right)}
-                   for name, right in sorted(subjects.items(), key=lambda pair: _order(pair[0]))}
+    per_subject = {
+        name: {"accuracy": sum(right) / len(right), "questions": len(right)}
+        for name, right in sorted(subjects.items(), key=lambda pair: _order(pair[0]))
+    }
     disciplines = {}
     for discipline, names in DISCIPLINES.items():
         present = [per_subject[name] for name in names if name in per_subject]
         if present:
             count = sum(entry["questions"] for entry in present)
-            disciplines[discipline] = {"accuracy": sum(e["accuracy"] * e["questions"] for e in present) / count,
-                                       "questions": count}
+            disciplines[discipline] = {
+                "accuracy": sum(e["accuracy"] * e["questions"] for e in present) / count,
+                "questions": count,
+            }
     total = len(rows)
-    return {"accuracy": sum(sum(right) for right in subjects.values()) / total if total else 0.0,
-            "questions": total, "guessed": guessed, "disciplines": disciplines, "subjects": per_subject}
+    return {
+        "accuracy": sum(sum(right) for right in subjects.values()) / total if total else 0.0,
+        "questions": total,
+        "guessed": guessed,
+        "disciplines": disciplines,
+        "subjects": per_subject,
+    }
 
 
 def _order(subject: str) -> int:
@@ -178,8 +214,12 @@ def _order(subject: str) -> int:
 
 
 def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dict:
-    return score([MMMURow(item.question_id, item.group, item.extra["gold"], prediction, item.options)
-                  for item, prediction in zip(items, predictions, strict=True)])
+    return score(
+        [
+            MMMURow(item.question_id, item.group, item.extra["gold"], prediction, item.options)
+            for item, prediction in zip(items, predictions, strict=True)
+        ]
+    )
 
 
 def chance(items: Sequence[Item]) -> dict[str, float]:
@@ -196,10 +236,14 @@ def table(result: dict) -> tuple[list[str], list[list]]:
     rows = []
     for discipline, entry in result["disciplines"].items():
         rows.append([f"**{discipline}**", entry["questions"], entry["accuracy"] * 100])
-        rows += [[name, result["subjects"][name]["questions"], result["subjects"][name]["accuracy"] * 100]
-                 for name in DISCIPLINES[discipline] if name in result["subjects"]]
-    rows += [[name, s["questions"], s["accuracy"] * 100] for name, s in result["subjects"].items()
-             if name not in SUBJECTS]
+        rows += [
+            [name, result["subjects"][name]["questions"], result["subjects"][name]["accuracy"] * 100]
+            for name in DISCIPLINES[discipline]
+            if name in result["subjects"]
+        ]
+    rows += [
+        [name, s["questions"], s["accuracy"] * 100] for name, s in result["subjects"].items() if name not in SUBJECTS
+    ]
     rows.append(["**overall**", result["questions"], result["accuracy"] * 100])
     return ["discipline / subject", "questions", "accuracy %"], rows
 

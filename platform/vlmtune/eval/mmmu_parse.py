@@ -20,8 +20,9 @@ _NUMBER_SCIENTIFIC = re.compile(r"-?\d+(?:\.\d+)?[eE][+-]?\d+")
 _NUMBER_SIMPLE = re.compile(r"-?(?:\d+\.\d+|\.\d+|\d+\b)(?![eE][+-]?\d+)(?![,\d])")
 
 
-def parse_multiple_choice(response: str, letters: Sequence[str], options: dict[str, str], question_id: str
-                          ) -> tuple[str, bool]:
+def parse_multiple_choice(
+    response: str, letters: Sequence[str], options: dict[str, str], question_id: str
+) -> tuple[str, bool]:
     """(letter, guessed) as MMMU's `parse_multi_choice_response` reads `response`.
 
     Edge punctuation is stripped one character kind after another; then `(A)`-style letters, else letters

@@ -65,8 +65,14 @@ PROMPT = (
 )
 RETRY_SUFFIX = "\nPredict the correctness of the answer (digit): "
 MAX_TOKENS, ATTEMPTS, TEMPERATURE_STEP = 3, 5, 0.5
-CAPABILITY_NAMES = {"rec": "recognition", "ocr": "OCR", "know": "knowledge", "gen": "language generation",
-                    "spat": "spatial awareness", "math": "math"}
+CAPABILITY_NAMES = {
+    "rec": "recognition",
+    "ocr": "OCR",
+    "know": "knowledge",
+    "gen": "language generation",
+    "spat": "spatial awareness",
+    "math": "math",
+}
 
 
 def grading_prompt(question: str, truth: str, prediction: str) -> str:
@@ -92,8 +98,9 @@ def next_request(item: Item, prediction: str | None, replies: Sequence[str]) -> 
     prompt = grading_prompt(item.question, item.answer, prediction)
     if not replies:
         return JudgeRequest(user=prompt, temperature=0.0, max_tokens=MAX_TOKENS)
-    return JudgeRequest(user=prompt + RETRY_SUFFIX, temperature=TEMPERATURE_STEP * (len(replies) - 1),
-                        max_tokens=MAX_TOKENS)
+    return JudgeRequest(
+        user=prompt + RETRY_SUFFIX, temperature=TEMPERATURE_STEP * (len(replies) - 1), max_tokens=MAX_TOKENS
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -115,10 +122,17 @@ def load(uri: str, limit: int | None = None) -> list[Item]:
     items = []
     for qid, entry in data.items():
         capabilities = list(entry["capability"])
-        items.append(Item(question_id=str(qid), question=entry["question"], prompt=entry["question"],
-                          image=storage.read_bytes(storage.join(uri, "images", entry["imagename"])),
-                          answer=entry["answer"], group=integration(capabilities),
-                          extra={"capabilities": capabilities}))
+        items.append(
+            Item(
+                question_id=str(qid),
+                question=entry["question"],
+                prompt=entry["question"],
+                image=storage.read_bytes(storage.join(uri, "images", entry["imagename"])),
+                answer=entry["answer"],
+                group=integration(capabilities),
+                extra={"capabilities": capabilities},
+            )
+        )
     return take_per_group(items, limit)
 
 
@@ -146,16 +160,22 @@ def grade_of(prediction: str | None, replies: Sequence[str]) -> tuple[float, str
 def score(grades: Sequence[Grade]) -> dict:
     """Total, per capability (most frequent first) and per capability integration, as fractions of 1."""
     counts = Counter(cap for g in grades for cap in dict.fromkeys(g.capabilities))
-    capabilities = {cap: sum(g.grade for g in grades if cap in g.capabilities) / count
-                    for cap, count in counts.most_common()}
+    capabilities = {
+        cap: sum(g.grade for g in grades if cap in g.capabilities) / count for cap, count in counts.most_common()
+    }
     sets = Counter(integration(g.capabilities) for g in grades)
-    integrations = {name: sum(g.grade for g in grades if integration(g.capabilities) == name) / count
-                    for name, count in sets.most_common()}
-    return {"total": sum(g.grade for g in grades) / len(grades) if grades else 0.0, "questions": len(grades),
-            "ungraded": sum(g.status == "ungraded" for g in grades),
-            "missing": sum(g.status == "missing" for g in grades),
-            "capabilities": {cap: {"score": value, "questions": counts[cap]} for cap, value in capabilities.items()},
-            "integrations": {name: {"score": value, "questions": sets[name]} for name, value in integrations.items()}}
+    integrations = {
+        name: sum(g.grade for g in grades if integration(g.capabilities) == name) / count
+        for name, count in sets.most_common()
+    }
+    return {
+        "total": sum(g.grade for g in grades) / len(grades) if grades else 0.0,
+        "questions": len(grades),
+        "ungraded": sum(g.status == "ungraded" for g in grades),
+        "missing": sum(g.status == "missing" for g in grades),
+        "capabilities": {cap: {"score": value, "questions": counts[cap]} for cap, value in capabilities.items()},
+        "integrations": {name: {"score": value, "questions": sets[name]} for name, value in integrations.items()},
+    }
 
 
 def score_items(items: Sequence[Item], predictions: Sequence[str | None], reviews: Sequence[Sequence[str]]) -> dict:
@@ -171,8 +191,10 @@ def headline(result: dict) -> dict[str, float]:
 
 
 def table(result: dict) -> tuple[list[str], list[list]]:
-    rows = [[f"{cap} ({CAPABILITY_NAMES.get(cap, cap)})", c["questions"], c["score"] * 100]
-            for cap, c in result["capabilities"].items()]
+    rows = [
+        [f"{cap} ({CAPABILITY_NAMES.get(cap, cap)})", c["questions"], c["score"] * 100]
+        for cap, c in result["capabilities"].items()
+    ]
     rows += [[f"integration {name}", c["questions"], c["score"] * 100] for name, c in result["integrations"].items()]
     rows.append(["**total**", result["questions"], result["total"] * 100])
     return ["capability", "questions", "score (0-100)"], rows

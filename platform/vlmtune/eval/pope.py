@@ -58,9 +58,18 @@ def metrics(answers: Sequence[str], predictions: Sequence[str]) -> dict:
     recall = float(tp) / float(tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     total = tp + tn + fp + fn
-    return {"accuracy": (tp + tn) / total if total else 0.0, "precision": precision, "recall": recall, "f1": f1,
-            "yesRatio": list(predictions).count("yes") / total if total else 0.0,
-            "tp": tp, "fp": fp, "tn": tn, "fn": fn, "questions": total}
+    return {
+        "accuracy": (tp + tn) / total if total else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "yesRatio": list(predictions).count("yes") / total if total else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "questions": total,
+    }
 
 
 def score(rows: Sequence[POPERow]) -> dict:
@@ -91,15 +100,24 @@ def load(uri: str, limit: int | None = None) -> list[Item]:
     items = []
     for row in rows:
         extra = {"image_source": row["image_source"]} if row.get("image_source") else {}
-        items.append(Item(question_id=str(row[key]), question=row["question"],
-                          prompt=row["question"] + PROMPT_SUFFIX, image=image_bytes(row["image"]),
-                          answer=row["answer"], group=row["category"], extra=extra))
+        items.append(
+            Item(
+                question_id=str(row[key]),
+                question=row["question"],
+                prompt=row["question"] + PROMPT_SUFFIX,
+                image=image_bytes(row["image"]),
+                answer=row["answer"],
+                group=row["category"],
+                extra=extra,
+            )
+        )
     return take_per_group(items, limit)
 
 
 def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dict:
-    return score([POPERow(item.group, item.answer, prediction)
-                  for item, prediction in zip(items, predictions, strict=True)])
+    return score(
+        [POPERow(item.group, item.answer, prediction) for item, prediction in zip(items, predictions, strict=True)]
+    )
 
 
 def chance(items: Sequence[Item]) -> dict[str, float]:
@@ -113,17 +131,32 @@ def chance(items: Sequence[Item]) -> dict[str, float]:
 
 
 def headline(result: dict) -> dict[str, float]:
-    return {"pope.f1": result["meanF1"], "pope.accuracy": result["overall"]["accuracy"],
-            "pope.yesRatio": result["overall"]["yesRatio"]}
+    return {
+        "pope.f1": result["meanF1"],
+        "pope.accuracy": result["overall"]["accuracy"],
+        "pope.yesRatio": result["overall"]["yesRatio"],
+    }
 
 
 def table(result: dict) -> tuple[list[str], list[list]]:
-    rows = [[name, m["questions"], m["accuracy"] * 100, m["precision"] * 100, m["recall"] * 100, m["f1"] * 100,
-             m["yesRatio"] * 100] for name, m in [*result["splits"].items(), ("**pooled**", result["overall"])]]
+    rows = [
+        [
+            name,
+            m["questions"],
+            m["accuracy"] * 100,
+            m["precision"] * 100,
+            m["recall"] * 100,
+            m["f1"] * 100,
+            m["yesRatio"] * 100,
+        ]
+        for name, m in [*result["splits"].items(), ("**pooled**", result["overall"])]
+    ]
     rows.append(["**mean of splits** (headline pope.f1)", "", "", "", "", result["meanF1"] * 100, ""])
     return ["split", "questions", "accuracy %", "precision %", "recall %", "F1 %", "yes %"], rows
 
 
 def bars(result: dict) -> dict[str, dict[str, float]]:
-    return {name: {"accuracy": m["accuracy"], "F1": m["f1"], "yes ratio": m["yesRatio"]}
-            for name, m in result["splits"].items()}
+    return {
+        name: {"accuracy": m["accuracy"], "F1": m["f1"], "yes ratio": m["yesRatio"]}
+        for name, m in result["splits"].items()
+    }

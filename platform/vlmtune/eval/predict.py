@@ -43,8 +43,9 @@ class Answerer:
         for indices in groups.values():
             # The batch's first row id seeds sampling: the same questions sample the same answers on a rerun.
             seed = int(batch["row"][indices[0]])
-            for index, answer in zip(indices, generate(self.built, [questions[i] for i in indices],
-                                                       self.max_new_tokens, seed)):
+            for index, answer in zip(
+                indices, generate(self.built, [questions[i] for i in indices], self.max_new_tokens, seed)
+            ):
                 answers[index] = answer
         return {"row": batch["row"], "prediction": np.array(answers, dtype=object)}
 
@@ -54,12 +55,22 @@ def _question(batch: dict[str, np.ndarray], index: int):
 
     image = bytes(batch["image"][index])
     system = str(batch["system"][index])
-    return Question(str(batch["prompt"][index]), image or None, system or None,
-                    int(batch["max_new_tokens"][index]) or None, float(batch["temperature"][index]))
+    return Question(
+        str(batch["prompt"][index]),
+        image or None,
+        system or None,
+        int(batch["max_new_tokens"][index]) or None,
+        float(batch["temperature"][index]),
+    )
 
 
-def predict(questions: Sequence[Question], model_uri: str | None, generation: GenerationSpec,
-            resources: ResourcesSpec, show_progress: bool = False) -> list[str]:
+def predict(
+    questions: Sequence[Question],
+    model_uri: str | None,
+    generation: GenerationSpec,
+    resources: ResourcesSpec,
+    show_progress: bool = False,
+) -> list[str]:
     """The model's answer to every question, in order.
 
     Args:
@@ -73,9 +84,17 @@ def predict(questions: Sequence[Question], model_uri: str | None, generation: Ge
     # Questions of one kind, and of similar prompt lengths, side by side: batches then need no splitting and carry
     # little left padding.
     order = sorted(range(len(questions)), key=lambda i: (_kind(questions[i]), len(questions[i].prompt)))
-    rows = [{"row": i, "prompt": questions[i].prompt, "image": questions[i].image or b"",
-             "system": questions[i].system or "", "max_new_tokens": questions[i].max_new_tokens or 0,
-             "temperature": questions[i].temperature} for i in order]
+    rows = [
+        {
+            "row": i,
+            "prompt": questions[i].prompt,
+            "image": questions[i].image or b"",
+            "system": questions[i].system or "",
+            "max_new_tokens": questions[i].max_new_tokens or 0,
+            "temperature": questions[i].temperature,
+        }
+        for i in order
+    ]
     context = ray.data.DataContext.get_current()
     # Off a terminal Ray Data turns its bars into INFO log lines every few seconds: keep those out of CI logs.
     context.enable_progress_bars = show_progress and sys.stderr.isatty()

@@ -6,20 +6,27 @@ import io
 import json
 
 from vlmtune import storage
-from vlmtune.spec.layout import RunLayout
 from vlmtune.eval.benchmarks import BENCHMARKS
+from vlmtune.spec.layout import RunLayout
 
 SCHEMA_VERSION = 1
 EMPTY_RATE = "answers.emptyRate"
-BAR_UNITS = {"mme": ("score per subtask (max 200)", 200.0), "pope": ("fraction (0-1)", 1.0),
-             "mc": ("accuracy (0-1)", 1.0), "heldout": ("accuracy (0-1)", 1.0), "forgetting": ("accuracy (0-1)", 1.0),
-             "llavabench": ("relative score (model / GPT-4 reference)", None), "mmvet": ("mean grade (0-1)", 1.0),
-             "mmmu": ("accuracy (0-1)", 1.0)}
+BAR_UNITS = {
+    "mme": ("score per subtask (max 200)", 200.0),
+    "pope": ("fraction (0-1)", 1.0),
+    "mc": ("accuracy (0-1)", 1.0),
+    "heldout": ("accuracy (0-1)", 1.0),
+    "forgetting": ("accuracy (0-1)", 1.0),
+    "llavabench": ("relative score (model / GPT-4 reference)", None),
+    "mmvet": ("mean grade (0-1)", 1.0),
+    "mmmu": ("accuracy (0-1)", 1.0),
+}
 """Each benchmark chart's y axis: its name with unit, and its fixed top (None: fit the bars)."""
 
 
-def results_document(job: str, model: str, generation: dict, benchmarks: dict[str, dict],
-                     judge: dict | None = None) -> dict:
+def results_document(
+    job: str, model: str, generation: dict, benchmarks: dict[str, dict], judge: dict | None = None
+) -> dict:
     """The results.json document.
 
     Args:
@@ -36,8 +43,16 @@ def results_document(job: str, model: str, generation: dict, benchmarks: dict[st
     answers = _answers(benchmarks)
     if answers["questions"]:
         headline[EMPTY_RATE] = answers["emptyRate"]
-    document = {"schemaVersion": SCHEMA_VERSION, "job": job, "model": model, "generation": generation,
-                "headline": headline, "answers": answers, "chance": chance, "benchmarks": benchmarks}
+    document = {
+        "schemaVersion": SCHEMA_VERSION,
+        "job": job,
+        "model": model,
+        "generation": generation,
+        "headline": headline,
+        "answers": answers,
+        "chance": chance,
+        "benchmarks": benchmarks,
+    }
     if judge is not None:
         document["judge"] = judge
     return document
@@ -48,8 +63,12 @@ def _answers(benchmarks: dict[str, dict]) -> dict:
     questions = sum(_questions(entry["result"]) for entry in benchmarks.values())
     empty = sum(entry["result"].get("emptyPredictions", 0) for entry in benchmarks.values())
     missing = sum(entry["result"].get("missingPredictions", 0) for entry in benchmarks.values())
-    return {"questions": questions, "empty": empty, "missing": missing,
-            "emptyRate": empty / questions if questions else 0.0}
+    return {
+        "questions": questions,
+        "empty": empty,
+        "missing": missing,
+        "emptyRate": empty / questions if questions else 0.0,
+    }
 
 
 def _questions(result: dict) -> int:
@@ -81,13 +100,17 @@ def benchmark_markdown(name: str, result: dict) -> str:
     if result.get("emptyPredictions"):
         notes.append(f"{result['emptyPredictions']} answer(s) were empty.")
     if result.get("unparsable"):
-        notes.append(f"{result['unparsable']} judge repl(ies) did not parse and are left out of the means "
-                     "(`relativeUpstream` in results.json averages them in as -1, as LLaVA's script does).")
+        notes.append(
+            f"{result['unparsable']} judge repl(ies) did not parse and are left out of the means "
+            "(`relativeUpstream` in results.json averages them in as -1, as LLaVA's script does)."
+        )
     if result.get("ungraded"):
         notes.append(f"{result['ungraded']} answer(s) got no parsable grade in 5 tries and score 0.0.")
     if result.get("guessed"):
-        notes.append(f"{result['guessed']} multiple-choice answer(s) named no option; MMMU's rule picks one at random "
-                     "(seeded per question).")
+        notes.append(
+            f"{result['guessed']} multiple-choice answer(s) named no option; MMMU's rule picks one at random "
+            "(seeded per question)."
+        )
     return text + "".join(f"\n{note}\n" for note in notes)
 
 
@@ -95,14 +118,18 @@ def results_markdown(document: dict) -> str:
     headline = markdown_table(["metric", "value"], [[key, value] for key, value in document["headline"].items()])
     sections = [benchmark_markdown(name, entry["result"]) for name, entry in document["benchmarks"].items()]
     judge = document.get("judge")
-    judged = (f"Judge: `{judge['judge']}`; {judge['replies']} replies: {judge['requestsSent']} requests sent, "
-              f"{judge['fromCache']} answered from the cache (`judge/`).\n\n" if judge else "")
-    return (f"# Evaluation of `{document['model']}` ({document['job']})\n\n{headline}\n\n{judged}"
-            + "\n".join(sections))
+    judged = (
+        f"Judge: `{judge['judge']}`; {judge['replies']} replies: {judge['requestsSent']} requests sent, "
+        f"{judge['fromCache']} answered from the cache (`judge/`).\n\n"
+        if judge
+        else ""
+    )
+    return f"# Evaluation of `{document['model']}` ({document['job']})\n\n{headline}\n\n{judged}" + "\n".join(sections)
 
 
-def chart_png(title: str, bars: dict, ylabel: str = "", reference: tuple[float, str] | None = None,
-              top: float | None = None) -> bytes:
+def chart_png(
+    title: str, bars: dict, ylabel: str = "", reference: tuple[float, str] | None = None, top: float | None = None
+) -> bytes:
     """A bar chart: `{label: value}` as one series, or `{label: {series: value}}` as grouped bars.
 
     Every bar carries its value, so a zero bar still shows its 0.
@@ -161,7 +188,8 @@ def write_report(output_uri: str, document: dict) -> dict[str, str]:
         uri = layout.chart(name)
         reference = (0.5, "unbiased yes-ratio /\ncoin flip (0.5)") if name == "pope" else None
         ylabel, top = BAR_UNITS.get(name, ("", None))
-        storage.write_bytes(uri, chart_png(f"{bench.title}: {document['job']}", bench.bars(entry["result"]),
-                                           ylabel, reference, top))
+        storage.write_bytes(
+            uri, chart_png(f"{bench.title}: {document['job']}", bench.bars(entry["result"]), ylabel, reference, top)
+        )
         written[f"chart:{name}"] = uri
     return written

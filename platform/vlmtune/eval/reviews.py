@@ -15,13 +15,18 @@ from vlmtune.eval import llavabench, mmvet
 from vlmtune.eval.items import Item, PredictionsError
 
 
-def review_records(name: str, items: Sequence[Item], predictions: Sequence[str | None],
-                   reviews: Sequence[Sequence[str]]) -> list[dict]:
+def review_records(
+    name: str, items: Sequence[Item], predictions: Sequence[str | None], reviews: Sequence[Sequence[str]]
+) -> list[dict]:
     """The reviews file's records for a judged benchmark."""
     records = []
     for item, prediction, replies in zip(items, predictions, reviews, strict=True):
-        record = {"question_id": item.question_id, "question": item.question, "prediction": prediction,
-                  "replies": list(replies)}
+        record = {
+            "question_id": item.question_id,
+            "question": item.question,
+            "prediction": prediction,
+            "replies": list(replies),
+        }
         if name == "llavabench":
             scores = llavabench.parse_score(replies[-1] if replies else None)
             record.update(category=item.group, scores=list(scores) if scores else None)
@@ -75,12 +80,15 @@ def _jsonl_reviews(text: str, source: str) -> dict[str, list[str]]:
             raise PredictionsError(f"{source} line {number}: expected a review with question_id")
         qid = str(record["question_id"])
         if qid in lines:
-            raise PredictionsError(f"{source} line {number}: a second review of question_id {qid!r} (the first is "
-                                   f"on line {lines[qid]})")
+            raise PredictionsError(
+                f"{source} line {number}: a second review of question_id {qid!r} (the first is on line {lines[qid]})"
+            )
         lines[qid] = number
         found = record.get("replies", [record["content"]] if "content" in record else None)
         if not isinstance(found, list) or not all(isinstance(reply, str) for reply in found):
-            raise PredictionsError(f"{source} line {number} (question_id {qid!r}): expected `replies` (a list of "
-                                   "strings) or LLaVA's `content` (a string)")
+            raise PredictionsError(
+                f"{source} line {number} (question_id {qid!r}): expected `replies` (a list of "
+                "strings) or LLaVA's `content` (a string)"
+            )
         replies[qid] = found
     return replies

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlmtune import storage
-from vlmtune.spec.layout import RunLayout
 from vlmtune.data.sources import demo_suite_for
 from vlmtune.eval import heldout
 from vlmtune.eval.benchmarks import BENCHMARKS, score_predictions
@@ -16,7 +15,7 @@ from vlmtune.eval.predict import predict
 from vlmtune.eval.report import results_document, write_report
 from vlmtune.eval.reviews import review_records
 from vlmtune.spec import BenchmarkSpec, EvalJob, EvalModelSpec
-
+from vlmtune.spec.layout import RunLayout
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,9 @@ def run_eval_job(job: EvalJob, upstream_model_uri: str | None = None, show_progr
     return EvalResult(job.name, output_uri, model, document["headline"], files)
 
 
-def _score(name: str, data: str, items: list[Item], predictions: list[str], output_uri: str,
-           judging: _Judging) -> tuple[dict, dict[str, str]]:
+def _score(
+    name: str, data: str, items: list[Item], predictions: list[str], output_uri: str, judging: _Judging
+) -> tuple[dict, dict[str, str]]:
     """Write a benchmark's predictions (and reviews), score them, and write what the report re-scores."""
     bench = BENCHMARKS[name]
     records = prediction_records(items, predictions)
@@ -99,12 +99,16 @@ def _score(name: str, data: str, items: list[Item], predictions: list[str], outp
         storage.write_bytes(files[f"reviews:{name}"], dumps_jsonl(review_records(name, items, predictions, reviews)))
     result = score_predictions(name, items, records, files[f"predictions:{name}"], reviews)
     files[f"scored:{name}"] = layout.scored(name)
-    scored = [{"item": item_record(item), "prediction": prediction,
-               **({"replies": reviews[index]} if reviews is not None else {})}
-              for index, (item, prediction) in enumerate(zip(items, predictions))]
+    scored = [
+        {
+            "item": item_record(item),
+            "prediction": prediction,
+            **({"replies": reviews[index]} if reviews is not None else {}),
+        }
+        for index, (item, prediction) in enumerate(zip(items, predictions))
+    ]
     storage.write_bytes(files[f"scored:{name}"], dumps_jsonl(scored))
-    entry = {"data": data, "predictions": files[f"predictions:{name}"], "result": result,
-             "chance": bench.chance(items)}
+    entry = {"data": data, "predictions": files[f"predictions:{name}"], "result": result, "chance": bench.chance(items)}
     if reviews is not None:
         entry["reviews"] = files[f"reviews:{name}"]
     return entry, files
@@ -133,5 +137,10 @@ class _Judging:
     def summary(self) -> dict | None:
         if self.judge is None:
             return None
-        return {"judge": self.judge.identity, "replies": self.asked, "requestsSent": self.sent,
-                "fromCache": self.cached, "damagedCacheLines": self.cache.damaged_lines}
+        return {
+            "judge": self.judge.identity,
+            "replies": self.asked,
+            "requestsSent": self.sent,
+            "fromCache": self.cached,
+            "damagedCacheLines": self.cache.damaged_lines,
+        }

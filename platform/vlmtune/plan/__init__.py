@@ -12,6 +12,18 @@ from vlmtune.plan.planner import Plan, gpu_for, plan_job
 from vlmtune.plan.render import render
 
 __all__ = [
-    "DEFAULT_MFU", "GPUS", "Budget", "Change", "GpuType", "Plan", "PlanError", "Setup", "Suggestion", "gpu_for",
-    "gpu_type", "model_state_bytes", "plan_job", "render",
+    "DEFAULT_MFU",
+    "GPUS",
+    "Budget",
+    "Change",
+    "GpuType",
+    "Plan",
+    "PlanError",
+    "Setup",
+    "Suggestion",
+    "gpu_for",
+    "gpu_type",
+    "model_state_bytes",
+    "plan_job",
+    "render",
 ]

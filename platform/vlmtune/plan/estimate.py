@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from vlmtune_model.shapes import Shape
 from vlmtune.plan.memory import (
     ModelStates,
     Setup,
@@ -19,8 +18,9 @@ from vlmtune.plan.memory import (
     stack_bytes,
     vision_layer_bytes,
 )
-from vlmtune.train.chunk_size import chunk_rows
 from vlmtune.plan.params import ModelSize
+from vlmtune.train.chunk_size import chunk_rows
+from vlmtune_model.shapes import Shape
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,16 @@ class MemoryEstimate:
     def breakdown(self) -> dict[str, int]:
         states = {k: round(v) for k, v in asdict(self.states).items() if k != "total"}
         acts = self.activations
-        return {**states, "deepspeed_buffers": self.buffers, "activations_kept": acts.kept, "activations_backward_peak": acts.peak,
-                "logits_loss": acts.loss, "recomputed_layer": acts.recomputed_layer, "overhead": self.overhead,
-                "activations_offloaded_host": acts.offloaded}
+        return {
+            **states,
+            "deepspeed_buffers": self.buffers,
+            "activations_kept": acts.kept,
+            "activations_backward_peak": acts.peak,
+            "logits_loss": acts.loss,
+            "recomputed_layer": acts.recomputed_layer,
+            "overhead": self.overhead,
+            "activations_offloaded_host": acts.offloaded,
+        }
 
 
 def activation_bytes(shape: Shape, trainable: tuple[str, ...], setup: Setup) -> Activations:
@@ -104,8 +111,9 @@ def activation_bytes(shape: Shape, trainable: tuple[str, ...], setup: Setup) -> 
         kept += packed_mask_bytes(tokens) // scale  # not an activation: fp32 does not double it
     loss, held = _loss_bytes(shape, tokens, setup)
     reloaded = layer if (recomputed or (offloaded and recomputed < t["num_hidden_layers"])) else 0
-    return Activations(kept=kept * scale, loss=loss, held_logits=held, recomputed_layer=reloaded * scale,
-                       offloaded=offloaded * scale)
+    return Activations(
+        kept=kept * scale, loss=loss, held_logits=held, recomputed_layer=reloaded * scale, offloaded=offloaded * scale
+    )
 
 
 def _loss_bytes(shape: Shape, tokens: int, setup: Setup) -> tuple[int, int]:

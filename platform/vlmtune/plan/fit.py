@@ -90,7 +90,8 @@ def _divides(setup: Setup) -> bool:
 
 def _valid(setup: Setup) -> bool:
     return not (setup.offload_params and setup.zero_stage != 3) and not (
-        setup.offload_optimizer and setup.zero_stage == 0)
+        setup.offload_optimizer and setup.zero_stage == 0
+    )
 
 
 def _chunked_loss(setup: Setup) -> Iterator[Option]:
@@ -117,8 +118,7 @@ def _zero3(setup: Setup) -> Iterator[Option]:
 
 def _offload_optimizer(setup: Setup) -> Iterator[Option]:
     if setup.zero_stage >= 1 and not setup.offload_optimizer:
-        yield (Change("spec.training.deepspeed.offloadOptimizer", False, True),
-               setup.but(offload_optimizer=True))
+        yield (Change("spec.training.deepspeed.offloadOptimizer", False, True), setup.but(offload_optimizer=True))
 
 
 def _offload_params(setup: Setup) -> Iterator[Option]:
@@ -134,5 +134,11 @@ def _workers(setup: Setup) -> Iterator[Option]:
 
 
 KINDS: tuple[Callable[[Setup], Iterator[Option]], ...] = (
-    _chunked_loss, _checkpointing, _micro_batch, _zero3, _offload_optimizer, _offload_params, _workers,
+    _chunked_loss,
+    _checkpointing,
+    _micro_batch,
+    _zero3,
+    _offload_optimizer,
+    _offload_params,
+    _workers,
 )

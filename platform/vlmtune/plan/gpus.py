@@ -24,14 +24,17 @@ def _gpu(name: str, memory_mib: int, device_fragment: str) -> GpuType:
     return GpuType(name, memory_mib * MIB, peak)
 
 
-GPUS: dict[str, GpuType] = {gpu.name: gpu for gpu in (
-    _gpu("a100-40gb", 40_960, "A100"),
-    _gpu("a100-80gb", 81_920, "A100"),
-    _gpu("h100-80gb", 81_559, "H100"),
-    _gpu("h200", 143_771, "H200"),
-    _gpu("l40s", 46_068, "L40S"),
-    _gpu("a10g", 23_028, "A10G"),
-)}
+GPUS: dict[str, GpuType] = {
+    gpu.name: gpu
+    for gpu in (
+        _gpu("a100-40gb", 40_960, "A100"),
+        _gpu("a100-80gb", 81_920, "A100"),
+        _gpu("h100-80gb", 81_559, "H100"),
+        _gpu("h200", 143_771, "H200"),
+        _gpu("l40s", 46_068, "L40S"),
+        _gpu("a10g", 23_028, "A10G"),
+    )
+}
 
 
 def gpu_type(name: str) -> GpuType | None:

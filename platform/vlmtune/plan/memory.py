@@ -104,10 +104,12 @@ def model_state_bytes(trainable: int, frozen: int, largest_layer: int, setup: Se
         ]
     else:
         parts["gradients"] = [(4 * trainable, stage >= 2, stage < 2 or not setup.offload_optimizer)]
-    replicated = {name: sum(b for b, sharded, on_gpu in terms if on_gpu and not sharded)
-                  for name, terms in parts.items()}
-    sharded = {name: sum(b for b, is_sharded, on_gpu in terms if on_gpu and is_sharded)
-               for name, terms in parts.items()}
+    replicated = {
+        name: sum(b for b, sharded, on_gpu in terms if on_gpu and not sharded) for name, terms in parts.items()
+    }
+    sharded = {
+        name: sum(b for b, is_sharded, on_gpu in terms if on_gpu and is_sharded) for name, terms in parts.items()
+    }
     per_gpu = {name: replicated[name] + sharded[name] / ranks for name in parts}
     return ModelStates(**per_gpu, total=int(sum(replicated.values()) + sum(sharded.values()) / ranks))
 

@@ -62,9 +62,15 @@ def lora_parameters(text: dict, rank: int, targets: tuple[str, ...]) -> int:
     heads = text["num_attention_heads"]
     kv_heads = text.get("num_key_value_heads") or heads
     head_dim = text.get("head_dim") or h // heads
-    shapes = {"q_proj": (h, heads * head_dim), "k_proj": (h, kv_heads * head_dim),
-              "v_proj": (h, kv_heads * head_dim), "o_proj": (heads * head_dim, h),
-              "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+    shapes = {
+        "q_proj": (h, heads * head_dim),
+        "k_proj": (h, kv_heads * head_dim),
+        "v_proj": (h, kv_heads * head_dim),
+        "o_proj": (heads * head_dim, h),
+        "gate_proj": (h, i),
+        "up_proj": (h, i),
+        "down_proj": (i, h),
+    }
     if unknown := [name for name in targets if name not in shapes]:
         raise ValueError(f"{unknown} are not linear layers of the language model; it has {sorted(shapes)}")
     return text["num_hidden_layers"] * sum(rank * sum(shapes[name]) for name in targets)

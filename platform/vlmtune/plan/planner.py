@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from vlmtune_model.shapes import Shape
 from vlmtune.plan.budget import DEFAULT_MFU, Budget, budget, sample_count
 from vlmtune.plan.catalog import PlanError, resolve_shape
 from vlmtune.plan.estimate import MemoryEstimate, estimate_memory
@@ -15,6 +14,7 @@ from vlmtune.plan.memory import Setup
 from vlmtune.plan.params import ModelSize, lora_parameters, model_size
 from vlmtune.spec import TuningJob
 from vlmtune.train.deepspeed_config import resolve_precision
+from vlmtune_model.shapes import Shape
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,27 @@ class Plan:
     def to_dict(self) -> dict:
         suggestion = None
         if self.suggestion is not None:
-            suggestion = {"changes": [asdict(c) for c in self.suggestion.changes],
-                          "set": [c.as_override() for c in self.suggestion.changes],
-                          "per_gpu_bytes": self.suggestion.per_gpu_bytes}
+            suggestion = {
+                "changes": [asdict(c) for c in self.suggestion.changes],
+                "set": [c.as_override() for c in self.suggestion.changes],
+                "per_gpu_bytes": self.suggestion.per_gpu_bytes,
+            }
         return {
-            "job": self.job, "fits": self.fits, "per_gpu_bytes": self.memory.total,
+            "job": self.job,
+            "fits": self.fits,
+            "per_gpu_bytes": self.memory.total,
             "gpu": {"type": self.gpu.name, "memory_bytes": self.gpu.memory_bytes, "peak_flops": self.gpu.peak_flops},
-            "breakdown": self.memory.breakdown(), "suggestion": suggestion,
-            "model": {"shape": self.shape.name, "params": self.size.parts, "trainable": list(self.trainable),
-                      "trainable_params": self.size.trainable(self.trainable)},
-            "setup": asdict(self.setup), **asdict(self.budget), "notes": list(self.notes),
+            "breakdown": self.memory.breakdown(),
+            "suggestion": suggestion,
+            "model": {
+                "shape": self.shape.name,
+                "params": self.size.parts,
+                "trainable": list(self.trainable),
+                "trainable_params": self.size.trainable(self.trainable),
+            },
+            "setup": asdict(self.setup),
+            **asdict(self.budget),
+            "notes": list(self.notes),
         }
 
 
@@ -67,12 +78,19 @@ def gpu_for(job: TuningJob, requested: str | None) -> GpuType:
 def setup_of(job: TuningJob) -> Setup:
     training, zero = job.spec.training, job.spec.training.deepspeed
     return Setup(
-        ranks=job.spec.resources.workers, micro_batch=training.micro_batch_size,
-        global_batch=training.global_batch_size, seq_len=training.max_length,
-        precision=resolve_precision(job.spec), checkpointing=training.gradient_checkpointing,
-        zero_stage=zero.zero_stage, offload_optimizer=zero.offload_optimizer, offload_params=zero.offload_params,
-        checkpoint_layers=training.checkpoint_layers, chunked_loss=training.chunked_loss,
-        offload_activations=training.offload_activations, pack_samples=training.pack_samples,
+        ranks=job.spec.resources.workers,
+        micro_batch=training.micro_batch_size,
+        global_batch=training.global_batch_size,
+        seq_len=training.max_length,
+        precision=resolve_precision(job.spec),
+        checkpointing=training.gradient_checkpointing,
+        zero_stage=zero.zero_stage,
+        offload_optimizer=zero.offload_optimizer,
+        offload_params=zero.offload_params,
+        checkpoint_layers=training.checkpoint_layers,
+        chunked_loss=training.chunked_loss,
+        offload_activations=training.offload_activations,
+        pack_samples=training.pack_samples,
         attention=training.attention.value,
     )
 
@@ -80,13 +98,23 @@ def setup_of(job: TuningJob) -> Setup:
 def _check_checkpoint_layers(setup: Setup, shape: Shape) -> None:
     layers = shape.text["num_hidden_layers"]
     if setup.checkpoint_layers is not None and setup.checkpoint_layers > layers:
-        raise PlanError("spec.training.checkpointLayers", f"{setup.checkpoint_layers} is more than the model's "
-                        f"{layers} decoder layers", f"lower it, or leave it out to checkpoint all {layers}")
+        raise PlanError(
+            "spec.training.checkpointLayers",
+            f"{setup.checkpoint_layers} is more than the model's {layers} decoder layers",
+            f"lower it, or leave it out to checkpoint all {layers}",
+        )
 
 
-def plan_job(job: TuningJob, gpu: GpuType, *, jobs: Mapping[str, TuningJob] | None = None,
-             samples: int | None = None, shape: str | None = None, mean_tokens: int | None = None,
-             mfu: float = DEFAULT_MFU) -> Plan:
+def plan_job(
+    job: TuningJob,
+    gpu: GpuType,
+    *,
+    jobs: Mapping[str, TuningJob] | None = None,
+    samples: int | None = None,
+    shape: str | None = None,
+    mean_tokens: int | None = None,
+    mfu: float = DEFAULT_MFU,
+) -> Plan:
     """Plan `job` on `gpu`: nothing is downloaded, nothing is read but local config.json files.
 
     Args:
@@ -116,13 +144,32 @@ def plan_job(job: TuningJob, gpu: GpuType, *, jobs: Mapping[str, TuningJob] | No
     count, source = sample_count(job.spec.data, samples)
     training = job.spec.training
     tokens = mean_tokens or training.max_length
-    costs = budget(resolved, samples=count, samples_source=source, epochs=training.epochs,
-                   global_batch=training.global_batch_size, max_steps=training.max_steps,
-                   tokens_per_sample=tokens, trainable=size.trained_parts(trainable), adapters=size.adapters,
-                   gpus=setup.ranks, peak_flops=gpu.peak_flops, mfu=mfu)
-    return Plan(job.name, gpu, resolved, size, trainable, setup, memory,
-                None if fits else suggest(setup, per_gpu, gpu.memory_bytes), costs,
-                tuple(_notes(job, setup, tokens) + _lever_notes(setup, memory)))
+    costs = budget(
+        resolved,
+        samples=count,
+        samples_source=source,
+        epochs=training.epochs,
+        global_batch=training.global_batch_size,
+        max_steps=training.max_steps,
+        tokens_per_sample=tokens,
+        trainable=size.trained_parts(trainable),
+        adapters=size.adapters,
+        gpus=setup.ranks,
+        peak_flops=gpu.peak_flops,
+        mfu=mfu,
+    )
+    return Plan(
+        job.name,
+        gpu,
+        resolved,
+        size,
+        trainable,
+        setup,
+        memory,
+        None if fits else suggest(setup, per_gpu, gpu.memory_bytes),
+        costs,
+        tuple(_notes(job, setup, tokens) + _lever_notes(setup, memory)),
+    )
 
 
 def _adapters(job: TuningJob, shape: Shape) -> int:
@@ -138,8 +185,10 @@ def _adapters(job: TuningJob, shape: Shape) -> int:
 def _notes(job: TuningJob, setup: Setup, tokens: int) -> list[str]:
     notes = [f"memory is planned for every sample at maxLength {setup.seq_len} tokens (image tokens included)"]
     if tokens == setup.seq_len:
-        notes.append("tokens, FLOPs and hours are upper bounds (every sample at maxLength); "
-                     "pass --mean-tokens N for a closer figure")
+        notes.append(
+            "tokens, FLOPs and hours are upper bounds (every sample at maxLength); "
+            "pass --mean-tokens N for a closer figure"
+        )
     gpus = job.spec.resources.gpus_per_worker
     if gpus == 0:
         notes.append("resources.gpusPerWorker is 0: the job trains on CPU; figures assume one GPU per worker")
@@ -154,9 +203,13 @@ def _lever_notes(setup: Setup, memory: MemoryEstimate) -> list[str]:
     notes = []
     if setup.offload_activations:
         host = memory.activations.offloaded / 2**30
-        notes.append(f"offloadActivations keeps {host:.1f} GiB per worker in pinned host memory and copies it over "
-                     "the host link twice per micro-batch (CPU memory is not checked)")
+        notes.append(
+            f"offloadActivations keeps {host:.1f} GiB per worker in pinned host memory and copies it over "
+            "the host link twice per micro-batch (CPU memory is not checked)"
+        )
     if setup.dense_packed_mask:
-        notes.append("packSamples with attention: sdpa computes attention over the whole packed row under a dense "
-                     "mask; on GPUs attention: auto (flash_attention_2 or flex_attention) skips across samples")
+        notes.append(
+            "packSamples with attention: sdpa computes attention over the whole packed row under a dense "
+            "mask; on GPUs attention: auto (flash_attention_2 or flex_attention) skips across samples"
+        )
     return notes

@@ -13,18 +13,25 @@ def render(plan: Plan, files: str = "FILE") -> str:
     accumulation = setup.global_batch // (setup.ranks * setup.micro_batch)
     offload = [name for name, on in (("optimizer", setup.offload_optimizer), ("params", setup.offload_params)) if on]
     trained = size.trained_parts(plan.trainable)
-    parts = ", ".join(f"{part.replace('_', ' ')} {_count(n)}{'' if part in trained else ' frozen'}"
-                      for part, n in size.parts.items())
+    parts = ", ".join(
+        f"{part.replace('_', ' ')} {_count(n)}{'' if part in trained else ' frozen'}" for part, n in size.parts.items()
+    )
     if size.adapters:
         parts += f", LoRA adapters {_count(size.adapters)}"
-    header = (f"TuningJob/{plan.job} on {setup.ranks} x {gpu.name} ({_gib(gpu.memory_bytes)} GiB, "
-              f"{gpu.peak_flops / 1e12:.0f} TFLOP/s bf16)")
-    model = (f"  model     {plan.shape.name}: {_count(size.total)} params ({parts}); "
-             f"{_count(size.trainable(plan.trainable))} trainable")
-    settings = (f"  setup     {setup.precision}, ZeRO-{setup.zero_stage}"
-                f"{', offload ' + ' + '.join(offload) if offload else ''}, micro-batch {setup.micro_batch} x "
-                f"{setup.ranks} workers x {accumulation} accumulation = {setup.global_batch}, "
-                f"maxLength {setup.seq_len}, gradient checkpointing {_checkpointing(setup)}{_levers(setup)}")
+    header = (
+        f"TuningJob/{plan.job} on {setup.ranks} x {gpu.name} ({_gib(gpu.memory_bytes)} GiB, "
+        f"{gpu.peak_flops / 1e12:.0f} TFLOP/s bf16)"
+    )
+    model = (
+        f"  model     {plan.shape.name}: {_count(size.total)} params ({parts}); "
+        f"{_count(size.trainable(plan.trainable))} trainable"
+    )
+    settings = (
+        f"  setup     {setup.precision}, ZeRO-{setup.zero_stage}"
+        f"{', offload ' + ' + '.join(offload) if offload else ''}, micro-batch {setup.micro_batch} x "
+        f"{setup.ranks} workers x {accumulation} accumulation = {setup.global_batch}, "
+        f"maxLength {setup.seq_len}, gradient checkpointing {_checkpointing(setup)}{_levers(setup)}"
+    )
     lines = [
         header,
         model,
@@ -57,12 +64,16 @@ def render(plan: Plan, files: str = "FILE") -> str:
 def _suggestion_line(plan: Plan, files: str) -> str:
     suggestion = plan.suggestion
     if suggestion is None:
-        return ("  suggest   nothing fits: not even ZeRO-3 with full offload, micro-batch 1 and checkpointing; "
-                "use a larger GPU or train fewer parts")
+        return (
+            "  suggest   nothing fits: not even ZeRO-3 with full offload, micro-batch 1 and checkpointing; "
+            "use a larger GPU or train fewer parts"
+        )
     changes = "; ".join(f"{c.field}: {_value(c.old)} -> {_value(c.new)}" for c in suggestion.changes)
     overrides = " ".join(f"--set {c.as_override()}" for c in suggestion.changes)
-    return (f"  suggest   {changes} ({_gib(suggestion.per_gpu_bytes)} GiB per GPU)\n"
-            f"            check: vlmtune plan {files} --gpu {plan.gpu.name} {overrides}")
+    return (
+        f"  suggest   {changes} ({_gib(suggestion.per_gpu_bytes)} GiB per GPU)\n"
+        f"            check: vlmtune plan {files} --gpu {plan.gpu.name} {overrides}"
+    )
 
 
 def _budget_lines(plan: Plan) -> list[str]:
@@ -70,10 +81,14 @@ def _budget_lines(plan: Plan) -> list[str]:
     if b.steps is None:
         return [f"  training  {b.samples_source} for steps, tokens and hours"]
     samples = "?" if b.samples is None else f"{b.samples:,}"
-    training = (f"  training  {samples} samples ({b.samples_source}) -> {b.steps:,} steps, "
-                f"{b.tokens / 1e9:.2f} B tokens at {b.tokens_per_sample} tokens/sample")
-    compute = (f"  compute   {b.flops:.3g} FLOPs = {b.gpu_hours:,.1f} GPU-hours at {b.mfu:.0%} MFU (assumed) "
-               f"-> {b.wall_hours:,.1f} h on {plan.setup.ranks} GPUs")
+    training = (
+        f"  training  {samples} samples ({b.samples_source}) -> {b.steps:,} steps, "
+        f"{b.tokens / 1e9:.2f} B tokens at {b.tokens_per_sample} tokens/sample"
+    )
+    compute = (
+        f"  compute   {b.flops:.3g} FLOPs = {b.gpu_hours:,.1f} GPU-hours at {b.mfu:.0%} MFU (assumed) "
+        f"-> {b.wall_hours:,.1f} h on {plan.setup.ranks} GPUs"
+    )
     return [training, compute]
 
 
@@ -96,8 +111,15 @@ def _checkpointing(setup: Setup) -> str:
 
 
 def _levers(setup: Setup) -> str:
-    named = [name for name, on in (("chunked loss", setup.chunked_loss), ("packed rows", setup.pack_samples),
-                                   ("activations offloaded", setup.offload_activations)) if on]
+    named = [
+        name
+        for name, on in (
+            ("chunked loss", setup.chunked_loss),
+            ("packed rows", setup.pack_samples),
+            ("activations offloaded", setup.offload_activations),
+        )
+        if on
+    ]
     return "; " + ", ".join(named) if named else ""
 
 

@@ -8,5 +8,14 @@ from vlmtune.report.markdown import report_markdown, table_markdown, verdict
 from vlmtune.report.summary import GOALS, best_arms, summarize
 from vlmtune.report.write import write_report
 
-__all__ = ["GOALS", "RunFiles", "best_arms", "read_run", "report_markdown", "summarize", "table_markdown", "verdict",
-           "write_report"]
+__all__ = [
+    "GOALS",
+    "RunFiles",
+    "best_arms",
+    "read_run",
+    "report_markdown",
+    "summarize",
+    "table_markdown",
+    "verdict",
+    "write_report",
+]

@@ -10,7 +10,6 @@ from vlmtune import storage
 from vlmtune.spec.layout import RunLayout
 
 
-
 @dataclass(frozen=True)
 class RunFiles:
     manifest: dict
@@ -33,8 +32,10 @@ def read_run(run_dir: str) -> RunFiles:
     """
     manifest_uri = RunLayout(run_dir).experiment
     if not storage.exists(manifest_uri):
-        raise FileNotFoundError(f"{manifest_uri} does not exist: give the output folder of an Experiment "
-                                "(its spec.output.uri), after `vlmtune run` has started it")
+        raise FileNotFoundError(
+            f"{manifest_uri} does not exist: give the output folder of an Experiment "
+            "(its spec.output.uri), after `vlmtune run` has started it"
+        )
     manifest = json.loads(storage.read_bytes(manifest_uri))
     run = RunFiles(manifest, {}, {})
     for job in {job["name"]: job for arm in manifest["arms"] for job in arm["jobs"]}.values():
@@ -62,8 +63,9 @@ def _read_evaluation(run: RunFiles, name: str, folder: str) -> None:
         rows = _jsonl(RunLayout(folder).scored(benchmark))
         if rows:
             reviews = [row["replies"] for row in rows] if "replies" in rows[0] else None
-            answers[benchmark] = Answers([item_from_record(row["item"]) for row in rows],
-                                         [row["prediction"] for row in rows], reviews)
+            answers[benchmark] = Answers(
+                [item_from_record(row["item"]) for row in rows], [row["prediction"] for row in rows], reviews
+            )
     run.answers[name] = answers
 
 

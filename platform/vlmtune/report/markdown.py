@@ -13,7 +13,8 @@ COLUMN_NAMES = dict(PAPER_COLUMNS)
 
 def _label(name: str) -> str:
     return {"samples": "samples", "loss.final": "final loss", "answers.emptyRate": "empty answers"}.get(
-        name, COLUMN_NAMES.get(name, metric(name).title))
+        name, COLUMN_NAMES.get(name, metric(name).title)
+    )
 
 
 def _cell(summary: Mapping, arm: Mapping, name: str) -> str:
@@ -33,22 +34,31 @@ def _table(summary: Mapping, names: list[str], chance_row: bool) -> str:
         lines.append("| " + " | ".join(cells + [_cell(summary, arm, name) for name in names]) + " |")
     chance = summary.get("chance") or {}
     if chance_row and any(name in chance for name in names):
-        lines.append("| *chance (random answers)* | " + " | ".join(
-            number(name, chance[name]) if name in chance else "" for name in names) + " |")
+        lines.append(
+            "| *chance (random answers)* | "
+            + " | ".join(number(name, chance[name]) if name in chance else "" for name in names)
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def table_markdown(summary: Mapping) -> str:
     """One row per arm: training budget and loss, the paper's columns, the empty-answer rate; values with their
     95% intervals over questions; bold only where an arm beats every other beyond those intervals."""
-    names = [name for name in summary["metrics"]
-             if name in ("samples", "loss.final", "answers.emptyRate") or name in COLUMN_NAMES]
+    names = [
+        name
+        for name in summary["metrics"]
+        if name in ("samples", "loss.final", "answers.emptyRate") or name in COLUMN_NAMES
+    ]
     return _table(summary, names, chance_row=True)
 
 
 def other_metrics_markdown(summary: Mapping) -> str:
-    names = [name for name in summary["metrics"]
-             if name not in COLUMN_NAMES and name not in ("samples", "loss.final", "answers.emptyRate")]
+    names = [
+        name
+        for name in summary["metrics"]
+        if name not in COLUMN_NAMES and name not in ("samples", "loss.final", "answers.emptyRate")
+    ]
     return _table(summary, names, chance_row=True) if names else ""
 
 
@@ -63,9 +73,11 @@ def differences_markdown(summary: Mapping) -> str:
     for name in summary["metrics"]:
         comparison = summary["comparisons"].get(name)
         for pair in (comparison or {}).get("pairs", []):
-            verdict = (f"{pair['winner']} better" if pair["winner"] else "not significant")
-            lines.append(f"| {_label(name)} | {pair['a']} − {pair['b']} | {_signed(name, pair['difference'])} | "
-                         f"{_signed(name, pair['low'])} to {_signed(name, pair['high'])} | {verdict} |")
+            verdict = f"{pair['winner']} better" if pair["winner"] else "not significant"
+            lines.append(
+                f"| {_label(name)} | {pair['a']} − {pair['b']} | {_signed(name, pair['difference'])} | "
+                f"{_signed(name, pair['low'])} to {_signed(name, pair['high'])} | {verdict} |"
+            )
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
@@ -74,8 +86,7 @@ def verdict(summary: Mapping) -> str:
     columns = [column["metric"] for column in summary.get("paperColumns", [])]
     compared = [name for name in columns if summary["comparisons"].get(name, {}).get("pairs")]
     if not compared:
-        return ("No two arms have finished an evaluation with per-question answers, so nothing can be compared "
-                "yet.")
+        return "No two arms have finished an evaluation with per-question answers, so nothing can be compared yet."
     wins, ties = [], []
     for name in compared:
         for pair in summary["comparisons"][name]["pairs"]:
@@ -83,23 +94,33 @@ def verdict(summary: Mapping) -> str:
                 loser = pair["b"] if pair["winner"] == pair["a"] else pair["a"]
                 margin = pair["difference"] if pair["winner"] == pair["a"] else -pair["difference"]
                 unit = "points" if metric(name).scale == 100 else metric(name).unit
-                wins.append(f"{pair['winner']} over {loser} on {COLUMN_NAMES[name]} "
-                            f"({_signed(name, margin)} {unit}, 95% interval {_signed(name, abs(pair['low']))}"
-                            f" to {_signed(name, abs(pair['high']))})" if pair["winner"] == pair["a"] else
-                            f"{pair['winner']} over {loser} on {COLUMN_NAMES[name]} ({_signed(name, margin)} {unit}, "
-                            f"95% interval {_signed(name, -pair['high'])} to {_signed(name, -pair['low'])})")
+                wins.append(
+                    f"{pair['winner']} over {loser} on {COLUMN_NAMES[name]} "
+                    f"({_signed(name, margin)} {unit}, 95% interval {_signed(name, abs(pair['low']))}"
+                    f" to {_signed(name, abs(pair['high']))})"
+                    if pair["winner"] == pair["a"]
+                    else f"{pair['winner']} over {loser} on {COLUMN_NAMES[name]} ({_signed(name, margin)} {unit}, "
+                    f"95% interval {_signed(name, -pair['high'])} to {_signed(name, -pair['low'])})"
+                )
             else:
                 ties.append(f"{COLUMN_NAMES[name]} ({pair['a']} vs {pair['b']})")
-    text = ("Significant at 95%: " + "; ".join(wins) + ". ") if wins else (
-        "No difference between arms is significant at 95% on any of the paper's columns measured: these figures do "
-        "not support a claim that one recipe beats the other. ")
+    text = (
+        ("Significant at 95%: " + "; ".join(wins) + ". ")
+        if wins
+        else (
+            "No difference between arms is significant at 95% on any of the paper's columns measured: these figures do "
+            "not support a claim that one recipe beats the other. "
+        )
+    )
     if wins and ties:
         text += f"Not significant: {', '.join(ties)}. "
     near = _near_chance(summary, compared)
     if near:
         text += f"Not distinguishable from random answers: {'; '.join(near)}. "
-    return text + ("Intervals cover the choice of questions only; each arm was trained once, so run-to-run training "
-                   "noise is not in them.")
+    return text + (
+        "Intervals cover the choice of questions only; each arm was trained once, so run-to-run training "
+        "noise is not in them."
+    )
 
 
 def _near_chance(summary: Mapping, names: list[str]) -> list[str]:
@@ -108,8 +129,11 @@ def _near_chance(summary: Mapping, names: list[str]) -> list[str]:
         chance = summary.get("chance", {}).get(name)
         if chance is None:
             continue
-        arms = [arm["name"] for arm in summary["arms"] if name in arm.get("intervals", {})
-                and arm["intervals"][name][0] <= chance <= arm["intervals"][name][1]]
+        arms = [
+            arm["name"]
+            for arm in summary["arms"]
+            if name in arm.get("intervals", {}) and arm["intervals"][name][0] <= chance <= arm["intervals"][name][1]
+        ]
         if arms:
             found.append(f"{', '.join(arms)} on {COLUMN_NAMES[name]} (chance {number(name, chance)})")
     return found
@@ -117,15 +141,30 @@ def _near_chance(summary: Mapping, names: list[str]) -> list[str]:
 
 def report_markdown(summary: Mapping, plots: Mapping[str, str]) -> str:
     """report.md: the verdict, the tables, how to read them, notes, each arm's jobs, and the plots."""
-    parts = [f"# {summary['experiment']}: {summary['study']}", "", f"**Verdict.** {verdict(summary)}", "",
-             "## The paper's columns", "", table_markdown(summary), "", _reading_guide(summary)]
+    parts = [
+        f"# {summary['experiment']}: {summary['study']}",
+        "",
+        f"**Verdict.** {verdict(summary)}",
+        "",
+        "## The paper's columns",
+        "",
+        table_markdown(summary),
+        "",
+        _reading_guide(summary),
+    ]
     differences = differences_markdown(summary)
     if differences:
-        parts += ["", "## Differences between arms", "", differences, "",
-                  f"Differences are first arm minus second, in the column's units; the interval is a paired "
-                  f"bootstrap over the benchmark's questions ({_resamples(summary)} resamples, stratified by "
-                  f"subtask/split/category, MME image pairs and MMBench rotations kept together). \"Not "
-                  f"significant\": the {CONFIDENCE:.0%} interval includes no difference."]
+        parts += [
+            "",
+            "## Differences between arms",
+            "",
+            differences,
+            "",
+            f"Differences are first arm minus second, in the column's units; the interval is a paired "
+            f"bootstrap over the benchmark's questions ({_resamples(summary)} resamples, stratified by "
+            f'subtask/split/category, MME image pairs and MMBench rotations kept together). "Not '
+            f'significant": the {CONFIDENCE:.0%} interval includes no difference.',
+        ]
     other = other_metrics_markdown(summary)
     if other:
         parts += ["", "## Other metrics", "", other]
@@ -134,8 +173,9 @@ def report_markdown(summary: Mapping, plots: Mapping[str, str]) -> str:
     parts += ["", "## Jobs", "", "| arm | stage | job | state | finished |", "|---|---|---|---|---|"]
     for arm in summary["arms"]:
         for job in arm["jobs"]:
-            parts.append(f"| {arm['name']} | {job['stage']} | {job['name']} | {job['phase']} | "
-                         f"{job['finishedAt'] or '–'} |")
+            parts.append(
+                f"| {arm['name']} | {job['stage']} | {job['name']} | {job['phase']} | {job['finishedAt'] or '–'} |"
+            )
     if plots:
         parts += ["", "## Plots", ""] + [f"![{name}]({path})" for name, path in plots.items()]
     return "\n".join(parts) + "\n"
@@ -143,15 +183,18 @@ def report_markdown(summary: Mapping, plots: Mapping[str, str]) -> str:
 
 def _resamples(summary: Mapping) -> str:
     counts = sorted({c["resamples"] for c in summary["comparisons"].values()})
-    return " to ".join(map(str, counts[::max(1, len(counts) - 1)]))
+    return " to ".join(map(str, counts[:: max(1, len(counts) - 1)]))
 
 
 def _reading_guide(summary: Mapping) -> str:
-    units = "; ".join(f"{COLUMN_NAMES[c['metric']]}: {metric(c['metric']).title}, {metric(c['metric']).unit}"
-                      for c in summary.get("paperColumns", []))
-    return (f"{units}. In brackets: the {CONFIDENCE:.0%} interval over questions. **Bold**: better than every other "
-            "arm beyond those intervals (no bold: no arm is). samples: training samples per arm (steps x global "
-            "batch, summed over its stages); final loss: the last logged step's loss (no interval, never bold). "
-            "POPE is the mean of the three splits' F1 (LLaVA-1.5's figure); each evaluation's results.md also "
-            "gives the pooled F1.")
-
+    units = "; ".join(
+        f"{COLUMN_NAMES[c['metric']]}: {metric(c['metric']).title}, {metric(c['metric']).unit}"
+        for c in summary.get("paperColumns", [])
+    )
+    return (
+        f"{units}. In brackets: the {CONFIDENCE:.0%} interval over questions. **Bold**: better than every other "
+        "arm beyond those intervals (no bold: no arm is). samples: training samples per arm (steps x global "
+        "batch, summed over its stages); final loss: the last logged step's loss (no interval, never bold). "
+        "POPE is the mean of the three splits' F1 (LLaVA-1.5's figure); each evaluation's results.md also "
+        "gives the pooled F1."
+    )

@@ -38,8 +38,13 @@ METRICS: dict[str, Metric] = {
     "answers.emptyRate": Metric("Empty answers", "share of all answers (%)", 100, goal="min"),
 }
 PAPER_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("mme.perception", "MME"), ("mc.circularAccuracy", "MMBench"), ("llavabench.relative", "LLaVA-Bench"),
-    ("mmvet.total", "MM-Vet"), ("mmmu.accuracy", "MMMU"), ("pope.f1", "POPE"), ("forgetting.meanAccuracy", "CF"),
+    ("mme.perception", "MME"),
+    ("mc.circularAccuracy", "MMBench"),
+    ("llavabench.relative", "LLaVA-Bench"),
+    ("mmvet.total", "MM-Vet"),
+    ("mmmu.accuracy", "MMMU"),
+    ("pope.f1", "POPE"),
+    ("forgetting.meanAccuracy", "CF"),
 )
 """The VISION-FLAN paper's evaluation columns, in its order, and the headline metric behind each."""
 

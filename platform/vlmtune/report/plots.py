@@ -25,7 +25,7 @@ def metric_grid(summary: Mapping, names: list[str], title: str) -> bytes | None:
     axes_list = [grid] if rows * columns == 1 else list(grid.flat)
     for axes, name in zip(axes_list, names):
         _metric_bars(axes, summary, name)
-    for axes in axes_list[len(names):]:
+    for axes in axes_list[len(names) :]:
         axes.set_visible(False)
     figure.suptitle(title, fontsize=11)
     return _png(figure)
@@ -36,8 +36,14 @@ def _metric_bars(axes, summary: Mapping, name: str) -> None:
     values = [shown(name, arm["metrics"][name]) for arm in arms]
     intervals = [arm.get("intervals", {}).get(name) for arm in arms]
     positions = list(range(len(arms)))
-    axes.bar(positions, values, color=[COLORS[i % len(COLORS)] for i in positions], edgecolor="black",
-             linewidth=0.6, width=0.6)
+    axes.bar(
+        positions,
+        values,
+        color=[COLORS[i % len(COLORS)] for i in positions],
+        edgecolor="black",
+        linewidth=0.6,
+        width=0.6,
+    )
     tops = list(values)
     if intervals and all(interval is not None for interval in intervals):
         low = [max(0.0, v - shown(name, i[0])) for v, i in zip(values, intervals)]
@@ -87,8 +93,16 @@ def loss_curves(summary: Mapping, manifest: Mapping, histories: Mapping[str, lis
         axes.plot([x for x, _ in points], [y for _, y in points], marker=".", label=name, color=color)
         for start in starts:
             axes.axvline(start, color=color, linestyle=":", linewidth=1.2)
-            axes.annotate(f"{name}: stage 2 starts", (start, 0.97), xycoords=("data", "axes fraction"),
-                          rotation=90, va="top", ha="right", fontsize=7, color=color)
+            axes.annotate(
+                f"{name}: stage 2 starts",
+                (start, 0.97),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=7,
+                color=color,
+            )
     axes.set_xlabel("training samples seen")
     axes.set_ylabel("training loss (log scale)")
     if all(y > 0 for points, _ in curves.values() for _, y in points):
@@ -107,8 +121,9 @@ def _arm_curve(arm: Mapping, histories: Mapping[str, list[dict]]) -> tuple[list[
         if stages:
             starts.append(offset)
         stages += 1
-        points += [(offset + row["step"] * job["globalBatchSize"], row["loss"])
-                   for row in histories.get(job["name"], [])]
+        points += [
+            (offset + row["step"] * job["globalBatchSize"], row["loss"]) for row in histories.get(job["name"], [])
+        ]
         offset += job["steps"] * job["globalBatchSize"]
     return points, starts
 
@@ -128,13 +143,24 @@ def yes_ratio(summary: Mapping) -> bytes | None:
 
 
 def _yes_ratio_by_synthetic(summary: Mapping, arms: list[Mapping]) -> bytes:
-    points = sorted((arm["params"]["syntheticSamples"], shown("pope.yesRatio", arm["metrics"]["pope.yesRatio"]),
-                     arm.get("intervals", {}).get("pope.yesRatio")) for arm in arms)
+    points = sorted(
+        (
+            arm["params"]["syntheticSamples"],
+            shown("pope.yesRatio", arm["metrics"]["pope.yesRatio"]),
+            arm.get("intervals", {}).get("pope.yesRatio"),
+        )
+        for arm in arms
+    )
     figure, axes = _figure(6.0, 3.6)
     axes.plot([x for x, _, _ in points], [y for _, y, _ in points], marker="o", label="POPE yes-ratio")
     if all(interval for _, _, interval in points):
-        axes.fill_between([x for x, _, _ in points], [shown("pope.yesRatio", i[0]) for _, _, i in points],
-                          [shown("pope.yesRatio", i[1]) for _, _, i in points], alpha=0.2, label="95% interval")
+        axes.fill_between(
+            [x for x, _, _ in points],
+            [shown("pope.yesRatio", i[0]) for _, _, i in points],
+            [shown("pope.yesRatio", i[1]) for _, _, i in points],
+            alpha=0.2,
+            label="95% interval",
+        )
     for x, y, _ in points:
         axes.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     axes.axhline(50, color="grey", linestyle="--", linewidth=1, label="unbiased (50%)")

@@ -53,8 +53,11 @@ def paired(arms: Mapping[str, Answers]) -> tuple[list[Item], dict[str, Answers]]
     for name, answers in arms.items():
         position = {_key(item): index for index, item in enumerate(answers.items)}
         picks = [position[_key(item)] for item in order]
-        aligned[name] = Answers([answers.items[i] for i in picks], [answers.predictions[i] for i in picks],
-                                None if answers.reviews is None else [answers.reviews[i] for i in picks])
+        aligned[name] = Answers(
+            [answers.items[i] for i in picks],
+            [answers.predictions[i] for i in picks],
+            None if answers.reviews is None else [answers.reviews[i] for i in picks],
+        )
     return order, aligned
 
 
@@ -78,8 +81,9 @@ def _headline(bench: Benchmark, answers: Answers, picks: Sequence[int] | None = 
     if picks is None:
         return bench.headline(bench.score(answers.items, answers.predictions, answers.reviews))
     reviews = None if answers.reviews is None else [answers.reviews[i] for i in picks]
-    return bench.headline(bench.score([answers.items[i] for i in picks], [answers.predictions[i] for i in picks],
-                                      reviews))
+    return bench.headline(
+        bench.score([answers.items[i] for i in picks], [answers.predictions[i] for i in picks], reviews)
+    )
 
 
 def _score(name: str, value: float) -> float:
@@ -133,14 +137,22 @@ def _metric_summary(name: str, full: dict, draws: dict, questions: int) -> dict:
     pairs = []
     present = list(arms)
     for i, a in enumerate(present):
-        for b in present[i + 1:]:
+        for b in present[i + 1 :]:
             raw = draws[a][name] - draws[b][name]
             better = np.array([_score(name, x) - _score(name, y) for x, y in zip(draws[a][name], draws[b][name])])
             low, high = _interval(raw)
             better_low, better_high = _interval(better)
             winner = a if better_low > 0 else b if better_high < 0 else None
-            pairs.append({"a": a, "b": b, "difference": arms[a]["value"] - arms[b]["value"], "low": low,
-                          "high": high, "winner": winner})
+            pairs.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "difference": arms[a]["value"] - arms[b]["value"],
+                    "low": low,
+                    "high": high,
+                    "winner": winner,
+                }
+            )
     return {"arms": arms, "pairs": pairs, "questions": questions}
 
 

@@ -6,12 +6,11 @@ import json
 from datetime import datetime, timezone
 
 from vlmtune import storage
-from vlmtune.spec.layout import PLOTS, REPORT, RunLayout
 from vlmtune.report import plots
 from vlmtune.report.collect import read_run
 from vlmtune.report.markdown import report_markdown
 from vlmtune.report.summary import summarize
-
+from vlmtune.spec.layout import PLOTS, REPORT, RunLayout
 
 
 def write_report(run_dir: str) -> dict[str, str]:
@@ -21,15 +20,23 @@ def write_report(run_dir: str) -> dict[str, str]:
     interrupted experiment is still useful.
     """
     run = read_run(run_dir)
-    summary = summarize(run.manifest, run.records, datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        run.evaluations, run.answers)
+    summary = summarize(
+        run.manifest,
+        run.records,
+        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        run.evaluations,
+        run.answers,
+    )
     paper = [column["metric"] for column in summary["paperColumns"]]
     others = [name for name in summary["metrics"] if name not in paper and name not in ("samples", "loss.final")]
-    images = {"paper-columns.png": plots.metric_grid(summary, paper, f"{summary['experiment']}: the paper's "
-                                                     "columns by arm (95% intervals over questions)"),
-              "other-metrics.png": plots.metric_grid(summary, others, f"{summary['experiment']}: other metrics by arm"),
-              "loss.png": plots.loss_curves(summary, run.manifest, run.histories),
-              "yes-ratio.png": plots.yes_ratio(summary)}
+    images = {
+        "paper-columns.png": plots.metric_grid(
+            summary, paper, f"{summary['experiment']}: the paper's columns by arm (95% intervals over questions)"
+        ),
+        "other-metrics.png": plots.metric_grid(summary, others, f"{summary['experiment']}: other metrics by arm"),
+        "loss.png": plots.loss_curves(summary, run.manifest, run.histories),
+        "yes-ratio.png": plots.yes_ratio(summary),
+    }
     images = {name: png for name, png in images.items() if png is not None}
     written = {}
     for name, png in images.items():

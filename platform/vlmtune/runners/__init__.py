@@ -10,8 +10,14 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "PipelineResult": "pipeline", "execution_order": "pipeline", "expand_jobs": "pipeline", "job_steps": "pipeline",
-    "resolve_data": "pipeline", "run_pipeline": "pipeline", "ray_session": "local", "logical_cpus": "local",
+    "PipelineResult": "pipeline",
+    "execution_order": "pipeline",
+    "expand_jobs": "pipeline",
+    "job_steps": "pipeline",
+    "resolve_data": "pipeline",
+    "run_pipeline": "pipeline",
+    "ray_session": "local",
+    "logical_cpus": "local",
     "submit": "remote",
 }
 __all__ = sorted(_EXPORTS)

@@ -36,8 +36,13 @@ class Connection:
     answers fails in bounded time instead of hanging."""
 
     @classmethod
-    def resolve(cls, address: str | None = None, token: str | None = None, verify: bool | str = True,
-                timeout_s: float = TIMEOUT_S) -> Connection:
+    def resolve(
+        cls,
+        address: str | None = None,
+        token: str | None = None,
+        verify: bool | str = True,
+        timeout_s: float = TIMEOUT_S,
+    ) -> Connection:
         """Fill address and token from the environment as Ray's own CLI does; flags win."""
         return replace(cls._resolve(address, token, verify), timeout_s=timeout_s)
 
@@ -49,8 +54,10 @@ class Connection:
         if "://" not in address:
             address = f"http://{address}"
         if urlparse(address).scheme not in ("http", "https"):
-            raise RemoteError(f"{address} is not a dashboard address: use http://HOST:8265 (the Jobs API), "
-                              "not a ray:// client or GCS address")
+            raise RemoteError(
+                f"{address} is not a dashboard address: use http://HOST:8265 (the Jobs API), "
+                "not a ray:// client or GCS address"
+            )
         address = address.rstrip("/")
         if token:
             return cls(address, token, "--token", verify)
@@ -59,8 +66,12 @@ class Connection:
         if os.environ.get("RAY_AUTH_TOKEN_PATH"):
             path = os.environ["RAY_AUTH_TOKEN_PATH"]
             try:
-                return cls(address, Path(path).expanduser().read_text(encoding="utf-8").strip(),
-                           f"RAY_AUTH_TOKEN_PATH={path}", verify)
+                return cls(
+                    address,
+                    Path(path).expanduser().read_text(encoding="utf-8").strip(),
+                    f"RAY_AUTH_TOKEN_PATH={path}",
+                    verify,
+                )
             except OSError as err:
                 raise RemoteError(f"RAY_AUTH_TOKEN_PATH={path}: cannot read the token file ({err.strerror})") from None
         return cls(address, verify=verify)
@@ -138,6 +149,7 @@ class Cluster:
 
     def follow(self, job_id: str, out: TextIO):
         """Stream the job's logs to `out` until it ends; returns its final JobDetails."""
+
         async def tail() -> None:
             async for chunk in self.client.tail_job_logs(job_id):
                 out.write(chunk)
@@ -165,25 +177,32 @@ class Cluster:
         except requests.exceptions.Timeout:
             raise RemoteError(
                 f"{address} did not answer within {self.connection.timeout_s:.0f}s: is it the Ray dashboard's HTTP "
-                "port (8265) of a running cluster? (--timeout SECONDS waits longer)") from None
+                "port (8265) of a running cluster? (--timeout SECONDS waits longer)"
+            ) from None
         except AuthenticationError as err:
             if str(err).startswith("Authentication required"):
                 raise RemoteError(
                     f"the Ray cluster at {address} requires a token: export RAY_AUTH_TOKEN (KubeRay: "
                     "`kubectl get secret CLUSTER -o jsonpath='{.data.auth_token}' | base64 -d`; a head on this "
-                    "machine: `ray get-auth-token`) or pass --token") from None
-            raise RemoteError(f"the Ray cluster at {address} rejected the token from {self.connection.token_source}: "
-                              "check that it is this cluster's token (KubeRay keeps it in the secret named after "
-                              "the RayCluster, key auth_token)") from None
+                    "machine: `ray get-auth-token`) or pass --token"
+                ) from None
+            raise RemoteError(
+                f"the Ray cluster at {address} rejected the token from {self.connection.token_source}: "
+                "check that it is this cluster's token (KubeRay keeps it in the secret named after "
+                "the RayCluster, key auth_token)"
+            ) from None
         except (ConnectionError, requests.exceptions.ConnectionError, ClientError) as err:
             ssl_error = requests.exceptions.SSLError
             if isinstance(err, ssl_error) or isinstance(err.__context__, ssl_error):
-                raise RemoteError(f"TLS with {address} failed: use http:// if it serves plain HTTP, --ca-bundle FILE "
-                                  "for a private CA, or --no-verify for a self-signed test cluster") from None
+                raise RemoteError(
+                    f"TLS with {address} failed: use http:// if it serves plain HTTP, --ca-bundle FILE "
+                    "for a private CA, or --no-verify for a self-signed test cluster"
+                ) from None
             raise RemoteError(
                 f"cannot reach the Ray dashboard at {address}: is the cluster up and its port forwarded "
                 "(`kubectl port-forward svc/CLUSTER-head-svc 8265:8265`)? The address is the dashboard's HTTP "
-                "port (8265), not the GCS port (6379)") from None
+                "port (8265), not the GCS port (6379)"
+            ) from None
         except FileNotFoundError as err:  # a --ca-bundle that does not exist
             raise RemoteError(str(err)) from None
         except RuntimeError as err:  # the Jobs API's non-2xx answers; anything else is a bug and propagates

@@ -44,9 +44,12 @@ def install(switch: StopSwitch) -> None:
         switch.request(name)
         if again or not switch.graceful:
             raise StopRequested(name)
-        print(f"{name}: checkpointing at the next step boundary, then stopping "
-              f"({'Ctrl-C' if number == signal.SIGINT else 'the same signal'} again stops at once)",
-              file=sys.stderr, flush=True)
+        print(
+            f"{name}: checkpointing at the next step boundary, then stopping "
+            f"({'Ctrl-C' if number == signal.SIGINT else 'the same signal'} again stops at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for number in SIGNALS:
         signal.signal(number, handle)

@@ -95,8 +95,10 @@ class LeaseHeld(RuntimeError):
 
     def __init__(self, output: str, holder: str, ttl_s: float):
         self.output, self.holder, self.ttl_s = output, holder, ttl_s
-        super().__init__(f"{output} is being written by another run: {holder}; wait for it to finish or stop it "
-                         f"(an object-store lease is taken over once its heartbeat is {ttl_s:.0f}s old)")
+        super().__init__(
+            f"{output} is being written by another run: {holder}; wait for it to finish or stop it "
+            f"(an object-store lease is taken over once its heartbeat is {ttl_s:.0f}s old)"
+        )
 
     def __reduce__(self):
         return (LeaseHeld, (self.output, self.holder, self.ttl_s))
@@ -113,8 +115,14 @@ class Lease:
         on_lost: called once (from the heartbeat thread) if a renewal finds the lease taken.
     """
 
-    def __init__(self, output_uri: str, job: str, ttl_s: float = TTL_S, heartbeat_s: float = HEARTBEAT_S,
-                 on_lost: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        output_uri: str,
+        job: str,
+        ttl_s: float = TTL_S,
+        heartbeat_s: float = HEARTBEAT_S,
+        on_lost: Callable[[str], None] | None = None,
+    ):
         self.uri = RunLayout(output_uri).lease
         self.output, self.ttl_s, self.heartbeat_s, self.on_lost = output_uri, ttl_s, heartbeat_s, on_lost
         self.holder = Holder.me(job)
@@ -272,8 +280,13 @@ class _S3Lease:
         try:
             return self.client.put_object(Bucket=self.bucket, Key=self.key, Body=holder.to_bytes(), **condition)["ETag"]
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict",
-                                                              "NoSuchKey", "412", "409"):
+            if err.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+                "NoSuchKey",
+                "412",
+                "409",
+            ):
                 raise _Conflict() from None
             raise OSError(f"s3://{self.bucket}/{self.key}: {err}") from None
 
@@ -307,8 +320,12 @@ def _s3_client():
     from botocore.config import Config
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 4, "mode": "standard"},
-                    s3={"addressing_style": "path"} if endpoint else None)
+    config = Config(
+        connect_timeout=5,
+        read_timeout=15,
+        retries={"max_attempts": 4, "mode": "standard"},
+        s3={"addressing_style": "path"} if endpoint else None,
+    )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     return botocore.session.get_session().create_client("s3", endpoint_url=endpoint, region_name=region, config=config)
 

@@ -41,8 +41,13 @@ def ray_session(jobs: list[Job], verbose: bool = False, stop: StopSwitch | None 
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=verbose)
     else:
-        ray.init(num_cpus=logical_cpus(jobs), include_dashboard=False, log_to_driver=verbose,
-                 configure_logging=True, logging_level="INFO" if verbose else "ERROR")
+        ray.init(
+            num_cpus=logical_cpus(jobs),
+            include_dashboard=False,
+            log_to_driver=verbose,
+            configure_logging=True,
+            logging_level="INFO" if verbose else "ERROR",
+        )
     if stop is not None:
         install(stop)
     if not verbose:
@@ -83,4 +88,3 @@ def _spend_actor_restart_notice() -> None:
         os.dup2(saved, 2)
         os.close(saved)
     ray.kill(actor)
-

@@ -142,7 +142,9 @@ def decide(record: Mapping | None, job_hash: str, force: bool) -> tuple[Action, 
     return "run", "interrupted earlier: continues from its newest checkpoint"
 
 
-def job_steps(jobs: Sequence[TuningJob | EvalJob], records: Mapping[str, Mapping | None], force: bool = False) -> list[Step]:
+def job_steps(
+    jobs: Sequence[TuningJob | EvalJob], records: Mapping[str, Mapping | None], force: bool = False
+) -> list[Step]:
     """The steps for `jobs` (experiments already expanded), in dependency order.
 
     Args:
@@ -174,18 +176,35 @@ def now_iso() -> str:
 
 def running_record(step: Step, started: str) -> dict:
     job = step.job
-    return {"schemaVersion": RECORD_SCHEMA_VERSION, "kind": job.kind, "name": job.name, "specHash": step.spec_hash,
-            "upstreams": step.upstreams, "phase": "Running", "startedAt": started}
+    return {
+        "schemaVersion": RECORD_SCHEMA_VERSION,
+        "kind": job.kind,
+        "name": job.name,
+        "specHash": step.spec_hash,
+        "upstreams": step.upstreams,
+        "phase": "Running",
+        "startedAt": started,
+    }
 
 
 def finished_record(running: Mapping, result: Any, finished: str) -> dict:
     """The record of a job that succeeded: artifact URIs and headline metrics from its result."""
-    return {**running, "phase": "Succeeded", "finishedAt": finished, "artifacts": artifacts_of(result),
-            "metrics": metrics_of(result)}
+    return {
+        **running,
+        "phase": "Succeeded",
+        "finishedAt": finished,
+        "artifacts": artifacts_of(result),
+        "metrics": metrics_of(result),
+    }
 
 
-def ended_record(running: Mapping, phase: Literal["Interrupted", "Failed"], reason: str, finished: str,
-                 resume_step: int | None = None) -> dict:
+def ended_record(
+    running: Mapping,
+    phase: Literal["Interrupted", "Failed"],
+    reason: str,
+    finished: str,
+    resume_step: int | None = None,
+) -> dict:
     """The record of a job that stopped before the end: rerunning the file continues it from its newest checkpoint."""
     record = {**running, "phase": phase, "finishedAt": finished, "reason": reason}
     return record if resume_step is None else {**record, "resumeStep": resume_step}
@@ -230,10 +249,15 @@ def write_json(uri: str, document: Mapping) -> None:
 # ------------------------------------------------------------------------------------------------ execution
 
 
-def run_pipeline(jobs: Sequence[Job], force: bool = False, verbose: bool = False, show_progress: bool = True,
-                 on_step: Callable[[Step], None] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None,
-                 stop: StopSwitch | None = None) -> PipelineResult:
+def run_pipeline(
+    jobs: Sequence[Job],
+    force: bool = False,
+    verbose: bool = False,
+    show_progress: bool = True,
+    on_step: Callable[[Step], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    stop: StopSwitch | None = None,
+) -> PipelineResult:
     """Run every job (experiments expanded) in dependency order, skipping finished ones, in one Ray session.
 
     Experiments get `experiment.json` in their run folder before anything runs and the report at the end.
@@ -286,12 +310,14 @@ def resolve_data(jobs: Sequence[TuningJob | EvalJob]) -> dict[str, list]:
     """
     from vlmtune.data.sources import resolve_sources
 
-    return {job.name: resolve_sources(job.spec.data.sources, output_uri(job))
-            for job in jobs if isinstance(job, TuningJob)}
+    return {
+        job.name: resolve_sources(job.spec.data.sources, output_uri(job)) for job in jobs if isinstance(job, TuningJob)
+    }
 
 
-def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool, stop: StopSwitch,
-             data: list | None) -> Outcome:
+def _execute(
+    step: Step, models: Mapping[str, str | None], show_progress: bool, stop: StopSwitch, data: list | None
+) -> Outcome:
     from vlmtune.eval import run_eval_job
     from vlmtune.train.trainer import run_tuning_job
 
@@ -309,8 +335,13 @@ def _execute(step: Step, models: Mapping[str, str | None], show_progress: bool, 
         if isinstance(job, EvalJob):
             result = run_eval_job(job, upstream, show_progress=show_progress)
         else:
-            result = run_tuning_job(_fresh(job) if step.action == "restart" else job, upstream,
-                                    show_progress=show_progress, stop=stop, data=data)
+            result = run_tuning_job(
+                _fresh(job) if step.action == "restart" else job,
+                upstream,
+                show_progress=show_progress,
+                stop=stop,
+                data=data,
+            )
     except (RunInterrupted, StopRequested) as interrupted:
         resume_step = getattr(interrupted, "step", None)
         _record_end(job, ended_record(running, "Interrupted", str(interrupted), now_iso(), resume_step))

@@ -74,8 +74,9 @@ def cluster_documents(jobs: list[Job], head_is_local: bool) -> list[dict]:
                 refused.append(f"  {job.name}: {_field(keys)} = {value}")
         documents.append(document)
     if refused:
-        raise RemoteError("the cluster cannot read paths on this machine:\n" + "\n".join(refused)
-                          + f"\nadvice: {UPLOAD_ADVICE}")
+        raise RemoteError(
+            "the cluster cannot read paths on this machine:\n" + "\n".join(refused) + f"\nadvice: {UPLOAD_ADVICE}"
+        )
     return documents
 
 
@@ -95,8 +96,13 @@ def metadata(jobs: list[Job], source: str) -> dict[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):  # containers without a passwd entry or USER
         user = "unknown"
-    return {"job": ",".join(job.name for job in jobs), "kind": ",".join(sorted({job.kind for job in jobs})),
-            "user": user, "file": source, "submitter": "vlmtune submit"}
+    return {
+        "job": ",".join(job.name for job in jobs),
+        "kind": ",".join(sorted({job.kind for job in jobs})),
+        "user": user,
+        "file": source,
+        "submitter": "vlmtune submit",
+    }
 
 
 def runtime_env() -> dict:
@@ -119,8 +125,12 @@ def submit(jobs: list[Job], connection: Connection, source: str) -> tuple[Cluste
     documents = cluster_documents(jobs, head_is_local=bool(cluster and cluster.head_is_local()))
     cluster = cluster or Cluster(connection)
     with cluster.errors():
-        job_id = cluster.client.submit_job(entrypoint=entrypoint(documents), submission_id=submission_id(jobs),
-                                           metadata=metadata(jobs, source), runtime_env=runtime_env())
+        job_id = cluster.client.submit_job(
+            entrypoint=entrypoint(documents),
+            submission_id=submission_id(jobs),
+            metadata=metadata(jobs, source),
+            runtime_env=runtime_env(),
+        )
     return cluster, job_id
 
 

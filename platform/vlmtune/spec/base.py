@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any
-
-import math
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
@@ -48,8 +47,9 @@ class SpecModel(BaseModel):
         for name, field in cls.model_fields.items():
             key = field.alias or name
             if key in data:
-                problems.extend(((key, *sub), message, fix)
-                                for sub, message, fix in _number_problems(field.annotation, data[key]))
+                problems.extend(
+                    ((key, *sub), message, fix) for sub, message, fix in _number_problems(field.annotation, data[key])
+                )
         if problems:
             raise FieldIssues(problems)
         return data
@@ -66,11 +66,17 @@ def _number_problems(annotation: Any, value: Any) -> list[tuple[tuple, str, str]
         return _scalar_problem(kind, value)
     origin, args = typing.get_origin(_unwrap(annotation)), typing.get_args(_unwrap(annotation))
     if origin is list and args and isinstance(value, list):
-        return [((index, *sub), message, fix) for index, item in enumerate(value)
-                for sub, message, fix in _number_problems(args[0], item)]
+        return [
+            ((index, *sub), message, fix)
+            for index, item in enumerate(value)
+            for sub, message, fix in _number_problems(args[0], item)
+        ]
     if origin is dict and len(args) == 2 and isinstance(value, dict):
-        return [((str(key), *sub), message, fix) for key, item in value.items()
-                for sub, message, fix in _number_problems(args[1], item)]
+        return [
+            ((str(key), *sub), message, fix)
+            for key, item in value.items()
+            for sub, message, fix in _number_problems(args[1], item)
+        ]
     return []
 
 
@@ -82,8 +88,13 @@ def _scalar_problem(kind: type, value: Any) -> list[tuple[tuple, str, str]]:
         return [((), f"expected {noun}, got text {preview(value)}", f"write {noun} without quotes")]
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if kind is int and whole and not -INT32_MAX - 1 <= value <= INT32_MAX:
-        return [((), f"{preview(value)} is outside the int32 range Kubernetes stores",
-                 f"use a value between {-INT32_MAX - 1} and {INT32_MAX}")]
+        return [
+            (
+                (),
+                f"{preview(value)} is outside the int32 range Kubernetes stores",
+                f"use a value between {-INT32_MAX - 1} and {INT32_MAX}",
+            )
+        ]
     if isinstance(value, float) and not math.isfinite(value):
         return [((), f"{value} is not a finite number", f"write {noun} such as {1 if kind is int else 1.0}")]
     return []

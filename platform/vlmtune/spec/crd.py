@@ -32,18 +32,41 @@ HEADER = "# Generated from the vlmtune.spec models by `vlmtune crds --write char
 
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Lifecycle phase."},
-    {"name": "Reason", "type": "string", "jsonPath": ".status.reason",
-     "description": "Why the job is in its phase (WaitingForQuota, Preempted, WaitingForUpstream...)."},
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": ".status.reason",
+        "description": "Why the job is in its phase (WaitingForQuota, Preempted, WaitingForUpstream...).",
+    },
     {"name": "Stage", "type": "string", "jsonPath": ".status.stage", "description": "Step inside the phase."},
-    {"name": "Progress", "type": "string", "jsonPath": ".status.progress",
-     "description": "Steps done/planned (an Experiment: jobs succeeded/all)."},
+    {
+        "name": "Progress",
+        "type": "string",
+        "jsonPath": ".status.progress",
+        "description": "Steps done/planned (an Experiment: jobs succeeded/all).",
+    },
     {"name": "Queue", "type": "string", "jsonPath": ".status.queue", "description": "Kueue LocalQueue."},
-    {"name": "Priority", "type": "string", "jsonPath": ".metadata.labels." + PRIORITY_LABEL.replace(".", "\\."),
-     "priority": 1, "description": "Kueue WorkloadPriorityClass."},
-    {"name": "RayJob", "type": "string", "jsonPath": ".status.rayJobName", "priority": 1,
-     "description": "Child KubeRay RayJob."},
-    {"name": "Deadline", "type": "date", "jsonPath": ".status.deadline", "priority": 1,
-     "description": "When the operator fails the job unless its state changes."},
+    {
+        "name": "Priority",
+        "type": "string",
+        "jsonPath": ".metadata.labels." + PRIORITY_LABEL.replace(".", "\\."),
+        "priority": 1,
+        "description": "Kueue WorkloadPriorityClass.",
+    },
+    {
+        "name": "RayJob",
+        "type": "string",
+        "jsonPath": ".status.rayJobName",
+        "priority": 1,
+        "description": "Child KubeRay RayJob.",
+    },
+    {
+        "name": "Deadline",
+        "type": "date",
+        "jsonPath": ".status.deadline",
+        "priority": 1,
+        "description": "When the operator fails the job unless its state changes.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
@@ -60,13 +83,20 @@ def generate_crds() -> list[dict]:
 def crd_for(kind: str, model: type[BaseModel]) -> dict:
     """The apiextensions.k8s.io/v1 CRD of one job kind (namespaced, one served+storage version)."""
     plural = plural_of(kind)
-    names = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower(),
-             "categories": [CATEGORY]}
+    names = {
+        "kind": kind,
+        "listKind": f"{kind}List",
+        "plural": plural,
+        "singular": kind.lower(),
+        "categories": [CATEGORY],
+    }
     short = short_names(kind)
     if short:
         names["shortNames"] = short
     version = {
-        "name": VERSION, "served": True, "storage": True,
+        "name": VERSION,
+        "served": True,
+        "storage": True,
         "schema": {"openAPIV3Schema": resource_schema(model, STATUS_MODELS.get(kind, JobStatus))},
         "subresources": {"status": {}},
         "additionalPrinterColumns": PRINTER_COLUMNS,
@@ -152,8 +182,10 @@ def _convert_keys(node: dict, defs: dict) -> dict:
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True  # OpenAPI v3.0 spells exclusivity as a flag beside the bound
         elif key == "properties":
-            out[key] = {name: _default_section(_convert(sub, defs), name in node.get("required", ()))
-                        for name, sub in value.items()}
+            out[key] = {
+                name: _default_section(_convert(sub, defs), name in node.get("required", ()))
+                for name, sub in value.items()
+            }
         elif key in ("items", "additionalProperties"):
             out[key] = _convert(value, defs)
         else:
@@ -228,9 +260,15 @@ def member_docs(enum_cls: type[Enum]) -> dict[str, str]:
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     docs = {}
     for node, after in zip(body, body[1:]):
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-                and isinstance(after.value.value, str) and node.targets[0].id in enum_cls.__members__):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+            and node.targets[0].id in enum_cls.__members__
+        ):
             docs[str(enum_cls[node.targets[0].id].value)] = inspect.cleandoc(after.value.value)
     return docs
 

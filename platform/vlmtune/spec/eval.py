@@ -55,11 +55,16 @@ class EvalModelSpec(SpecModel):
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> EvalModelSpec:
-        chosen = [name for name, value in (("preset", self.preset), ("from", self.from_),
-                                           ("pretrained", self.pretrained)) if value is not None]
+        chosen = [
+            name
+            for name, value in (("preset", self.preset), ("from", self.from_), ("pretrained", self.pretrained))
+            if value is not None
+        ]
         if len(chosen) != 1:
-            raise ValueError("name the model exactly one way: `preset: tiny`, `from: {job: NAME}` or "
-                             f"`pretrained: URI` (found: {', '.join(chosen) or 'none'})")
+            raise ValueError(
+                "name the model exactly one way: `preset: tiny`, `from: {job: NAME}` or "
+                f"`pretrained: URI` (found: {', '.join(chosen) or 'none'})"
+            )
         return self
 
 
@@ -88,17 +93,33 @@ class BenchmarkSpec(SpecModel):
     def _one_source(self) -> BenchmarkSpec:
         problems = []
         if (self.data is None) == (self.demo is None):
-            problems.append(((), "give exactly one of `data: URI` or `demo: {}`",
-                             f"e.g. `data: s3://datasets/{self.name.value}/` or `demo: {{heldoutPerTask: 16}}`"))
+            problems.append(
+                (
+                    (),
+                    "give exactly one of `data: URI` or `demo: {}`",
+                    f"e.g. `data: s3://datasets/{self.name.value}/` or `demo: {{heldoutPerTask: 16}}`",
+                )
+            )
         if self.images is not None and (self.name is not BenchmarkName.heldout or self.data is None):
-            problems.append((("images",), "only a heldout benchmark read from `data` takes an image folder",
-                             "remove `images`"))
+            problems.append(
+                (("images",), "only a heldout benchmark read from `data` takes an image folder", "remove `images`")
+            )
         if self.demo is not None and self.demo.tasks and self.name is not BenchmarkName.heldout:
-            problems.append((("demo", "tasks"), f"{self.name.value} is built from fixed demo tasks",
-                             "remove `tasks` (only the heldout benchmark selects tasks)"))
+            problems.append(
+                (
+                    ("demo", "tasks"),
+                    f"{self.name.value} is built from fixed demo tasks",
+                    "remove `tasks` (only the heldout benchmark selects tasks)",
+                )
+            )
         if self.demo is not None and self.demo.heldout_per_task == 0:
-            problems.append((("demo", "heldoutPerTask"), "demo benchmarks are built from held-out instances and "
-                             "there would be none", "set heldoutPerTask to 1 or more"))
+            problems.append(
+                (
+                    ("demo", "heldoutPerTask"),
+                    "demo benchmarks are built from held-out instances and there would be none",
+                    "set heldoutPerTask to 1 or more",
+                )
+            )
         if problems:
             raise FieldIssues(problems)
         return self
@@ -229,14 +250,23 @@ def benchmark_problems(benchmarks: list[BenchmarkSpec], judge: JudgeSpec | None)
     for index, bench in enumerate(benchmarks):
         if bench.name in first:
             # FieldIssues paths are strings; "benchmarks[1]" renders as the loader renders list indices.
-            problems.append(((f"benchmarks[{index}]", "name"),
-                             f"{bench.name.value} is already listed at benchmarks[{first[bench.name]}]",
-                             "list each benchmark once (run a second EvalJob for another data set)"))
+            problems.append(
+                (
+                    (f"benchmarks[{index}]", "name"),
+                    f"{bench.name.value} is already listed at benchmarks[{first[bench.name]}]",
+                    "list each benchmark once (run a second EvalJob for another data set)",
+                )
+            )
         first.setdefault(bench.name, index)
         if bench.name in JUDGED and judge is None:
-            problems.append(((f"benchmarks[{index}]", "name"), f"{bench.name.value} is scored by a judge model",
-                             "add `judge: {endpoint: {url: https://api.openai.com/v1, model: gpt-4-0613}}` "
-                             "(key in $OPENAI_API_KEY) or `judge: {model: {pretrained: URI}}` beside benchmarks"))
+            problems.append(
+                (
+                    (f"benchmarks[{index}]", "name"),
+                    f"{bench.name.value} is scored by a judge model",
+                    "add `judge: {endpoint: {url: https://api.openai.com/v1, model: gpt-4-0613}}` "
+                    "(key in $OPENAI_API_KEY) or `judge: {model: {pretrained: URI}}` beside benchmarks",
+                )
+            )
     return problems
 
 

@@ -23,8 +23,8 @@ from pydantic import Field, ValidationError, model_validator
 from vlmtune.spec.base import API_VERSION, JobKind, SpecModel
 from vlmtune.spec.data import DataSpec
 from vlmtune.spec.errors import FieldIssues
-from vlmtune.spec.issues import issues_from_validation
 from vlmtune.spec.eval import BenchmarkSpec, EvalJob, GenerationSpec, JudgeSpec, benchmark_problems
+from vlmtune.spec.issues import issues_from_validation
 from vlmtune.spec.metadata import ObjectMeta
 from vlmtune.spec.model import ModelSpec, TrainablePart
 from vlmtune.spec.output import OutputSpec
@@ -126,10 +126,17 @@ class StudySpec(SpecModel):
     """trainable-ablation: the trainable parts of each arm, e.g. [[projector], [language_model]]."""
 
 
-_EXAMPLES = {"taskCounts": "[10, 13]", "syntheticSamples": "[0, 500, 1000]",
-             "trainable": "[[projector], [language_model], [projector, language_model]]"}
-_STUDY_PARAMS = {StudyType.mixed_vs_two_stage: None, StudyType.task_scaling: "taskCounts",
-                 StudyType.synthetic_scaling: "syntheticSamples", StudyType.trainable_ablation: "trainable"}
+_EXAMPLES = {
+    "taskCounts": "[10, 13]",
+    "syntheticSamples": "[0, 500, 1000]",
+    "trainable": "[[projector], [language_model], [projector, language_model]]",
+}
+_STUDY_PARAMS = {
+    StudyType.mixed_vs_two_stage: None,
+    StudyType.task_scaling: "taskCounts",
+    StudyType.synthetic_scaling: "syntheticSamples",
+    StudyType.trainable_ablation: "trainable",
+}
 
 
 class ExperimentSpec(SpecModel):
@@ -172,9 +179,14 @@ class Experiment(JobKind, SpecModel):
             try:
                 expand(self)
             except InvalidGeneratedJob as err:  # say which generated job and why, at the experiment's spec
-                problems = [((), f"generated job {err.job}: {issue.path}: {issue.message}",
-                             issue.fix or "fix the experiment's base, stages or evaluation settings")
-                            for issue in err.issues]
+                problems = [
+                    (
+                        (),
+                        f"generated job {err.job}: {issue.path}: {issue.message}",
+                        issue.fix or "fix the experiment's base, stages or evaluation settings",
+                    )
+                    for issue in err.issues
+                ]
         if problems:
             raise FieldIssues([(("spec", *path), message, fix) for path, message, fix in problems])
         return self
@@ -197,22 +209,34 @@ class InvalidGeneratedJob(ValueError):
 def _problems(spec: ExperimentSpec) -> Iterator[tuple[tuple, str, str | None]]:
     """Problems no single generated job would show: budgets, study parameters, settings the expansion owns."""
     if spec.base.model.from_ is not None:
-        yield (("base", "model", "from"), "every arm starts from the same model, not from another job",
-               "name the model as `preset`, `pretrained` or `languageModel` + `visionTower`")
+        yield (
+            ("base", "model", "from"),
+            "every arm starts from the same model, not from another job",
+            "name the model as `preset`, `pretrained` or `languageModel` + `visionTower`",
+        )
     training = spec.base.training
     if training.max_steps is not None or training.epochs != 1:
         key = "maxSteps" if training.max_steps is not None else "epochs"
-        yield (("base", "training", key), "the experiment sets each stage's length itself",
-               "remove it and set spec.stages.stage1.steps / spec.stages.stage2.steps")
+        yield (
+            ("base", "training", key),
+            "the experiment sets each stage's length itself",
+            "remove it and set spec.stages.stage1.steps / spec.stages.stage2.steps",
+        )
     yield from _study_problems(spec)
 
 
 def _study_problems(spec: ExperimentSpec) -> Iterator[tuple[tuple, str, str | None]]:
     study = spec.study
     wanted = _STUDY_PARAMS[study.type]
-    given = {alias: value for alias, value in (("taskCounts", study.task_counts),
-                                               ("syntheticSamples", study.synthetic_samples),
-                                               ("trainable", study.trainable)) if value is not None}
+    given = {
+        alias: value
+        for alias, value in (
+            ("taskCounts", study.task_counts),
+            ("syntheticSamples", study.synthetic_samples),
+            ("trainable", study.trainable),
+        )
+        if value is not None
+    }
     for alias in given:
         if alias != wanted:
             yield (("study", alias), f"{study.type.value} does not use {alias}", "remove it")
@@ -222,24 +246,42 @@ def _study_problems(spec: ExperimentSpec) -> Iterator[tuple[tuple, str, str | No
         g1, g2 = _global_batch(spec, spec.stages.stage1), _global_batch(spec, spec.stages.stage2)
         stage2_samples = spec.stages.stage2.steps * g2
         if stage2_samples % g1:
-            yield (("stages", "stage2", "steps"),
-                   f"stage 2 trains {stage2_samples} samples, not a whole number of the mixed arm's "
-                   f"global batches ({g1}): the two arms would not share one budget",
-                   f"make steps x globalBatchSize of stage 2 a multiple of {g1}")
+            yield (
+                ("stages", "stage2", "steps"),
+                f"stage 2 trains {stage2_samples} samples, not a whole number of the mixed arm's "
+                f"global batches ({g1}): the two arms would not share one budget",
+                f"make steps x globalBatchSize of stage 2 a multiple of {g1}",
+            )
         for name, stage in (("stage1", spec.stages.stage1), ("stage2", spec.stages.stage2)):
-            chosen = [key for key, value in (("tasks", stage.data.tasks), ("taskCount", stage.data.task_count),
-                                             ("weights", stage.data.weights)) if value is not None]
+            chosen = [
+                key
+                for key, value in (
+                    ("tasks", stage.data.tasks),
+                    ("taskCount", stage.data.task_count),
+                    ("weights", stage.data.weights),
+                )
+                if value is not None
+            ]
             for key in chosen:  # these name stage-specific tasks: applied to the union they would drop the other's
-                yield (("stages", name, "data", key), "the mixed arm trains on the union of both stages' data, "
-                       f"where one stage's `{key}` would cut the other stage's tasks",
-                       "restrict tasks in the sources instead (e.g. `demo: {tasks: [...]}`)")
+                yield (
+                    ("stages", name, "data", key),
+                    "the mixed arm trains on the union of both stages' data, "
+                    f"where one stage's `{key}` would cut the other stage's tasks",
+                    "restrict tasks in the sources instead (e.g. `demo: {tasks: [...]}`)",
+                )
     listed = spec.stages.stage1.data.tasks
     for index, count in enumerate(study.task_counts or []):
         if listed is not None and count > len(listed):
-            yield (("study", f"taskCounts[{index}]"), f"{count} tasks asked for; spec.stages.stage1.data.tasks "
-                   f"lists {len(listed)}", "list more task names, or drop `tasks` to draw tasks by count")
-    for alias, values in (("taskCounts", study.task_counts), ("syntheticSamples", study.synthetic_samples),
-                          ("trainable", [tuple(parts) for parts in study.trainable or []])):
+            yield (
+                ("study", f"taskCounts[{index}]"),
+                f"{count} tasks asked for; spec.stages.stage1.data.tasks lists {len(listed)}",
+                "list more task names, or drop `tasks` to draw tasks by count",
+            )
+    for alias, values in (
+        ("taskCounts", study.task_counts),
+        ("syntheticSamples", study.synthetic_samples),
+        ("trainable", [tuple(parts) for parts in study.trainable or []]),
+    ):
         if values and len(set(values)) != len(values):
             yield (("study", alias), "lists an arm twice", "list each value once")
     for index, parts in enumerate(study.trainable or []):
@@ -281,8 +323,11 @@ class Expansion:
 
     def budget(self, arm: Arm) -> int:
         """Training samples of an arm: the sum of steps x globalBatchSize over its TuningJobs."""
-        return sum(job.spec.training.max_steps * job.spec.training.global_batch_size
-                   for job in map(self.job, arm.jobs) if isinstance(job, TuningJob))
+        return sum(
+            job.spec.training.max_steps * job.spec.training.global_batch_size
+            for job in map(self.job, arm.jobs)
+            if isinstance(job, TuningJob)
+        )
 
     def manifest(self) -> dict:
         """What the report needs to know about the arms, written as experiment.json in the run folder.
@@ -294,15 +339,25 @@ class Expansion:
         return {
             "experiment": self.experiment.name,
             "study": self.experiment.spec.study.type.value,
-            "arms": [{"name": arm.name, "params": arm.params, "budgetSamples": self.budget(arm),
-                      "jobs": [self._job_entry(name, prefix) for name in arm.jobs]}
-                     for arm in self.arms],
+            "arms": [
+                {
+                    "name": arm.name,
+                    "params": arm.params,
+                    "budgetSamples": self.budget(arm),
+                    "jobs": [self._job_entry(name, prefix) for name in arm.jobs],
+                }
+                for arm in self.arms
+            ],
         }
 
     def _job_entry(self, name: str, prefix: str) -> dict:
         job = self.job(name)
-        entry = {"name": name, "kind": job.kind, "stage": self.stages[name],
-                 "path": job.spec.output.uri.removeprefix(prefix)}
+        entry = {
+            "name": name,
+            "kind": job.kind,
+            "stage": self.stages[name],
+            "path": job.spec.output.uri.removeprefix(prefix),
+        }
         if isinstance(job, TuningJob):
             entry.update(steps=job.spec.training.max_steps, globalBatchSize=job.spec.training.global_batch_size)
         return entry
@@ -314,7 +369,7 @@ def child_name(experiment: str, arm: str, stage: str) -> str:
     if len(name) <= MAX_NAME_LENGTH:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[:MAX_NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
+    return f"{name[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def arm_name(parts: list[TrainablePart]) -> str:
@@ -357,8 +412,13 @@ class _Builder:
 
     # -- arms
 
-    def two_stage(self, arm: str, stage1_data: DataSpec | None = None, trainable: list[TrainablePart] | None = None,
-                  params: dict | None = None) -> None:
+    def two_stage(
+        self,
+        arm: str,
+        stage1_data: DataSpec | None = None,
+        trainable: list[TrainablePart] | None = None,
+        params: dict | None = None,
+    ) -> None:
         first = self.stage1(arm, stage1_data, trainable)
         second = self.stage2(arm, first, trainable=trainable)
         self.arms.append(Arm(arm, (first, second, self.evaluation(arm, second)), params or {}))
@@ -368,13 +428,16 @@ class _Builder:
         # Same training samples as the two-stage arm, in one stage with stage 1's settings (checked divisible).
         samples = one.steps * _global_batch(self.spec, one) + two.steps * _global_batch(self.spec, two)
         caps = [one.data.max_samples, two.data.max_samples]
-        union = one.data.model_copy(update={
-            "sources": [*one.data.sources, *two.data.sources],
-            # Both pools in full: their caps add up, and without a cap on each the union has none.
-            "max_samples": sum(caps) if None not in caps else None,
-        })
-        name = self.tuning(arm, "train", union, samples // _global_batch(self.spec, one), one.training,
-                           self.spec.base.model.to_doc())
+        union = one.data.model_copy(
+            update={
+                "sources": [*one.data.sources, *two.data.sources],
+                # Both pools in full: their caps add up, and without a cap on each the union has none.
+                "max_samples": sum(caps) if None not in caps else None,
+            }
+        )
+        name = self.tuning(
+            arm, "train", union, samples // _global_batch(self.spec, one), one.training, self.spec.base.model.to_doc()
+        )
         self.arms.append(Arm(arm, (name, self.evaluation(arm, name))))
 
     def synthetic(self, arm: str, stage1: str, samples: int) -> None:
@@ -388,19 +451,30 @@ class _Builder:
 
     def stage1(self, arm: str, data: DataSpec | None = None, trainable: list[TrainablePart] | None = None) -> str:
         stage = self.spec.stages.stage1
-        return self.tuning(arm, "stage1", data or stage.data, stage.steps, stage.training,
-                           self._model(self.spec.base.model.to_doc(), trainable))
+        return self.tuning(
+            arm,
+            "stage1",
+            data or stage.data,
+            stage.steps,
+            stage.training,
+            self._model(self.spec.base.model.to_doc(), trainable),
+        )
 
-    def stage2(self, arm: str, upstream: str, data: DataSpec | None = None,
-               trainable: list[TrainablePart] | None = None) -> str:
+    def stage2(
+        self, arm: str, upstream: str, data: DataSpec | None = None, trainable: list[TrainablePart] | None = None
+    ) -> str:
         stage = self.spec.stages.stage2
         base = self.spec.base.model
-        model = {"from": {"job": upstream}, "projector": base.projector.value,
-                 "trainable": [part.value for part in base.trainable]}
+        model = {
+            "from": {"job": upstream},
+            "projector": base.projector.value,
+            "trainable": [part.value for part in base.trainable],
+        }
         if base.lora is not None:  # stage 1's adapters are merged into its export; stage 2 trains fresh ones
             model["lora"] = base.lora.to_doc()
-        return self.tuning(arm, "stage2", data or stage.data, stage.steps, stage.training,
-                           self._model(model, trainable))
+        return self.tuning(
+            arm, "stage2", data or stage.data, stage.steps, stage.training, self._model(model, trainable)
+        )
 
     def task_count_data(self, count: int) -> DataSpec:
         """Stage-1 data of a task-scaling arm: the fixed total spread over `count` tasks (N/k per task)."""
@@ -410,18 +484,31 @@ class _Builder:
         return data.model_copy(update={**chosen, "max_samples": stage.steps * _global_batch(self.spec, stage)})
 
     def tuning(self, arm: str, stage: str, data: DataSpec, steps: int, changes: StageTraining, model: dict) -> str:
-        training = {**self.spec.base.training.to_doc(), **changes.to_doc(),
-                    # maxSteps decides the length; epochs only has to be large enough never to cut it first.
-                    "maxSteps": steps, "epochs": steps}
-        spec = {"model": model, "data": data.to_doc(), "training": training,
-                "resources": self.spec.resources.to_doc(), "output": {"uri": self._output(arm, stage)}}
+        training = {
+            **self.spec.base.training.to_doc(),
+            **changes.to_doc(),
+            # maxSteps decides the length; epochs only has to be large enough never to cut it first.
+            "maxSteps": steps,
+            "epochs": steps,
+        }
+        spec = {
+            "model": model,
+            "data": data.to_doc(),
+            "training": training,
+            "resources": self.spec.resources.to_doc(),
+            "output": {"uri": self._output(arm, stage)},
+        }
         return self._add(TuningJob, arm, stage, spec)
 
     def evaluation(self, arm: str, upstream: str) -> str:
         evaluation = self.spec.evaluation
-        spec = {"model": {"from": {"job": upstream}}, "benchmarks": [b.to_doc() for b in evaluation.benchmarks],
-                "generation": evaluation.generation.to_doc(), "resources": self.spec.resources.to_doc(),
-                "output": {"uri": self._output(arm, "eval")}}
+        spec = {
+            "model": {"from": {"job": upstream}},
+            "benchmarks": [b.to_doc() for b in evaluation.benchmarks],
+            "generation": evaluation.generation.to_doc(),
+            "resources": self.spec.resources.to_doc(),
+            "output": {"uri": self._output(arm, "eval")},
+        }
         if evaluation.judge is not None:
             spec["judge"] = evaluation.judge.to_doc()
         return self._add(EvalJob, arm, "eval", spec)
@@ -431,8 +518,11 @@ class _Builder:
     def _add(self, model: type[TuningJob] | type[EvalJob], arm: str, stage: str, spec: dict) -> str:
         meta = self.experiment.metadata
         name = child_name(meta.name, arm, stage)
-        metadata = {"name": name, "labels": {**meta.labels, EXPERIMENT_LABEL: meta.name, ARM_LABEL: arm},
-                    "annotations": dict(meta.annotations)}
+        metadata = {
+            "name": name,
+            "labels": {**meta.labels, EXPERIMENT_LABEL: meta.name, ARM_LABEL: arm},
+            "annotations": dict(meta.annotations),
+        }
         if meta.namespace:
             metadata["namespace"] = meta.namespace
         document = {"apiVersion": API_VERSION, "kind": model.__name__, "metadata": metadata, "spec": spec}

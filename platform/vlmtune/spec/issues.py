@@ -18,9 +18,7 @@ def issues_from_validation(error: ValidationError, model: type[BaseModel], sourc
         loc = tuple(item["loc"])
         cause = (item.get("ctx") or {}).get("error")
         if isinstance(cause, FieldIssues):
-            issues.extend(
-                SpecIssue(source, _dotted(loc + sub), message, fix) for sub, message, fix in cause.problems
-            )
+            issues.extend(SpecIssue(source, _dotted(loc + sub), message, fix) for sub, message, fix in cause.problems)
             continue
         issues.append(SpecIssue(source, _dotted(loc), *_describe(item, model, loc)))
     return issues
@@ -37,8 +35,9 @@ def _describe(item: dict, model: type[BaseModel], loc: tuple) -> tuple[str, str 
     if kind in ("literal_error", "enum"):
         return f"{preview(given)} is not allowed", msg.replace("Input should be", "use")
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping of fields, got {_got(given)}", \
-            "write this as `key: value` lines" + _allowed_hint(model, loc)
+        return f"expected a mapping of fields, got {_got(given)}", "write this as `key: value` lines" + _allowed_hint(
+            model, loc
+        )
     return f"{msg[0].lower()}{msg[1:]} (got {_got(given)})", _generic_fix(kind, item.get("ctx") or {})
 
 

@@ -170,5 +170,6 @@ class RunLayout:
     def artifacts(self, kind: str, with_model: bool = True) -> dict[str, str]:
         """The artifact URIs of a job of `kind` in this folder; `with_model=False` leaves the model out (it counts
         only once the job succeeded)."""
-        return {name: self.join(path) for name, path in ARTIFACTS.get(kind, {}).items()
-                if with_model or name != "model"}
+        return {
+            name: self.join(path) for name, path in ARTIFACTS.get(kind, {}).items() if with_model or name != "model"
+        }

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -24,11 +24,19 @@ from vlmtune.spec.references import reference_issues
 from vlmtune.spec.tuning import TuningJob
 from vlmtune.spec.yaml_reader import YamlProblem, line_of, load_documents
 
-Job = Union[TuningJob, EvalJob, Experiment]
+Job = TuningJob | EvalJob | Experiment
 KINDS: dict[str, type[Job]] = {"TuningJob": TuningJob, "EvalJob": EvalJob, "Experiment": Experiment}
 
-__all__ = ["KINDS", "Job", "Override", "apply_overrides", "load_jobs", "parse_documents", "parse_overrides",
-           "reference_issues"]
+__all__ = [
+    "KINDS",
+    "Job",
+    "Override",
+    "apply_overrides",
+    "load_jobs",
+    "parse_documents",
+    "parse_overrides",
+    "reference_issues",
+]
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,14 @@ def parse_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Spec
         keys = tuple(path.split("."))
         source = Override(text, keys, None).source
         if not sep or not path or not all(keys):
-            issues.append(SpecIssue(source, "", "not of the form dotted.path=value",
-                                    "write overrides as e.g. --set spec.training.maxSteps=10"))
+            issues.append(
+                SpecIssue(
+                    source,
+                    "",
+                    "not of the form dotted.path=value",
+                    "write overrides as e.g. --set spec.training.maxSteps=10",
+                )
+            )
             continue
         try:
             documents = load_documents(raw)
@@ -148,8 +162,15 @@ def _load_file(path: Path, overrides: Sequence[Override]) -> tuple[list[tuple[Jo
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        return [], [SpecIssue(str(path), "", f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start}",
-                              "save the file as UTF-8", line)]
+        return [], [
+            SpecIssue(
+                str(path),
+                "",
+                f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start}",
+                "save the file as UTF-8",
+                line,
+            )
+        ]
     return _parse(text, str(path), overrides)
 
 
@@ -172,8 +193,14 @@ def _parse(text: str, source: str, overrides: Sequence[Override]) -> tuple[list[
 
 def _validate_document(document: Any, source: str, overrides: Sequence[Override]) -> tuple[Job | None, list[SpecIssue]]:
     if not isinstance(document, dict):
-        return None, [SpecIssue(source, "", f"expected a mapping (a Kubernetes object), got {preview(document)}",
-                                "start the document with `apiVersion:` and `kind:` lines")]
+        return None, [
+            SpecIssue(
+                source,
+                "",
+                f"expected a mapping (a Kubernetes object), got {preview(document)}",
+                "start the document with `apiVersion:` and `kind:` lines",
+            )
+        ]
     blame = [(override, _first_new_path(document, override.keys)) for override in overrides]
     document = copy.deepcopy(document) if overrides else document
     for override in overrides:
@@ -197,7 +224,7 @@ def _first_new_path(document: dict, keys: tuple[str, ...]) -> str:
     node: Any = document
     for depth, key in enumerate(keys):
         if not isinstance(node, dict) or key not in node:
-            return ".".join(keys[:depth + 1])
+            return ".".join(keys[: depth + 1])
         node = node[key]
     return ".".join(keys)
 
@@ -206,8 +233,9 @@ def _blamed(issue: SpecIssue, blame: Sequence[tuple[Override, str]]) -> SpecIssu
     """The issue reported against the `--set` that caused it: a problem at the overridden field, inside it,
     or at a mapping the override created on its way (a typo in the path)."""
     for override, created in blame:
-        if any(issue.path == path or issue.path.startswith((path + ".", path + "["))
-               for path in (override.path, created)):
+        if any(
+            issue.path == path or issue.path.startswith((path + ".", path + "[")) for path in (override.path, created)
+        ):
             return replace(issue, source=override.source)
     return issue
 

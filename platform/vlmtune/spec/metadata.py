@@ -35,16 +35,20 @@ def key_problem(key: str) -> str | None:
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
         return f"key prefix {preview(prefix)} is not a DNS subdomain (lowercase letters, digits, '-', '.'; <= 253)"
     if len(name) > 63 or not _LABEL_NAME.match(name):
-        return (f"key name {preview(name)} must be 1-63 characters of letters, digits, '-', '_', '.', "
-                "starting and ending with a letter or digit")
+        return (
+            f"key name {preview(name)} must be 1-63 characters of letters, digits, '-', '_', '.', "
+            "starting and ending with a letter or digit"
+        )
     return None
 
 
 def label_value_problem(value: str) -> str | None:
     """Why `value` is not a valid label value, or None."""
     if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
-        return (f"value {preview(value)} must be at most 63 characters of letters, digits, '-', '_', '.', "
-                "starting and ending with a letter or digit (or empty)")
+        return (
+            f"value {preview(value)} must be at most 63 characters of letters, digits, '-', '_', '.', "
+            "starting and ending with a letter or digit (or empty)"
+        )
     return None
 
 
@@ -73,9 +77,12 @@ class ObjectMeta(SpecModel):
     @field_validator("labels")
     @classmethod
     def _labels_as_kubernetes_takes_them(cls, labels: dict[str, str]) -> dict[str, str]:
-        problems = [((key,), problem, "see https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/")
-                    for key, value in labels.items()
-                    for problem in (key_problem(key), label_value_problem(value)) if problem]
+        problems = [
+            ((key,), problem, "see https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/")
+            for key, value in labels.items()
+            for problem in (key_problem(key), label_value_problem(value))
+            if problem
+        ]
         if problems:
             raise FieldIssues(problems)
         return labels
@@ -83,12 +90,20 @@ class ObjectMeta(SpecModel):
     @field_validator("annotations")
     @classmethod
     def _annotations_as_kubernetes_takes_them(cls, annotations: dict[str, str]) -> dict[str, str]:
-        problems = [((key,), problem, "use a key of the form [prefix/]name")
-                    for key in annotations if (problem := key_problem(key))]
+        problems = [
+            ((key,), problem, "use a key of the form [prefix/]name")
+            for key in annotations
+            if (problem := key_problem(key))
+        ]
         size = sum(len(key.encode()) + len(value.encode()) for key, value in annotations.items())
         if size > ANNOTATIONS_MAX_BYTES:
-            problems.append(((), f"{size} bytes of annotations; the API server takes at most {ANNOTATIONS_MAX_BYTES}",
-                             "keep large data out of annotations"))
+            problems.append(
+                (
+                    (),
+                    f"{size} bytes of annotations; the API server takes at most {ANNOTATIONS_MAX_BYTES}",
+                    "keep large data out of annotations",
+                )
+            )
         if problems:
             raise FieldIssues(problems)
         return annotations

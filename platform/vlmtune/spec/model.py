@@ -105,7 +105,9 @@ class ModelSpec(SpecModel):
         chosen = [
             name
             for name, present in (
-                ("preset", self.preset), ("from", self.from_), ("pretrained", self.pretrained),
+                ("preset", self.preset),
+                ("from", self.from_),
+                ("pretrained", self.pretrained),
                 ("languageModel", pretrained),
             )
             if present
@@ -131,15 +133,19 @@ class ModelSpec(SpecModel):
 def _combination_problems(spec: ModelSpec) -> list[tuple[tuple[str, ...], str, str | None]]:
     problems = []
     if spec.projector_weights is not None and (spec.from_ is not None or spec.pretrained is not None):
-        problems.append((
-            ("projectorWeights",),
-            "initialises a new projector, but a `from`/`pretrained` model already has a trained one",
-            "remove projectorWeights, or build from `languageModel` + `visionTower`",
-        ))
+        problems.append(
+            (
+                ("projectorWeights",),
+                "initialises a new projector, but a `from`/`pretrained` model already has a trained one",
+                "remove projectorWeights, or build from `languageModel` + `visionTower`",
+            )
+        )
     if spec.lora is not None and TrainablePart.language_model not in spec.trainable:
-        problems.append((
-            ("lora",),
-            "adapts the language model, but language_model is not in trainable",
-            "add language_model to trainable, or remove lora",
-        ))
+        problems.append(
+            (
+                ("lora",),
+                "adapts the language model, but language_model is not in trainable",
+                "add language_model to trainable, or remove lora",
+            )
+        )
     return problems

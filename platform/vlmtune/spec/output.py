@@ -22,8 +22,10 @@ def output_uri_problem(uri: str) -> str | None:
     if not sep:
         return None
     if f"{scheme}://" not in OUTPUT_SCHEMES:
-        return (f"{scheme}:// outputs are not supported: use s3://bucket/prefix (any S3-compatible store, "
-                "e.g. GCS's S3 interoperability endpoint) or a local folder")
+        return (
+            f"{scheme}:// outputs are not supported: use s3://bucket/prefix (any S3-compatible store, "
+            "e.g. GCS's S3 interoperability endpoint) or a local folder"
+        )
     if scheme == "s3" and not rest.split("/", 1)[0]:
         return f"{uri} names no bucket: use s3://bucket/prefix"
     return None
@@ -62,8 +64,10 @@ class OutputSpec(SpecModel):
     def _default_mlflow_store_needs_a_local_output(self) -> OutputSpec:
         remote = "://" in self.uri and not self.uri.startswith("file://")
         if self.mlflow is not None and self.mlflow.tracking_uri is None and remote:
-            problem = (f"required when uri is an object store ({self.uri}): the default store is a SQLite file "
-                       "in a local output folder")
+            problem = (
+                f"required when uri is an object store ({self.uri}): the default store is a SQLite file "
+                "in a local output folder"
+            )
             fix = "set trackingUri to your MLflow server, e.g. http://mlflow.mlops:5000"
             raise FieldIssues([(("mlflow", "trackingUri"), problem, fix)])
         return self

@@ -26,18 +26,30 @@ def _name_issues(jobs: list[tuple], known: Iterable[str]) -> Iterator[SpecIssue]
     seen = set()
     for job, source in jobs:
         if job.name in seen:
-            yield SpecIssue(source, "metadata.name", f"job name {job.name!r} is used twice",
-                            "give every job in a file set its own name")
+            yield SpecIssue(
+                source,
+                "metadata.name",
+                f"job name {job.name!r} is used twice",
+                "give every job in a file set its own name",
+            )
         seen.add(job.name)
     names = seen | set(known)
     for job, source in jobs:
         for upstream in job.upstream_jobs():
             if upstream == job.name:
-                yield SpecIssue(source, "spec.model.from.job", "a job cannot start from itself",
-                                "name the job whose model this one starts from")
+                yield SpecIssue(
+                    source,
+                    "spec.model.from.job",
+                    "a job cannot start from itself",
+                    "name the job whose model this one starts from",
+                )
             elif upstream not in names:
-                yield SpecIssue(source, "spec.model.from.job", f"no job named {upstream!r} is defined",
-                                f"define it in the same file set; known jobs: {', '.join(sorted(names)) or 'none'}")
+                yield SpecIssue(
+                    source,
+                    "spec.model.from.job",
+                    f"no job named {upstream!r} is defined",
+                    f"define it in the same file set; known jobs: {', '.join(sorted(names)) or 'none'}",
+                )
 
 
 def _cycle_issues(jobs: list[tuple]) -> Iterator[SpecIssue]:
@@ -49,10 +61,13 @@ def _cycle_issues(jobs: list[tuple]) -> Iterator[SpecIssue]:
         cycle = _cycle_from(name, upstreams)
         if cycle and frozenset(cycle) not in reported:
             reported.add(frozenset(cycle))
-            yield SpecIssue(sources[cycle[0]], "spec.model.from.job",
-                            f"jobs form a cycle: {' -> '.join([*cycle, cycle[0]])}",
-                            "a job can only start from a job that does not (indirectly) start from it; "
-                            "remove one `from: {job}` reference")
+            yield SpecIssue(
+                sources[cycle[0]],
+                "spec.model.from.job",
+                f"jobs form a cycle: {' -> '.join([*cycle, cycle[0]])}",
+                "a job can only start from a job that does not (indirectly) start from it; "
+                "remove one `from: {job}` reference",
+            )
 
 
 def _cycle_from(start: str, upstreams: dict[str, list[str]]) -> list[str] | None:
@@ -79,10 +94,14 @@ def _output_issues(jobs: list[tuple]) -> Iterator[SpecIssue]:
         for name, uri in _outputs(job):
             key = output_key(uri)
             if key in owners and owners[key] != name:
-                yield SpecIssue(source, "spec.output.uri", f"{uri} is also the output of job {owners[key]!r}"
-                                + (f" (generated as {name!r})" if name != job.name else ""),
-                                "give every job its own output folder: two runs in one folder delete each "
-                                "other's checkpoints and mix their metrics")
+                yield SpecIssue(
+                    source,
+                    "spec.output.uri",
+                    f"{uri} is also the output of job {owners[key]!r}"
+                    + (f" (generated as {name!r})" if name != job.name else ""),
+                    "give every job its own output folder: two runs in one folder delete each "
+                    "other's checkpoints and mix their metrics",
+                )
             owners.setdefault(key, name)
 
 

@@ -32,7 +32,8 @@ class ResourcesSpec(SpecModel):
     node_pool: str | None = None
     """Node pool named in the Helm chart's values (GPU type, tolerations, node selector)."""
     active_deadline_seconds: int | None = Field(default=None, ge=1)
-    """Wall-clock limit of the run on a cluster (the RayJob's activeDeadlineSeconds); the chart's default when omitted."""
+    """Wall-clock limit of the run on a cluster (the RayJob's activeDeadlineSeconds); the chart's default when
+    omitted."""
     elastic: ElasticSpec | None = None
     """Opt-in elastic training between minWorkers and maxWorkers (omit for a fixed-size job).
 
@@ -46,13 +47,25 @@ class ResourcesSpec(SpecModel):
         if elastic is None:
             return self
         if elastic.min_workers > elastic.max_workers:
-            raise FieldIssues([(("elastic", "maxWorkers"),
-                                f"{elastic.max_workers} is below elastic.minWorkers ({elastic.min_workers})",
-                                "make maxWorkers >= minWorkers")])
+            raise FieldIssues(
+                [
+                    (
+                        ("elastic", "maxWorkers"),
+                        f"{elastic.max_workers} is below elastic.minWorkers ({elastic.min_workers})",
+                        "make maxWorkers >= minWorkers",
+                    )
+                ]
+            )
         if self.workers not in elastic.world_sizes():
-            raise FieldIssues([(("workers",),
-                                f"{self.workers} is outside elastic [{elastic.min_workers}, {elastic.max_workers}]",
-                                "start with a worker count between elastic.minWorkers and elastic.maxWorkers")])
+            raise FieldIssues(
+                [
+                    (
+                        ("workers",),
+                        f"{self.workers} is outside elastic [{elastic.min_workers}, {elastic.max_workers}]",
+                        "start with a worker count between elastic.minWorkers and elastic.maxWorkers",
+                    )
+                ]
+            )
         return self
 
     def world_sizes(self) -> range:

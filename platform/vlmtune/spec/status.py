@@ -76,8 +76,10 @@ class JobStatus(SpecModel):
     Experiment, its jobs that succeeded out of all, e.g. 2/5."""
     queue: str | None = None
     """Kueue LocalQueue the RayJob was submitted to."""
-    conditions: list[Condition] = Field(default_factory=list, json_schema_extra={
-        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     """Latest observations: Admitted, Running, Succeeded, Failed (one per type)."""
     ray_job_name: str | None = None
     """Name of the child KubeRay RayJob (same namespace)."""

@@ -136,14 +136,24 @@ class TrainingSpec(SpecModel):
     def _levers_fit_together(self) -> TrainingSpec:
         problems = []
         if self.compile_layers and self.deepspeed.zero_stage == 3:
-            problems.append((("compileLayers",), "is not supported with deepspeed.zeroStage 3: ZeRO-3 gathers each "
-                             "layer's parameters in hooks torch.compile must skip, splitting every compiled layer",
-                             "use deepspeed.zeroStage 2, or set compileLayers: false"))
+            problems.append(
+                (
+                    ("compileLayers",),
+                    "is not supported with deepspeed.zeroStage 3: ZeRO-3 gathers each "
+                    "layer's parameters in hooks torch.compile must skip, splitting every compiled layer",
+                    "use deepspeed.zeroStage 2, or set compileLayers: false",
+                )
+            )
         if self.offload_activations and self.gradient_checkpointing and self.checkpoint_layers is None:
-            problems.append((("offloadActivations",), "has nothing to offload: gradientCheckpointing without "
-                             "checkpointLayers recomputes every decoder layer",
-                             "set checkpointLayers below the model's decoder layers (those past it offload), "
-                             "or set offloadActivations: false"))
+            problems.append(
+                (
+                    ("offloadActivations",),
+                    "has nothing to offload: gradientCheckpointing without "
+                    "checkpointLayers recomputes every decoder layer",
+                    "set checkpointLayers below the model's decoder layers (those past it offload), "
+                    "or set offloadActivations: false",
+                )
+            )
         if problems:
             raise FieldIssues(problems)
         return self

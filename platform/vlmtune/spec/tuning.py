@@ -61,36 +61,53 @@ def _consistency_problems(spec: TuningJobSpec) -> list[tuple[tuple[str, ...], st
     if batch_problem:
         problems.append(batch_problem)
     if resources.elastic and training.deepspeed.zero_stage == 3:
-        problems.append((
-            ("resources", "elastic"),
-            "ZeRO-3 checkpoints cannot be loaded at another world size here, which an elastic job needs",
-            "use training.deepspeed.zeroStage 0, 1 or 2, or remove resources.elastic",
-        ))
+        problems.append(
+            (
+                ("resources", "elastic"),
+                "ZeRO-3 checkpoints cannot be loaded at another world size here, which an elastic job needs",
+                "use training.deepspeed.zeroStage 0, 1 or 2, or remove resources.elastic",
+            )
+        )
     if training.precision in (Precision.fp16, Precision.bf16) and resources.gpus_per_worker == 0:
-        problems.append((
-            ("training", "precision"),
-            f"{training.precision.value} training needs GPUs but resources.gpusPerWorker is 0",
-            "use precision: auto (fp32 on CPU) or set resources.gpusPerWorker",
-        ))
+        problems.append(
+            (
+                ("training", "precision"),
+                f"{training.precision.value} training needs GPUs but resources.gpusPerWorker is 0",
+                "use precision: auto (fp32 on CPU) or set resources.gpusPerWorker",
+            )
+        )
     if training.deepspeed.zero_stage == 3 and training.deepspeed.offload_params and resources.gpus_per_worker == 0:
-        problems.append((
-            ("training", "deepspeed", "offloadParams"),
-            "parameter offload moves GPU memory to the CPU; there are no GPUs here",
-            "remove offloadParams or set resources.gpusPerWorker",
-        ))
+        problems.append(
+            (
+                ("training", "deepspeed", "offloadParams"),
+                "parameter offload moves GPU memory to the CPU; there are no GPUs here",
+                "remove offloadParams or set resources.gpusPerWorker",
+            )
+        )
     return problems
 
 
 def _length_problems(training: TrainingSpec) -> list[tuple[tuple[str, ...], str, str | None]]:
     """A run length the driver could not plan: its plan holds every step's sample ids in memory."""
     if training.max_steps is None and training.epochs > MAX_EPOCHS:
-        return [(("training", "epochs"), f"{training.epochs} passes over the data without maxSteps is more than "
-                 f"the {MAX_EPOCHS} a plan may hold", f"set training.maxSteps, or at most {MAX_EPOCHS} epochs")]
+        return [
+            (
+                ("training", "epochs"),
+                f"{training.epochs} passes over the data without maxSteps is more than "
+                f"the {MAX_EPOCHS} a plan may hold",
+                f"set training.maxSteps, or at most {MAX_EPOCHS} epochs",
+            )
+        ]
     planned = (training.max_steps or 0) * training.global_batch_size
     if planned > MAX_PLANNED_SAMPLES:
-        return [(("training", "maxSteps"), f"{training.max_steps} steps x globalBatchSize {training.global_batch_size}"
-                 f" = {planned} samples, more than the {MAX_PLANNED_SAMPLES} a plan may hold",
-                 f"use at most {MAX_PLANNED_SAMPLES // training.global_batch_size} steps")]
+        return [
+            (
+                ("training", "maxSteps"),
+                f"{training.max_steps} steps x globalBatchSize {training.global_batch_size}"
+                f" = {planned} samples, more than the {MAX_PLANNED_SAMPLES} a plan may hold",
+                f"use at most {MAX_PLANNED_SAMPLES // training.global_batch_size} steps",
+            )
+        ]
     return []
 
 
@@ -103,19 +120,22 @@ def _global_batch_problem(global_batch: int, micro: int, resources) -> tuple | N
     if resources.elastic is None:
         per_step = resources.workers * micro
         lower = max(per_step, global_batch // per_step * per_step)
-        return (("training", "globalBatchSize"),
-                f"{global_batch} is not divisible by workers x microBatchSize = "
-                f"{resources.workers} x {micro} = {per_step}",
-                f"use a multiple of {per_step} (e.g. {lower} or {lower + per_step}), or change workers/microBatchSize")
+        return (
+            ("training", "globalBatchSize"),
+            f"{global_batch} is not divisible by workers x microBatchSize = {resources.workers} x {micro} = {per_step}",
+            f"use a multiple of {per_step} (e.g. {lower} or {lower + per_step}), or change workers/microBatchSize",
+        )
     elastic = resources.elastic
     every = math.lcm(*(world * micro for world in resources.world_sizes()))
     suggestion = max(every, -(-global_batch // every) * every)
     shown = ", ".join(str(world) for world in failing[:5]) + (", ..." if len(failing) > 5 else "")
-    return (("training", "globalBatchSize"),
-            f"{global_batch} is not divisible by W x microBatchSize ({micro}) for W = {shown}; an elastic job "
-            f"may train with any W in [{elastic.min_workers}, {elastic.max_workers}]",
-            f"use a multiple of {every} (lcm of W x microBatchSize over that range, e.g. {suggestion}), "
-            "or narrow resources.elastic / change microBatchSize")
+    return (
+        ("training", "globalBatchSize"),
+        f"{global_batch} is not divisible by W x microBatchSize ({micro}) for W = {shown}; an elastic job "
+        f"may train with any W in [{elastic.min_workers}, {elastic.max_workers}]",
+        f"use a multiple of {every} (lcm of W x microBatchSize over that range, e.g. {suggestion}), "
+        "or narrow resources.elastic / change microBatchSize",
+    )
 
 
 class TuningJob(JobKind, SpecModel):

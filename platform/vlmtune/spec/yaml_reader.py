@@ -54,15 +54,19 @@ class _JobLoader(_Base):
                 except TypeError:
                     continue  # unhashable keys are the constructor's own error
                 if duplicate:
-                    raise YamlProblem(f"duplicate key {preview(key)}: the API server refuses it, and YAML readers "
-                                      "disagree on which value wins", "keep one of them",
-                                      key_node.start_mark.line + 1)
+                    raise YamlProblem(
+                        f"duplicate key {preview(key)}: the API server refuses it, and YAML readers "
+                        "disagree on which value wins",
+                        "keep one of them",
+                        key_node.start_mark.line + 1,
+                    )
         return super().construct_mapping(node, deep=deep)
 
 
 # YAML 1.2 and Kubernetes read `2e-5` as a number; PyYAML's YAML 1.1 rules read it as text (a float needs a dot).
-_JobLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
-                                 list("-+0123456789"))
+_JobLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 @dataclass
@@ -120,11 +124,17 @@ def check_shape(text: str) -> None:
             if size and stack:
                 stack[-1].deepest = max(stack[-1].deepest, size[1])
                 if len(stack) + size[1] > MAX_DEPTH:
-                    raise YamlProblem(f"nested more than {MAX_DEPTH} levels deep once aliases are expanded",
-                                      "flatten the document; use fewer nested aliases", line)
+                    raise YamlProblem(
+                        f"nested more than {MAX_DEPTH} levels deep once aliases are expanded",
+                        "flatten the document; use fewer nested aliases",
+                        line,
+                    )
             if expanded > MAX_NODES:
-                raise YamlProblem(f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)",
-                                  "write the values out, without aliases that nest other aliases", line)
+                raise YamlProblem(
+                    f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)",
+                    "write the values out, without aliases that nest other aliases",
+                    line,
+                )
     except yaml.YAMLError as err:
         raise _as_problem(err) from None
 
@@ -172,5 +182,8 @@ def _as_problem(err: yaml.YAMLError) -> YamlProblem:
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     problem = getattr(err, "problem", None) or str(err)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return YamlProblem(f"not valid YAML{where}: {problem}", "fix the YAML syntax (indentation, colons, quotes)",
-                       mark.line + 1 if mark else None)
+    return YamlProblem(
+        f"not valid YAML{where}: {problem}",
+        "fix the YAML syntax (indentation, colons, quotes)",
+        mark.line + 1 if mark else None,
+    )

@@ -13,10 +13,19 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "TrainResult": "trainer", "run_tuning_job": "trainer", "train_loop_per_worker": "loop",
-    "train_step": "step", "collate": "step", "MicroBatch": "step",
-    "RunFailed": "stop", "RunInterrupted": "stop", "StopRequested": "stop", "StopSwitch": "stop",
-    "latest_checkpoint": "resume", "clear_run": "resume", "deepspeed_config": "deepspeed_config",
+    "TrainResult": "trainer",
+    "run_tuning_job": "trainer",
+    "train_loop_per_worker": "loop",
+    "train_step": "step",
+    "collate": "step",
+    "MicroBatch": "step",
+    "RunFailed": "stop",
+    "RunInterrupted": "stop",
+    "StopRequested": "stop",
+    "StopSwitch": "stop",
+    "latest_checkpoint": "resume",
+    "clear_run": "resume",
+    "deepspeed_config": "deepspeed_config",
     "read_history": "metrics",
 }
 __all__ = sorted(_EXPORTS)

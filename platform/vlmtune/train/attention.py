@@ -28,8 +28,10 @@ def choose_attention(requested: str, packed: bool, device_type: str, flash_insta
     """
     flash = flash_attn_installed() if flash_installed is None else flash_installed
     if requested == "flash_attention_2" and not (flash and device_type == "cuda"):
-        raise ValueError("spec.training.attention: flash_attention_2 needs a GPU and the flash-attn package "
-                         "installed in the image; use attention: auto")
+        raise ValueError(
+            "spec.training.attention: flash_attention_2 needs a GPU and the flash-attn package "
+            "installed in the image; use attention: auto"
+        )
     if requested != "auto":
         return requested
     if not packed:

@@ -69,8 +69,7 @@ def commit(engine, state: TrainState, rank: int, metrics: dict, output_uri: str,
     folder = save(engine, state, rank)
     try:
         share = completion.describe_folder(folder)
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)),
-                         checkpoint_dir_name=name)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)), checkpoint_dir_name=name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     shares = _gather(share)  # a collective: every rank's report, and so its upload, has returned
@@ -101,8 +100,9 @@ def restore(engine, folder: str | Path, rank: int, world_size: int, seed: int) -
     folder = Path(folder)
     saved = read_state(folder)
     if saved.world_size == world_size or engine.zero_optimization_stage() == 0:
-        path, _ = engine.load_checkpoint(str(folder), tag=TAG, load_optimizer_states=True,
-                                         load_lr_scheduler_states=True)
+        path, _ = engine.load_checkpoint(
+            str(folder), tag=TAG, load_optimizer_states=True, load_lr_scheduler_states=True
+        )
         if path is None:
             raise RuntimeError(f"no DeepSpeed checkpoint {TAG!r} in {folder}")
     else:

@@ -44,8 +44,9 @@ def _chunk_loss(head: nn.Module, rows: torch.Tensor, targets: torch.Tensor) -> t
     return F.cross_entropy(head(rows).float(), targets, reduction="sum")
 
 
-def chunked_loss(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module,
-                 rows_per_chunk: int) -> tuple[torch.Tensor, int]:
+def chunked_loss(
+    hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module, rows_per_chunk: int
+) -> tuple[torch.Tensor, int]:
     """Mean next-token loss over unmasked labels, as `step.masked_loss` computes it from full logits.
 
     Args:
@@ -67,7 +68,15 @@ def chunked_loss(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module,
     # as the head's call returns (the check would read its empty partition) and gathers again before the
     # head's backward reads it. Reentrant checkpointing is no way out: it would accumulate the weight's
     # gradient once per chunk, which ZeRO-1/2 refuse.
-    total = sum(checkpoint(_chunk_loss, head, rows[start:start + rows_per_chunk],
-                           targets[start:start + rows_per_chunk], use_reentrant=False, determinism_check="none")
-                for start in range(0, count, rows_per_chunk))
+    total = sum(
+        checkpoint(
+            _chunk_loss,
+            head,
+            rows[start : start + rows_per_chunk],
+            targets[start : start + rows_per_chunk],
+            use_reentrant=False,
+            determinism_check="none",
+        )
+        for start in range(0, count, rows_per_chunk)
+    )
     return total / count, count

@@ -34,8 +34,10 @@ class CheckpointIncomplete(RuntimeError):
 
     def __init__(self, uri: str, problems: Sequence[str]):
         self.uri, self.problems = uri, list(problems)
-        super().__init__(f"{uri}: {'; '.join(self.problems[:3])} after the upload; the checkpoint does not count "
-                         "(check free space and the store's health)")
+        super().__init__(
+            f"{uri}: {'; '.join(self.problems[:3])} after the upload; the checkpoint does not count "
+            "(check free space and the store's health)"
+        )
 
     def __reduce__(self):
         return (CheckpointIncomplete, (self.uri, self.problems))
@@ -44,8 +46,11 @@ class CheckpointIncomplete(RuntimeError):
 def describe_folder(folder: str | Path) -> dict[str, dict]:
     """{relative path: {"bytes", "sha256"}} of every file below a local folder (one rank's share)."""
     root = Path(folder)
-    return {path.relative_to(root).as_posix(): {"bytes": path.stat().st_size, "sha256": _sha256_local(path)}
-            for path in sorted(root.rglob("*")) if path.is_file()}
+    return {
+        path.relative_to(root).as_posix(): {"bytes": path.stat().st_size, "sha256": _sha256_local(path)}
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
 def merge_shares(shares: Sequence[Mapping[str, dict]]) -> tuple[dict[str, dict], list[str]]:
@@ -62,8 +67,13 @@ def merge_shares(shares: Sequence[Mapping[str, dict]]) -> tuple[dict[str, dict],
 
 
 def completion_record(step: int, world_size: int, files: Mapping[str, dict]) -> dict:
-    return {"format": FORMAT, "formatVersion": FORMAT_VERSION, "step": step, "worldSize": world_size,
-            "files": dict(sorted(files.items()))}
+    return {
+        "format": FORMAT,
+        "formatVersion": FORMAT_VERSION,
+        "step": step,
+        "worldSize": world_size,
+        "files": dict(sorted(files.items())),
+    }
 
 
 def size_problems(files: Mapping[str, dict], stored: Mapping[str, int]) -> list[str]:
@@ -133,8 +143,9 @@ def damage(checkpoint_uri: str, checksums: bool = True) -> str | None:
     if problems or not checksums:
         return "; ".join(problems[:3]) or None
     with ThreadPoolExecutor(_HASH_THREADS) as pool:
-        digests = dict(zip(record["files"], pool.map(lambda path: _sha256_stored(checkpoint_uri, path),
-                                                     record["files"])))
+        digests = dict(
+            zip(record["files"], pool.map(lambda path: _sha256_stored(checkpoint_uri, path), record["files"]))
+        )
     changed = [path for path, entry in record["files"].items() if digests[path] != entry["sha256"]]
     return "; ".join(f"{path} does not match its sha256" for path in changed[:3]) or None
 

@@ -41,4 +41,3 @@ def deepspeed_config(spec: TuningJobSpec) -> dict:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
-

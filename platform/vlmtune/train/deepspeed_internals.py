@@ -31,11 +31,16 @@ def check(engine) -> None:
 
     missing = [f"DeepSpeedEngine.{name}" for name in _ENGINE if not hasattr(engine, name)]
     if engine.zero_optimization_stage() in (1, 2):
-        missing += [f"{type(engine.optimizer).__name__}.{name}" for name in _ZERO_OPTIMIZER
-                    if not hasattr(engine.optimizer, name)]
+        missing += [
+            f"{type(engine.optimizer).__name__}.{name}"
+            for name in _ZERO_OPTIMIZER
+            if not hasattr(engine.optimizer, name)
+        ]
     if missing:
-        raise UnsupportedDeepSpeed(f"DeepSpeed {deepspeed.__version__} lacks {', '.join(missing)} (vlmtune is tested "
-                                   f"with {TESTED}.x); install deepspeed=={TESTED}.*")
+        raise UnsupportedDeepSpeed(
+            f"DeepSpeed {deepspeed.__version__} lacks {', '.join(missing)} (vlmtune is tested "
+            f"with {TESTED}.x); install deepspeed=={TESTED}.*"
+        )
 
 
 def zero_shard_files(engine, folder: str, tag: str) -> list[str]:

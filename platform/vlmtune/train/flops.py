@@ -96,23 +96,40 @@ def train_flops(shape: Shape, trainable: Iterable[str], adapters: int = 0) -> Tr
         return 1 + 2 * flows[part]
 
     t, v = shape.text, shape.vision
-    language = _transformer_params(t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"],
-                                   t["num_attention_heads"], t.get("num_key_value_heads") or t["num_attention_heads"],
-                                   gated=True) + t["vocab_size"] * t["hidden_size"]
-    vision = _transformer_params(v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"],
-                                 v["num_attention_heads"], v["num_attention_heads"], gated=False)
+    language = (
+        _transformer_params(
+            t["hidden_size"],
+            t["intermediate_size"],
+            t["num_hidden_layers"],
+            t["num_attention_heads"],
+            t.get("num_key_value_heads") or t["num_attention_heads"],
+            gated=True,
+        )
+        + t["vocab_size"] * t["hidden_size"]
+    )
+    vision = _transformer_params(
+        v["hidden_size"],
+        v["intermediate_size"],
+        v["num_hidden_layers"],
+        v["num_attention_heads"],
+        v["num_attention_heads"],
+        gated=False,
+    )
     projector = v["hidden_size"] * t["hidden_size"] + t["hidden_size"] ** 2  # mlp2x_gelu
     patches = shape.image_tokens + 1
-    per_image = (matmul("vision_tower") * vision * patches
-                 + scores("vision_tower") * 4 * v["num_hidden_layers"] * v["hidden_size"] * patches ** 2
-                 + matmul("projector") * projector * shape.image_tokens)
-    return TrainFlops(per_token=float(matmul("language_model") * language + 6 * adapters),
-                      per_token_squared=float(scores("language_model") * 2 * t["num_hidden_layers"] * t["hidden_size"]),
-                      per_image=float(per_image))
+    per_image = (
+        matmul("vision_tower") * vision * patches
+        + scores("vision_tower") * 4 * v["num_hidden_layers"] * v["hidden_size"] * patches**2
+        + matmul("projector") * projector * shape.image_tokens
+    )
+    return TrainFlops(
+        per_token=float(matmul("language_model") * language + 6 * adapters),
+        per_token_squared=float(scores("language_model") * 2 * t["num_hidden_layers"] * t["hidden_size"]),
+        per_image=float(per_image),
+    )
 
 
-def _transformer_params(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int,
-                        gated: bool) -> int:
+def _transformer_params(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int, gated: bool) -> int:
     """Matmul weights of a stack of transformer layers (biases and norms are negligible FLOPs)."""
     head_dim = hidden // heads
     attention = hidden * hidden * 2 + 2 * hidden * kv_heads * head_dim

@@ -25,8 +25,7 @@ class SampleLedger:
         self.rows: list[dict] = []
 
     def add(self, step: int, micro_batches: list[list[str]]) -> None:
-        self.rows.append({"step": step, "rank": self.rank, "worldSize": self.world_size,
-                          "microBatches": micro_batches})
+        self.rows.append({"step": step, "rank": self.rank, "worldSize": self.world_size, "microBatches": micro_batches})
 
     def flush(self, output_uri: str, step: int) -> None:
         if not self.rows:
@@ -74,8 +73,9 @@ def read_steps(output_uri: str) -> dict[int, list[list[str]]]:
             raise ValueError(f"step {step}: ledger rows from ranks {sorted(ranks)} do not make one world")
         merged: list[list[str]] = []
         for index in range(max(len(row["microBatches"]) for row in ranks.values())):
-            merged.extend(row["microBatches"][index] for _, row in sorted(ranks.items())
-                          if index < len(row["microBatches"]))
+            merged.extend(
+                row["microBatches"][index] for _, row in sorted(ranks.items()) if index < len(row["microBatches"])
+            )
         steps[step] = merged
     return steps
 

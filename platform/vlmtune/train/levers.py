@@ -29,16 +29,24 @@ class Levers:
     """auto, sdpa, flash_attention_2 or flex_attention (`attention`)."""
 
     def describe(self) -> dict:
-        return {"chunked_loss": self.chunked_loss, "pack_samples": self.pack,
-                "offload_activations": self.offload_activations, "compile_layers": self.compile_layers,
-                "attention": self.attention}
+        return {
+            "chunked_loss": self.chunked_loss,
+            "pack_samples": self.pack,
+            "offload_activations": self.offload_activations,
+            "compile_layers": self.compile_layers,
+            "attention": self.attention,
+        }
 
 
 def levers_of(training) -> Levers:
     """The levers `spec.training` (a TrainingSpec) asks for."""
-    return Levers(chunked_loss=training.chunked_loss, pack=training.pack_samples,
-                  offload_activations=training.offload_activations, compile_layers=training.compile_layers,
-                  attention=training.attention.value)
+    return Levers(
+        chunked_loss=training.chunked_loss,
+        pack=training.pack_samples,
+        offload_activations=training.offload_activations,
+        compile_layers=training.compile_layers,
+        attention=training.attention.value,
+    )
 
 
 def prepare_model(model: nn.Module, levers: Levers, device_type: str) -> str:

@@ -28,8 +28,8 @@ from vlmtune.spec.layout import RunLayout
 from vlmtune.train import checkpoint as ckpt
 from vlmtune.train import deepspeed_internals, model_source, preemption
 from vlmtune.train.deepspeed_config import deepspeed_config, resolve_precision
-from vlmtune.train.levers import levers_of, prepare_model
 from vlmtune.train.ledger import SampleLedger, forget_after
+from vlmtune.train.levers import levers_of, prepare_model
 from vlmtune.train.metrics import (
     FlopsMeter,
     MetricsLog,
@@ -39,8 +39,8 @@ from vlmtune.train.metrics import (
     read_history,
 )
 from vlmtune.train.recompute import enable_checkpointing
-from vlmtune.train.sinks import MetricSink, metric_sinks
 from vlmtune.train.schedule import lr_multiplier
+from vlmtune.train.sinks import MetricSink, metric_sinks
 from vlmtune.train.step import collate, train_step
 from vlmtune_model import save_export, set_trainable
 from vlmtune_model.image import ImageSpec
@@ -109,8 +109,17 @@ def train_loop_per_worker(config: dict) -> None:
                 window = MetricsWindow()
                 if checkpoint_due:
                     ledger.flush(loop.output_uri, state.step)
-                _report(engine, metrics, state, rank, loop, metrics_log, sinks,
-                        checkpoint=checkpoint_due, keep=spec.training.keep_checkpoints)
+                _report(
+                    engine,
+                    metrics,
+                    state,
+                    rank,
+                    loop,
+                    metrics_log,
+                    sinks,
+                    checkpoint=checkpoint_due,
+                    keep=spec.training.keep_checkpoints,
+                )
             if interrupt.stop:
                 watch.stop_after_checkpoint(state.step, interrupt)
                 return  # the driver asked to stop (a preemption raises to restart instead): no export
@@ -133,12 +142,16 @@ def _setup_engine(job: TuningJob, model: torch.nn.Module, total_steps: int):
 
     training = job.spec.training
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.weight_decay,
-                                  betas=(0.9, 0.999))
+    optimizer = torch.optim.AdamW(
+        params, lr=training.learning_rate, weight_decay=training.weight_decay, betas=(0.9, 0.999)
+    )
     multiplier = lr_multiplier(training.lr_schedule, training.warmup_ratio, total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
     engine, *_ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(job.spec),
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=scheduler,
+        config=deepspeed_config(job.spec),
         dist_init_required=False,
     )
     deepspeed_internals.check(engine)  # a DeepSpeed without what resume and export need fails here, in one line
@@ -179,8 +192,7 @@ def _batches(loop: LoopConfig, rank: int, world: int, start_step: int, micro: in
     image_spec = ImageSpec(size=loop.processor.image_size)
     # Every planned micro-batch is full, so batches of `micro` rows are exactly the plan's micro-batches.
     try:
-        for batch in dataset.iter_batches(batch_size=micro, batch_format="numpy", drop_last=False,
-                                          prefetch_batches=2):
+        for batch in dataset.iter_batches(batch_size=micro, batch_format="numpy", drop_last=False, prefetch_batches=2):
             yield collate(batch, pad_token_id, image_spec)
     except Exception as err:
         # A damaged shard arrives wrapped by Ray Data; re-raised as itself it reaches the driver intact.
@@ -207,8 +219,17 @@ def _checkpoint_due(spec, step: int, last: bool) -> bool:
     return last or (every is not None and step % every == 0)
 
 
-def _report(engine, metrics: dict, state: ckpt.TrainState, rank: int, loop: LoopConfig,
-            metrics_log: MetricsLog | None, sinks: list[MetricSink], checkpoint: bool, keep: int) -> None:
+def _report(
+    engine,
+    metrics: dict,
+    state: ckpt.TrainState,
+    rank: int,
+    loop: LoopConfig,
+    metrics_log: MetricsLog | None,
+    sinks: list[MetricSink],
+    checkpoint: bool,
+    keep: int,
+) -> None:
     if metrics_log is not None:  # rank 0's
         metrics_log.append(metrics)
     for sink in sinks:  # rank 0's

@@ -41,8 +41,9 @@ class FlopsMeter:
     """FLOP/s of one device at the training precision; None on CPUs and unknown GPUs (MFU is then null)."""
 
     @classmethod
-    def for_model(cls, model: torch.nn.Module, trainable: Iterable[str], device: torch.device,
-                  precision: str) -> FlopsMeter:
+    def for_model(
+        cls, model: torch.nn.Module, trainable: Iterable[str], device: torch.device, precision: str
+    ) -> FlopsMeter:
         """The meter of a built model (LoRA adapters included) training `trainable` on `device`."""
         from vlmtune_model.shapes import Shape
         from vlmtune_model.trainable import adapter_parameters
@@ -87,8 +88,21 @@ class MetricsWindow:
         is the elapsed time that rates and MFU divide by."""
         elapsed = time.perf_counter() - self.started
         mean_loss = sum(self.losses) / max(len(self.losses), 1)
-        values = torch.tensor([mean_loss, self.tokens, self.samples, self.skipped, self.truncated, elapsed,
-                               self.token_squares, self.images, self.data_wait_s], dtype=torch.float64, device=device)
+        values = torch.tensor(
+            [
+                mean_loss,
+                self.tokens,
+                self.samples,
+                self.skipped,
+                self.truncated,
+                elapsed,
+                self.token_squares,
+                self.images,
+                self.data_wait_s,
+            ],
+            dtype=torch.float64,
+            device=device,
+        )
         world = 1
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(values)
@@ -119,9 +133,11 @@ class SkippedTooMuch(RuntimeError):
 
     def __init__(self, skipped: int, samples: int, limit: float):
         self.skipped, self.samples, self.limit = skipped, samples, limit
-        super().__init__(f"{skipped} of {samples} samples were skipped ({skipped / samples:.1%}), more than "
-                         f"spec.data.maxSkippedFraction = {limit:.1%}; check the data (missing or corrupt images, "
-                         "maxLength cutting image tokens) or raise the limit")
+        super().__init__(
+            f"{skipped} of {samples} samples were skipped ({skipped / samples:.1%}), more than "
+            f"spec.data.maxSkippedFraction = {limit:.1%}; check the data (missing or corrupt images, "
+            "maxLength cutting image tokens) or raise the limit"
+        )
 
     def __reduce__(self):
         return (SkippedTooMuch, (self.skipped, self.samples, self.limit))

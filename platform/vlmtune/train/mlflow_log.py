@@ -26,8 +26,9 @@ class MlflowMissing(ImportError):
     """`spec.output.mlflow` is set but MLflow is not installed."""
 
     def __init__(self):
-        super().__init__(f"spec.output.mlflow is set but MLflow is not installed: {INSTALL}, "
-                         "or remove spec.output.mlflow")
+        super().__init__(
+            f"spec.output.mlflow is set but MLflow is not installed: {INSTALL}, or remove spec.output.mlflow"
+        )
 
     def __reduce__(self):
         return (MlflowMissing, ())
@@ -106,4 +107,4 @@ class MlflowLog:
 
         items = [Param(key, value[:MAX_PARAM_LENGTH]) for key, value in sorted(params.items())]
         for start in range(0, len(items), BATCH):
-            self._client.log_batch(self.run_id, params=items[start:start + BATCH])
+            self._client.log_batch(self.run_id, params=items[start : start + BATCH])

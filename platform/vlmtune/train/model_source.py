@@ -61,19 +61,22 @@ def processor_config(source: ModelSource, max_length: int) -> ProcessorConfig:
         extra = config.get("vision_feature_select_strategy") == "full"
         # Data workers may run on other nodes: they get the URI and fetch the tokenizer there.
         tokenizer = source.uri if storage.is_remote(source.uri) else folder
-        return ProcessorConfig(tokenizer, vision["image_size"], (vision["image_size"] // vision["patch_size"]) ** 2 + extra,
-                               max_length)
+        return ProcessorConfig(
+            tokenizer, vision["image_size"], (vision["image_size"] // vision["patch_size"]) ** 2 + extra, max_length
+        )
     from transformers import AutoConfig
 
     vision = AutoConfig.from_pretrained(local_copy(source.vision_tower, weights=False))
     vision = getattr(vision, "vision_config", vision)
-    return ProcessorConfig(source.language_model, vision.image_size, (vision.image_size // vision.patch_size) ** 2,
-                           max_length)
+    return ProcessorConfig(
+        source.language_model, vision.image_size, (vision.image_size // vision.patch_size) ** 2, max_length
+    )
 
 
 def build(source: ModelSource, seed: int):
     """Build the model on a worker (imports torch/transformers only here): weights, projector file, LoRA."""
     import torch
+
     from vlmtune_model import (
         LoraSettings,
         apply_lora,
@@ -89,11 +92,13 @@ def build(source: ModelSource, seed: int):
         built = load_export(local_copy(source.uri))
     else:
         torch.manual_seed(seed)  # the projector's random init, the same on every rank
-        built = build_from_parts(local_copy(source.language_model), local_copy(source.vision_tower),
-                                 source.projector)
+        built = build_from_parts(local_copy(source.language_model), local_copy(source.vision_tower), source.projector)
     if source.projector_weights is not None:
-        load_projector_weights(built.model, local_copy(source.projector_weights),
-                               source=f"spec.model.projectorWeights ({source.projector_weights})")
+        load_projector_weights(
+            built.model,
+            local_copy(source.projector_weights),
+            source=f"spec.model.projectorWeights ({source.projector_weights})",
+        )
     if source.lora is not None:
         lora = source.lora
         built = apply_lora(built, LoraSettings(lora.rank, lora.alpha, lora.dropout, tuple(lora.target_modules)))
@@ -104,8 +109,10 @@ def _check_export_projector(source: ModelSource, config: dict) -> None:
     # transformers' LLaVA config has no projector type; vlmtune writes `linear` as the identity activation.
     exported = "linear" if config.get("projector_hidden_act") == "linear" else "mlp2x_gelu"
     if exported != source.projector:
-        raise ValueError(f"spec.model.projector: {source.projector!r}, but the model at {source.uri} has a "
-                         f"{exported!r} projector; set `projector: {exported}`")
+        raise ValueError(
+            f"spec.model.projector: {source.projector!r}, but the model at {source.uri} has a "
+            f"{exported!r} projector; set `projector: {exported}`"
+        )
 
 
 def _read_config(folder: str) -> dict:

@@ -10,8 +10,14 @@ import torch
 
 
 class PlainEngine:
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, accumulation: int,
-                 clip: float = 1.0, scheduler=None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        accumulation: int,
+        clip: float = 1.0,
+        scheduler=None,
+    ):
         self.module, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.accumulation, self.clip = accumulation, clip
         self.micro_steps = 0
@@ -29,7 +35,8 @@ class PlainEngine:
             return
         if self.clip:
             torch.nn.utils.clip_grad_norm_(
-                [p for group in self.optimizer.param_groups for p in group["params"]], self.clip)
+                [p for group in self.optimizer.param_groups for p in group["params"]], self.clip
+            )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None:

@@ -99,8 +99,7 @@ class PreemptionWatch:
         return NONE
 
     def _agreed_flag(self) -> float:
-        local = _DRIVER_STOP if self._poll and self._poll() else (
-            _WORKER_SIGTERM if _TERMINATED.is_set() else 0.0)
+        local = _DRIVER_STOP if self._poll and self._poll() else (_WORKER_SIGTERM if _TERMINATED.is_set() else 0.0)
         flag = torch.tensor([local], device=self.device)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)

@@ -30,8 +30,10 @@ def enable_checkpointing(model: nn.Module, layers: int | None = None) -> int:
     """
     stack = decoder_layers(model)
     if layers is not None and not 1 <= layers <= len(stack):
-        raise ValueError(f"spec.training.checkpointLayers: {layers} is not between 1 and the model's "
-                         f"{len(stack)} decoder layers; lower it, or leave it out to checkpoint all of them")
+        raise ValueError(
+            f"spec.training.checkpointLayers: {layers} is not between 1 and the model's "
+            f"{len(stack)} decoder layers; lower it, or leave it out to checkpoint all of them"
+        )
     model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if layers is None:
         return len(stack)

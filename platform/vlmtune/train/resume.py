@@ -49,13 +49,17 @@ class ResumePoint:
 def checkpoint_steps(output_uri: str) -> list[tuple[int, str]]:
     """(step, URI) of every checkpoint folder in the output, oldest first, complete or not."""
     root = checkpoints_uri(output_uri)
-    found = [(step, storage.join(root, name))
-             for name in storage.list_dir(root) if (step := checkpoint_step(name)) is not None]
+    found = [
+        (step, storage.join(root, name))
+        for name in storage.list_dir(root)
+        if (step := checkpoint_step(name)) is not None
+    ]
     return sorted(found)
 
 
-def choose(candidates: list[tuple[int, str]], damage: Callable[[str], str | None]) -> tuple[tuple[int, str] | None,
-                                                                                         list[tuple[str, str]]]:
+def choose(
+    candidates: list[tuple[int, str]], damage: Callable[[str], str | None]
+) -> tuple[tuple[int, str] | None, list[tuple[str, str]]]:
     """The newest candidate `damage` finds nothing wrong with, and (URI, reason) of each newer one it did.
 
     Args:

@@ -48,9 +48,18 @@ class MicroBatch:
         if pixels is not None:
             pixels = pixels.to(device, non_blocking=True)
             pixels = normalize_pixels(pixels, self.image_spec, dtype) if self.image_spec else pixels.to(dtype)
-        return MicroBatch(self.input_ids.to(device), _to(self.attention_mask, device), self.labels.to(device),
-                          pixels, self.samples, self.skipped, self.truncated, self.keys,
-                          position_ids=_to(self.position_ids, device), lengths=self.lengths)
+        return MicroBatch(
+            self.input_ids.to(device),
+            _to(self.attention_mask, device),
+            self.labels.to(device),
+            pixels,
+            self.samples,
+            self.skipped,
+            self.truncated,
+            self.keys,
+            position_ids=_to(self.position_ids, device),
+            lengths=self.lengths,
+        )
 
     def packed(self) -> MicroBatch:
         """The samples as one padding-free row (`packing.pack`); rows must be right-padded, as collated.
@@ -59,8 +68,14 @@ class MicroBatch:
             ValueError: a row's attention mask is not ones followed by zeros.
         """
         row = pack(self.input_ids, self.attention_mask, self.labels)
-        return replace(self, input_ids=row.input_ids, attention_mask=None, labels=row.labels,
-                       position_ids=row.position_ids, lengths=row.lengths)
+        return replace(
+            self,
+            input_ids=row.input_ids,
+            attention_mask=None,
+            labels=row.labels,
+            position_ids=row.position_ids,
+            lengths=row.lengths,
+        )
 
     def sample_lengths(self) -> torch.Tensor:
         """Tokens of each sample (padding excluded)."""
@@ -98,8 +113,17 @@ def collate(batch: dict[str, np.ndarray], pad_token_id: int, image_spec: ImageSp
     has_image = np.asarray(batch["has_image"], dtype=bool)
     pixels = torch.from_numpy(np.ascontiguousarray(batch["pixel_values"][has_image])) if has_image.any() else None
     skipped = int(sum(1 for reason in batch["skip_reason"] if reason))
-    return MicroBatch(input_ids, attention, label_tensor, pixels, len(ids), skipped,
-                      int(np.asarray(batch["truncated"]).sum()), [str(k) for k in batch["key"]], image_spec)
+    return MicroBatch(
+        input_ids,
+        attention,
+        label_tensor,
+        pixels,
+        len(ids),
+        skipped,
+        int(np.asarray(batch["truncated"]).sum()),
+        [str(k) for k in batch["key"]],
+        image_spec,
+    )
 
 
 def masked_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -128,14 +152,16 @@ def supervised_positions(labels: torch.Tensor) -> torch.Tensor:
 def kept_loss(logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, int]:
     """`masked_loss` from the logits of the `keep` positions only (the model's flattened `logits_to_keep` output)."""
     targets = labels[:, 1:][keep[:, :-1]]
-    total = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets, ignore_index=IGNORE_INDEX,
-                            reduction="sum")
+    total = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), targets, ignore_index=IGNORE_INDEX, reduction="sum"
+    )
     count = int((targets != IGNORE_INDEX).sum())
     return total / max(count, 1), count
 
 
-def train_step(engine, micro_batches: list[MicroBatch], device: torch.device, dtype: torch.dtype,
-               levers: Levers = Levers()) -> StepStats:
+def train_step(
+    engine, micro_batches: list[MicroBatch], device: torch.device, dtype: torch.dtype, levers: Levers = Levers()
+) -> StepStats:
     """Run gradient accumulation over `micro_batches`; DeepSpeed steps the optimizer at the boundary.
 
     `levers` must match what `levers.prepare_model` applied to the engine's model (packed rows need
@@ -151,18 +177,23 @@ def train_step(engine, micro_batches: list[MicroBatch], device: torch.device, dt
         losses.append(loss.detach().item())
         lengths = micro.sample_lengths()
         tokens += int(lengths.sum())
-        token_squares += int((lengths ** 2).sum())
+        token_squares += int((lengths**2).sum())
         images += 0 if micro.pixels is None else int(micro.pixels.shape[0])
     return StepStats(
-        loss=float(np.mean(losses)), tokens=tokens,
-        samples=sum(m.samples for m in micro_batches), skipped=sum(m.skipped for m in micro_batches),
-        truncated=sum(m.truncated for m in micro_batches), token_squares=token_squares, images=images,
+        loss=float(np.mean(losses)),
+        tokens=tokens,
+        samples=sum(m.samples for m in micro_batches),
+        skipped=sum(m.skipped for m in micro_batches),
+        truncated=sum(m.truncated for m in micro_batches),
+        token_squares=token_squares,
+        images=images,
     )
 
 
 def _forward_loss(engine, micro: MicroBatch, chunked: bool) -> tuple[torch.Tensor, int]:
-    inputs = dict(input_ids=micro.input_ids, attention_mask=micro.attention_mask, pixel_values=micro.pixels,
-                  use_cache=False)
+    inputs = dict(
+        input_ids=micro.input_ids, attention_mask=micro.attention_mask, pixel_values=micro.pixels, use_cache=False
+    )
     if micro.position_ids is not None:
         inputs["position_ids"] = micro.position_ids
     if not chunked:

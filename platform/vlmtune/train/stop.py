@@ -53,8 +53,10 @@ class RunFailed(RuntimeError):
 
     def __init__(self, job: str, reason: str):
         self.job, self.reason = job, reason
-        super().__init__(f"{job}: {reason}; free space (or fix the output's permissions), then rerun to resume from "
-                         "the newest complete checkpoint")
+        super().__init__(
+            f"{job}: {reason}; free space (or fix the output's permissions), then rerun to resume from "
+            "the newest complete checkpoint"
+        )
 
     def __reduce__(self):
         return (RunFailed, (self.job, self.reason))
@@ -179,8 +181,13 @@ class FitOutcome:
     """A worker reported an error restarting cannot heal; the run was ended."""
 
 
-def fit_until_stopped(fit: Callable[[], Any], switch: StopSwitch, board, grace_s: float = GRACE_S,
-                      failure: Callable[[], str | None] = lambda: None) -> FitOutcome:
+def fit_until_stopped(
+    fit: Callable[[], Any],
+    switch: StopSwitch,
+    board,
+    grace_s: float = GRACE_S,
+    failure: Callable[[], str | None] = lambda: None,
+) -> FitOutcome:
     """Run `fit` (Ray Train's blocking fit) in a thread, forwarding a stop request to the workers.
 
     Args:

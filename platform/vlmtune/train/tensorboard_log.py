@@ -20,7 +20,6 @@ from vlmtune.spec.layout import RunLayout
 from vlmtune.train.metrics import SCALARS
 
 
-
 def scalar_tag(name: str) -> str:
     """The tag a metric-row field is written under; null values (mfu on CPUs) are left out."""
     return f"train/{name}"
@@ -31,7 +30,7 @@ class TensorBoardLog:
 
     def __init__(self, output_uri: str, start_step: int):
         """Args:
-            start_step: the step the run resumes after (0 for a fresh run).
+        start_step: the step the run resumes after (0 for a fresh run).
         """
         from tensorboardX.event_file_writer import EventsWriter  # the `train` extra
         from tensorboardX.proto.event_pb2 import Event, SessionLog
@@ -40,8 +39,9 @@ class TensorBoardLog:
         self._target = RunLayout(output_uri).tensorboard
         # The suffix keeps two runs started in the same second on one host apart.
         self._events = EventsWriter(str(self._local / "events"), filename_suffix=f".from-step-{start_step}")
-        self._events.write_event(Event(wall_time=time.time(), step=start_step + 1,
-                                       session_log=SessionLog(status=SessionLog.START)))
+        self._events.write_event(
+            Event(wall_time=time.time(), step=start_step + 1, session_log=SessionLog(status=SessionLog.START))
+        )
 
     def write(self, row: dict) -> None:
         from tensorboardX.proto.event_pb2 import Event
@@ -50,8 +50,9 @@ class TensorBoardLog:
         now = time.time()
         for name in SCALARS:
             if row.get(name) is not None:
-                self._events.write_event(Event(wall_time=now, step=row["step"],
-                                               summary=scalar(scalar_tag(name), float(row[name]))))
+                self._events.write_event(
+                    Event(wall_time=now, step=row["step"], summary=scalar(scalar_tag(name), float(row[name])))
+                )
         self._events.flush()
         self._upload()
 

@@ -16,16 +16,17 @@ from vlmtune.data.catalog import Catalog, Selection, build_catalog
 from vlmtune.data.errors import find_data_error
 from vlmtune.data.mixture import job_plan
 from vlmtune.data.sources import resolve_sources
-from vlmtune.spec.layout import CHECKPOINTS, RunLayout
 from vlmtune.spec import Resume, TuningJob
+from vlmtune.spec.layout import CHECKPOINTS, RunLayout
 from vlmtune.spec.tuning import MAX_PLANNED_SAMPLES
 from vlmtune.train import model_source
+from vlmtune.train.loop import LoopConfig, train_loop_per_worker
 from vlmtune.train.metrics import read_history
 from vlmtune.train.mlflow_log import require_mlflow
-from vlmtune.train.loop import LoopConfig, train_loop_per_worker
-from vlmtune.train.resume import Latest, clear_run, latest_checkpoint, prepare_resume
 from vlmtune.train.progress import ProgressBar, ProgressBoard
+from vlmtune.train.resume import Latest, clear_run, latest_checkpoint, prepare_resume
 from vlmtune.train.stop import Poll, RunFailed, RunInterrupted, StopSwitch, fit_until_stopped, hopeless, stop_board
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -37,8 +38,13 @@ class TrainResult:
     data_report: dict
 
 
-def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_progress: bool = False,
-                   data: list[Selection] | None = None, stop: StopSwitch | None = None) -> TrainResult:
+def run_tuning_job(
+    job: TuningJob,
+    upstream_model_uri: str | None = None,
+    show_progress: bool = False,
+    data: list[Selection] | None = None,
+    stop: StopSwitch | None = None,
+) -> TrainResult:
     """Train `job` on the current Ray cluster (embedded or remote); blocks until done.
 
     Args:
@@ -63,9 +69,17 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
     # Workers build their Ray Data streams from the plan at the step they start from, whatever their
     # number (fresh run, restart after a failure, elastic resize, resumed job): one code path. The plan
     # is one int64 array in the object store; each worker copies out its own slice.
-    loop = LoopConfig(job=job.to_doc(), source=source, total_steps=plan.steps, output_uri=output_uri,
-                      plan=ray.put(plan.ids), shards=catalog.table, processor=processor,
-                      resume_uri=latest.uri if latest else None, steps_per_epoch=plan.steps_per_epoch)
+    loop = LoopConfig(
+        job=job.to_doc(),
+        source=source,
+        total_steps=plan.steps,
+        output_uri=output_uri,
+        plan=ray.put(plan.ids),
+        shards=catalog.table,
+        processor=processor,
+        resume_uri=latest.uri if latest else None,
+        steps_per_epoch=plan.steps_per_epoch,
+    )
     board, stops = ProgressBoard.remote(), stop_board()
     trainer = TorchTrainer(
         _train_loop,
@@ -85,8 +99,13 @@ def run_tuning_job(job: TuningJob, upstream_model_uri: str | None = None, show_p
         found = find_data_error(result.error)
         raise found or result.error
     history = read_history(output_uri)
-    data_report = {"samples": plan.samples_per_epoch, "steps": plan.steps, "stepsPerEpoch": plan.steps_per_epoch,
-                   "skippedRecords": catalog.skipped, "droppedPerEpoch": plan.dropped_per_epoch}
+    data_report = {
+        "samples": plan.samples_per_epoch,
+        "steps": plan.steps,
+        "stepsPerEpoch": plan.steps_per_epoch,
+        "skippedRecords": catalog.skipped,
+        "droppedPerEpoch": plan.dropped_per_epoch,
+    }
     layout = RunLayout(output_uri)
     storage.write_bytes(layout.data_report, json.dumps(data_report, indent=2).encode())
     return TrainResult(job.name, output_uri, layout.model, plan.steps, history, data_report)
@@ -141,8 +160,10 @@ def _check_plan_size(records: int, spec) -> None:
     if spec.training.max_steps is not None:
         planned = min(planned, spec.training.max_steps * spec.training.global_batch_size)
     if planned > MAX_PLANNED_SAMPLES:
-        raise ValueError(f"spec.training.epochs: {spec.training.epochs} epochs of {per_epoch} samples plan {planned} "
-                         f"samples, more than the {MAX_PLANNED_SAMPLES} a plan may hold; set training.maxSteps")
+        raise ValueError(
+            f"spec.training.epochs: {spec.training.epochs} epochs of {per_epoch} samples plan {planned} "
+            f"samples, more than the {MAX_PLANNED_SAMPLES} a plan may hold; set training.maxSteps"
+        )
 
 
 def _check_read_skips(catalog: Catalog, limit: float) -> None:
@@ -150,8 +171,10 @@ def _check_read_skips(catalog: Catalog, limit: float) -> None:
     total = skipped + catalog.size
     if total and skipped / total > limit:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(catalog.skipped.items()))
-        raise ValueError(f"{skipped} of {total} records are unusable ({reasons}), more than "
-                         f"spec.data.maxSkippedFraction = {limit:.1%}; first ones: {list(catalog.skip_examples[:3])}")
+        raise ValueError(
+            f"{skipped} of {total} records are unusable ({reasons}), more than "
+            f"spec.data.maxSkippedFraction = {limit:.1%}; first ones: {list(catalog.skip_examples[:3])}"
+        )
 
 
 def _scaling_config(job: TuningJob) -> ray.train.ScalingConfig:
@@ -160,8 +183,9 @@ def _scaling_config(job: TuningJob) -> ray.train.ScalingConfig:
     resources = job.spec.resources
     elastic = resources.elastic
     workers = (elastic.min_workers, elastic.max_workers) if elastic else resources.workers
-    return ray.train.ScalingConfig(num_workers=workers, use_gpu=resources.gpus_per_worker > 0,
-                                   resources_per_worker=_worker_resources(job))
+    return ray.train.ScalingConfig(
+        num_workers=workers, use_gpu=resources.gpus_per_worker > 0, resources_per_worker=_worker_resources(job)
+    )
 
 
 def _worker_resources(job: TuningJob) -> dict:
@@ -182,4 +206,3 @@ def _run_config(job: TuningJob, output_uri: str) -> ray.train.RunConfig:
         checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
         failure_config=ray.train.FailureConfig(max_failures=3),
     )
-

@@ -30,8 +30,11 @@ def full_parameter_states(shards: list[dict]) -> dict[str, dict[str, torch.Tenso
     Args:
         shards: the `optimizer_state_dict` of every saved rank, in rank order.
     """
-    from deepspeed.checkpoint.constants import (BASE_OPTIMIZER_STATE, PARAM_SLICE_MAPPINGS,
-                                                SINGLE_PARTITION_OF_FP32_GROUPS)
+    from deepspeed.checkpoint.constants import (
+        BASE_OPTIMIZER_STATE,
+        PARAM_SLICE_MAPPINGS,
+        SINGLE_PARTITION_OF_FP32_GROUPS,
+    )
 
     pieces: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
     scalars: dict[str, dict] = {}
@@ -47,8 +50,10 @@ def full_parameter_states(shards: list[dict]) -> dict[str, dict[str, torch.Tenso
                 for key, flat in partition.items():
                     pieces[name][key].append(flat.narrow(0, address.start, address.numel))
                 scalars[name] = {key: value for key, value in group_state.items() if not _is_partition(value)}
-    return {name: {**{key: torch.cat(parts) for key, parts in states.items()}, **scalars[name]}
-            for name, states in pieces.items()}
+    return {
+        name: {**{key: torch.cat(parts) for key, parts in states.items()}, **scalars[name]}
+        for name, states in pieces.items()
+    }
 
 
 def _is_partition(value) -> bool:
@@ -64,10 +69,13 @@ def load_resharded(engine, folder: str, tag: str) -> dict:
     from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
 
     if engine.zero_optimization_stage() not in (1, 2):
-        raise RuntimeError(f"resuming at a new world size needs ZeRO stage 0, 1 or 2 "
-                           f"(got {engine.zero_optimization_stage()}); resume with the workers it was saved with")
-    path, client_state = engine.load_checkpoint(folder, tag=tag, load_optimizer_states=False,
-                                                load_lr_scheduler_states=True)
+        raise RuntimeError(
+            f"resuming at a new world size needs ZeRO stage 0, 1 or 2 "
+            f"(got {engine.zero_optimization_stage()}); resume with the workers it was saved with"
+        )
+    path, client_state = engine.load_checkpoint(
+        folder, tag=tag, load_optimizer_states=False, load_lr_scheduler_states=True
+    )
     if path is None:
         raise RuntimeError(f"no DeepSpeed checkpoint {tag!r} in {folder}")
     from deepspeed.checkpoint.constants import OPTIMIZER_STATE_DICT

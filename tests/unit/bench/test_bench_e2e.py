@@ -26,12 +26,23 @@ from vlmtune.train.levers import Levers, levers_of
 
 
 def row(step: int, tokens: int, tokens_per_s: float, wait: float, mfu: float | None = None) -> dict:
-    return {"step": step, "tokens": tokens, "tokens_per_s": tokens_per_s, "samples": tokens // 128,
-            "data_wait_s": wait, "mfu": mfu}
+    return {
+        "step": step,
+        "tokens": tokens,
+        "tokens_per_s": tokens_per_s,
+        "samples": tokens // 128,
+        "data_wait_s": wait,
+        "mfu": mfu,
+    }
 
 
-BARE = {"device": "NVIDIA H100 80GB HBM3", "tokens_per_s": 1000.0, "mfu": 0.5, "attention": "sdpa",
-        "checkpoint_layers": 2}
+BARE = {
+    "device": "NVIDIA H100 80GB HBM3",
+    "tokens_per_s": 1000.0,
+    "mfu": 0.5,
+    "attention": "sdpa",
+    "checkpoint_layers": 2,
+}
 
 
 def test_the_timed_window_is_the_one_after_the_warmup():
@@ -58,8 +69,16 @@ def test_summary_divides_the_full_path_by_the_bare_step():
 
 def test_the_job_is_the_bare_steps_settings_on_one_worker(tmp_path):
     levers = Levers(chunked_loss=True, pack=True, compile_layers=True, attention="flex_attention")
-    config = E2EConfig(device="cuda", micro_batch=8, accumulation=2, seq_len=2048, steps=4, checkpoint_layers=24,
-                       levers=levers, cpus_per_worker=4)
+    config = E2EConfig(
+        device="cuda",
+        micro_batch=8,
+        accumulation=2,
+        seq_len=2048,
+        steps=4,
+        checkpoint_layers=24,
+        levers=levers,
+        cpus_per_worker=4,
+    )
     job = TuningJob.model_validate(job_document(config, tmp_path / "model", tmp_path / "shards", tmp_path / "run"))
     training, resources = job.spec.training, job.spec.resources
     assert levers_of(training) == levers and training.checkpoint_layers == 24 and training.gradient_checkpointing
@@ -88,8 +107,10 @@ def test_a_full_path_that_dies_fails_with_its_log(tmp_path):
 @pytest.mark.timeout(60)
 def test_a_stalled_full_path_times_out_and_its_process_group_is_killed(tmp_path):
     # The child starts a grandchild (as vlmtune run starts Ray): stopping the group must take both down.
-    script = ("import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', 'import time; "
-              "time.sleep(300)']); print(child.pid, flush=True); time.sleep(300)")
+    script = (
+        "import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', 'import time; "
+        "time.sleep(300)']); print(child.pid, flush=True); time.sleep(300)"
+    )
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, start_new_session=True)
     grandchild = psutil.Process(int(process.stdout.readline()))
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1}) + "\n")
@@ -113,8 +134,27 @@ def test_tiny_shape_through_the_full_path_on_cpu(tmp_path, capsys):
     `vlmtune run` (Ray Data stream from prepared shards, Ray Train, DeepSpeed ZeRO-2) both train."""
     from vlmtune.cli import main
 
-    code = main(["bench", "e2e", "--json", "--workdir", str(tmp_path), "--micro-batch", "2", "--accumulation", "1",
-                 "--seq-len", "160", "--steps", "1", "--warmup", "1", "--pack-samples", "--chunked-loss"])
+    code = main(
+        [
+            "bench",
+            "e2e",
+            "--json",
+            "--workdir",
+            str(tmp_path),
+            "--micro-batch",
+            "2",
+            "--accumulation",
+            "1",
+            "--seq-len",
+            "160",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--pack-samples",
+            "--chunked-loss",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["mode"] == "e2e" and result["device"] == "cpu"
     assert result["bare"]["tokens_per_s"] > 0 and result["full"]["tokens_per_s"] > 0 and result["ratio"] > 0

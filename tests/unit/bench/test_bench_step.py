@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from vlmtune_model.shapes import TINY
 from vlmtune.bench.step import TRAINABLE, bench_gpu, report
 from vlmtune.train.flops import train_flops
+from vlmtune_model.shapes import TINY
 
 
 def test_single_process_path_runs_the_train_step_on_cpu():
-    result = bench_gpu("tiny", micro_batch=2, seq_len=96, accumulation=2, steps=2, warmup=1, device_type="cpu",
-                       checkpoint_layers=1)
+    result = bench_gpu(
+        "tiny", micro_batch=2, seq_len=96, accumulation=2, steps=2, warmup=1, device_type="cpu", checkpoint_layers=1
+    )
     assert result["tokens_per_s"] > 0 and result["samples_per_s"] > 0
     assert result["checkpoint_layers"] == 1 and result["mfu"] is None
     flops = train_flops(TINY, TRAINABLE).of_sample(96) * result["samples_per_s"]
@@ -35,10 +36,20 @@ def test_more_checkpoint_layers_than_the_shape_has_is_refused():
 def test_levers_and_ragged_samples_on_cpu():
     from vlmtune.train.levers import Levers
 
-    padded = bench_gpu("tiny", micro_batch=3, seq_len=96, accumulation=1, steps=1, warmup=0, device_type="cpu",
-                       ragged=True)
-    packed = bench_gpu("tiny", micro_batch=3, seq_len=96, accumulation=1, steps=1, warmup=0, device_type="cpu",
-                       ragged=True, levers=Levers(pack=True, chunked_loss=True))
+    padded = bench_gpu(
+        "tiny", micro_batch=3, seq_len=96, accumulation=1, steps=1, warmup=0, device_type="cpu", ragged=True
+    )
+    packed = bench_gpu(
+        "tiny",
+        micro_batch=3,
+        seq_len=96,
+        accumulation=1,
+        steps=1,
+        warmup=0,
+        device_type="cpu",
+        ragged=True,
+        levers=Levers(pack=True, chunked_loss=True),
+    )
     assert 0 < padded["padding_fraction"] == packed["padding_fraction"] < 1  # the same seeded lengths
     assert packed["pack_samples"] and packed["chunked_loss"] and packed["attention"] == "sdpa"
     assert "padding" in report(packed, as_json=False) and "pack_samples" in report(packed, as_json=False)
@@ -52,9 +63,12 @@ def test_step_work_counts_real_tokens_only():
     lengths = ragged[0].attention_mask.sum(dim=1)
     work = step_work(TINY, ragged)
     assert work["tokens"] == int(lengths.sum()) and work["padding_fraction"] == 1 - work["tokens"] / (2 * 96)
-    assert work["flops"] == train_flops(TINY, TRAINABLE).of_batch(work["tokens"], int((lengths ** 2).sum()), 2)
-    assert step_work(TINY, full) == {"tokens": 192, "flops": 2 * train_flops(TINY, TRAINABLE).of_sample(96),
-                                      "padding_fraction": 0.0}
+    assert work["flops"] == train_flops(TINY, TRAINABLE).of_batch(work["tokens"], int((lengths**2).sum()), 2)
+    assert step_work(TINY, full) == {
+        "tokens": 192,
+        "flops": 2 * train_flops(TINY, TRAINABLE).of_sample(96),
+        "padding_fraction": 0.0,
+    }
 
 
 def test_synthetic_text_never_holds_an_extra_image_token():

@@ -25,9 +25,19 @@ SCENARIOS: dict[str, Path | None] = {
 """Scenario name -> values file (None: the chart's defaults), as `helm template -f ci/<name>-values.yaml`."""
 RELEASE = "vlmtune"
 NAMESPACE = "vlmtune-system"
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
-                  "ValidatingAdmissionPolicyBinding", "ResourceFlavor", "Cohort", "ClusterQueue",
-                  "WorkloadPriorityClass", "CustomResourceDefinition", "NodePool"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ResourceFlavor",
+    "Cohort",
+    "ClusterQueue",
+    "WorkloadPriorityClass",
+    "CustomResourceDefinition",
+    "NodePool",
+}
 
 
 def helm():
@@ -74,9 +84,12 @@ class Rendered:
         return [obj for name, obj in self.sources if name == template]
 
     def one(self, kind: str, name: str | None = None, namespace: str | None = None) -> dict:
-        matches = [obj for obj in self.of_kind(kind)
-                   if (name is None or obj["metadata"]["name"] == name)
-                   and (namespace is None or obj["metadata"].get("namespace") == namespace)]
+        matches = [
+            obj
+            for obj in self.of_kind(kind)
+            if (name is None or obj["metadata"]["name"] == name)
+            and (namespace is None or obj["metadata"].get("namespace") == namespace)
+        ]
         assert len(matches) == 1, f"{len(matches)} {kind} objects named {name!r} in {namespace!r}"
         return matches[0]
 
@@ -111,8 +124,13 @@ def user_values(scenario: str = "default", values: dict | None = None, sets: tup
     return merged
 
 
-def render(scenario: str = "default", values: dict | None = None, sets: tuple[str, ...] = (),
-           name: str = RELEASE, namespace: str = NAMESPACE) -> Rendered:
+def render(
+    scenario: str = "default",
+    values: dict | None = None,
+    sets: tuple[str, ...] = (),
+    name: str = RELEASE,
+    namespace: str = NAMESPACE,
+) -> Rendered:
     """Render like `helm template NAME charts/vlmtune -n NAMESPACE -f ... --set ...`.
 
     Raises:

@@ -16,15 +16,21 @@ import re
 import jsonschema
 
 API_VERSION = "karpenter.sh/v1"
-QUANTITY = (r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
-            r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 DURATION = r"^(([0-9]+(s|m|h))+)|(Never)$"
 BUDGET_NODES = r"^((100|[0-9]{1,2})%|[0-9]+)$"
-LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(\/))?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(\/))?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+)
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 _TAINT = {
-    "type": "object", "additionalProperties": False, "required": ["key", "effect"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key", "effect"],
     "properties": {
         "key": {"type": "string", "minLength": 1, "pattern": LABEL_KEY},
         "value": {"type": "string", "pattern": LABEL_KEY},
@@ -32,7 +38,9 @@ _TAINT = {
     },
 }
 _REQUIREMENT = {
-    "type": "object", "additionalProperties": False, "required": ["key", "operator"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key", "operator"],
     "properties": {
         "key": {"type": "string", "maxLength": 316, "pattern": LABEL_KEY},
         "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]},
@@ -42,37 +50,54 @@ _REQUIREMENT = {
 }
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 SCHEMA = {
-    "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
     "properties": {
         "apiVersion": {"const": API_VERSION},
         "kind": {"const": "NodePool"},
         "metadata": {
-            "type": "object", "additionalProperties": False, "required": ["name"],
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
             "properties": {"name": {"type": "string"}, "labels": _STRING_MAP, "annotations": _STRING_MAP},
         },
         "spec": {
-            "type": "object", "additionalProperties": False, "required": ["template"],
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["template"],
             "properties": {
                 "template": {
-                    "type": "object", "additionalProperties": False, "required": ["spec"],
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["spec"],
                     "properties": {
                         "metadata": {
-                            "type": "object", "additionalProperties": False,
+                            "type": "object",
+                            "additionalProperties": False,
                             "properties": {
-                                "labels": {"type": "object", "maxProperties": 100, "additionalProperties": {
-                                    "type": "string", "maxLength": 63, "pattern": LABEL_VALUE}},
+                                "labels": {
+                                    "type": "object",
+                                    "maxProperties": 100,
+                                    "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+                                },
                                 "annotations": _STRING_MAP,
                             },
                         },
                         "spec": {
-                            "type": "object", "additionalProperties": False,
+                            "type": "object",
+                            "additionalProperties": False,
                             "required": ["nodeClassRef", "requirements"],
                             "properties": {
                                 "nodeClassRef": {
-                                    "type": "object", "additionalProperties": False,
+                                    "type": "object",
+                                    "additionalProperties": False,
                                     "required": ["group", "kind", "name"],
-                                    "properties": {"group": {"type": "string", "pattern": "^[^/]*$"},
-                                                   "kind": {"type": "string"}, "name": {"type": "string"}},
+                                    "properties": {
+                                        "group": {"type": "string", "pattern": "^[^/]*$"},
+                                        "kind": {"type": "string"},
+                                        "name": {"type": "string"},
+                                    },
                                 },
                                 "requirements": {"type": "array", "maxItems": 100, "items": _REQUIREMENT},
                                 "taints": {"type": "array", "items": _TAINT},
@@ -83,22 +108,38 @@ SCHEMA = {
                         },
                     },
                 },
-                "limits": {"type": "object", "additionalProperties": {
-                    "type": ["integer", "string"], "pattern": QUANTITY}},
+                "limits": {
+                    "type": "object",
+                    "additionalProperties": {"type": ["integer", "string"], "pattern": QUANTITY},
+                },
                 "disruption": {
-                    "type": "object", "additionalProperties": False, "required": ["consolidateAfter"],
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["consolidateAfter"],
                     "properties": {
                         "consolidationPolicy": {"enum": ["WhenEmpty", "WhenEmptyOrUnderutilized"]},
                         "consolidateAfter": {"type": "string", "pattern": DURATION},
-                        "budgets": {"type": "array", "maxItems": 50, "items": {
-                            "type": "object", "additionalProperties": False, "required": ["nodes"],
-                            "properties": {
-                                "nodes": {"type": "string", "pattern": BUDGET_NODES},
-                                "schedule": {"type": "string"},
-                                "duration": {"type": "string", "pattern": r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$"},
-                                "reasons": {"type": "array", "items": {"enum": ["Underutilized", "Empty", "Drifted"]}},
+                        "budgets": {
+                            "type": "array",
+                            "maxItems": 50,
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["nodes"],
+                                "properties": {
+                                    "nodes": {"type": "string", "pattern": BUDGET_NODES},
+                                    "schedule": {"type": "string"},
+                                    "duration": {
+                                        "type": "string",
+                                        "pattern": r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$",
+                                    },
+                                    "reasons": {
+                                        "type": "array",
+                                        "items": {"enum": ["Underutilized", "Empty", "Drifted"]},
+                                    },
+                                },
                             },
-                        }},
+                        },
                     },
                 },
                 "weight": {"type": "integer", "minimum": 1, "maximum": 100},
@@ -109,19 +150,45 @@ SCHEMA = {
 
 # Label keys under kubernetes.io that nodes may be selected or labelled by (the rest of the domain is kubelet's).
 _KUBERNETES_IO_ALLOWED = {
-    "beta.kubernetes.io/instance-type", "failure-domain.beta.kubernetes.io/region", "beta.kubernetes.io/os",
-    "beta.kubernetes.io/arch", "failure-domain.beta.kubernetes.io/zone", "topology.kubernetes.io/zone",
-    "topology.kubernetes.io/region", "node.kubernetes.io/instance-type", "kubernetes.io/arch", "kubernetes.io/os",
+    "beta.kubernetes.io/instance-type",
+    "failure-domain.beta.kubernetes.io/region",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+    "failure-domain.beta.kubernetes.io/zone",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "node.kubernetes.io/instance-type",
+    "kubernetes.io/arch",
+    "kubernetes.io/os",
     "node.kubernetes.io/windows-build",
 }
 # Well-known labels of the AWS provider's own domain (its CRD refuses any other karpenter.k8s.aws key).
-_AWS_WELL_KNOWN = {f"karpenter.k8s.aws/{name}" for name in (
-    "ec2nodeclass", "instance-encryption-in-transit-supported", "instance-category", "instance-hypervisor",
-    "instance-family", "instance-generation", "instance-local-nvme", "instance-size", "instance-cpu",
-    "instance-cpu-manufacturer", "instance-cpu-sustained-clock-speed-mhz", "instance-memory", "instance-ebs-bandwidth",
-    "instance-network-bandwidth", "instance-gpu-name", "instance-gpu-manufacturer", "instance-gpu-count",
-    "instance-gpu-memory", "instance-accelerator-name", "instance-accelerator-manufacturer",
-    "instance-accelerator-count")}
+_AWS_WELL_KNOWN = {
+    f"karpenter.k8s.aws/{name}"
+    for name in (
+        "ec2nodeclass",
+        "instance-encryption-in-transit-supported",
+        "instance-category",
+        "instance-hypervisor",
+        "instance-family",
+        "instance-generation",
+        "instance-local-nvme",
+        "instance-size",
+        "instance-cpu",
+        "instance-cpu-manufacturer",
+        "instance-cpu-sustained-clock-speed-mhz",
+        "instance-memory",
+        "instance-ebs-bandwidth",
+        "instance-network-bandwidth",
+        "instance-gpu-name",
+        "instance-gpu-manufacturer",
+        "instance-gpu-count",
+        "instance-gpu-memory",
+        "instance-accelerator-name",
+        "instance-accelerator-manufacturer",
+        "instance-accelerator-count",
+    )
+}
 
 
 def restricted_label(key: str) -> str | None:
@@ -129,8 +196,11 @@ def restricted_label(key: str) -> str | None:
     domain = key.split("/", 1)[0] if "/" in key else ""
     if key in ("karpenter.sh/nodepool", "kubernetes.io/hostname"):
         return f'label "{key}" is restricted'
-    if domain.endswith("kubernetes.io") and key not in _KUBERNETES_IO_ALLOWED and \
-            not domain.endswith(("node.kubernetes.io", "node-restriction.kubernetes.io")):
+    if (
+        domain.endswith("kubernetes.io")
+        and key not in _KUBERNETES_IO_ALLOWED
+        and not domain.endswith(("node.kubernetes.io", "node-restriction.kubernetes.io"))
+    ):
         return 'label domain "kubernetes.io" is restricted'
     if domain.endswith("k8s.io") and not domain.endswith("kops.k8s.io"):
         return 'label domain "k8s.io" is restricted'
@@ -150,8 +220,11 @@ def nodepool_errors(obj: dict) -> list[str]:
 
 def _rule_errors(spec: dict) -> list[str]:
     template = spec["template"]
-    errors = [f"spec.template.spec.nodeClassRef.{part}: {part} may not be empty"
-              for part in ("group", "kind", "name") if not template["spec"]["nodeClassRef"][part]]
+    errors = [
+        f"spec.template.spec.nodeClassRef.{part}: {part} may not be empty"
+        for part in ("group", "kind", "name")
+        if not template["spec"]["nodeClassRef"][part]
+    ]
     for index, requirement in enumerate(template["spec"]["requirements"]):
         path = f"spec.template.spec.requirements[{index}]"
         if why := restricted_label(requirement["key"]):

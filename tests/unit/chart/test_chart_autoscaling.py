@@ -14,7 +14,6 @@ from chart_validate import kube_schema
 from karpenter_schema import nodepool_errors, restricted_label
 
 from vlmtune.spec import load_jobs
-
 from vlmtune_operator.rayjob import ElasticJobsDisabled, build_rayjob
 from vlmtune_operator.runtime import parse_runtime
 
@@ -22,10 +21,19 @@ JOBS = CHART.parents[1] / "jobs"
 
 
 def _elastic_job(pool: str, namespace: str, output: str):
-    [job] = load_jobs([JOBS / "smoke.yaml"], overrides=[
-        f"spec.resources.nodePool={pool}", "spec.resources.gpusPerWorker=1", f"metadata.namespace={namespace}",
-        "spec.resources.workers=2", "spec.resources.elastic.minWorkers=1", "spec.resources.elastic.maxWorkers=4",
-        "spec.training.globalBatchSize=48", f"spec.output.uri={output}smoke"])
+    [job] = load_jobs(
+        [JOBS / "smoke.yaml"],
+        overrides=[
+            f"spec.resources.nodePool={pool}",
+            "spec.resources.gpusPerWorker=1",
+            f"metadata.namespace={namespace}",
+            "spec.resources.workers=2",
+            "spec.resources.elastic.minWorkers=1",
+            "spec.resources.elastic.maxWorkers=4",
+            "spec.training.globalBatchSize=48",
+            f"spec.output.uri={output}smoke",
+        ],
+    )
     return job
 
 
@@ -60,8 +68,9 @@ def test_elastic_rayjobs_from_the_chart_runtime_are_accepted(rendered, rayjob_sc
         pod = worker["template"]["spec"]
         nodepool = nodepools[pod["nodeSelector"]["karpenter.sh/nodepool"]]
         for taint in nodepool["spec"]["template"]["spec"]["taints"]:
-            assert any(t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"])
-                       for t in pod["tolerations"])
+            assert any(
+                t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"]) for t in pod["tolerations"]
+            )
         # At its largest the job fits under the NodePool's GPU limit.
         assert worker["maxReplicas"] * 1 <= int(nodepool["spec"]["limits"]["nvidia.com/gpu"])
 
@@ -76,9 +85,15 @@ def test_the_default_install_refuses_elastic_jobs(rendered):
 def test_cluster_autoscaler_pools_mark_ray_pods_safe_from_eviction(rendered):
     out = rendered["three-tenants-borrowing"]
     runtime = parse_runtime(out.one("ConfigMap"))
-    [job] = load_jobs([JOBS / "smoke.yaml"], overrides=["spec.resources.nodePool=a100-80gb",
-                                                         "spec.resources.gpusPerWorker=1", "metadata.namespace=interns",
-                                                         f"spec.output.uri={_prefix(out, 'interns')}smoke"])
+    [job] = load_jobs(
+        [JOBS / "smoke.yaml"],
+        overrides=[
+            "spec.resources.nodePool=a100-80gb",
+            "spec.resources.gpusPerWorker=1",
+            "metadata.namespace=interns",
+            f"spec.output.uri={_prefix(out, 'interns')}smoke",
+        ],
+    )
     cluster = build_rayjob(job, runtime)["spec"]["rayClusterSpec"]
     safe = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
     assert cluster["workerGroupSpecs"][0]["template"]["metadata"]["annotations"] == safe
@@ -95,37 +110,64 @@ def test_the_karpenter_check_bites(rendered):
 
     assert nodepool_errors(nodepool) == []
     # Fields of the older v1beta1 API and typos are refused (the schema is closed).
-    assert any("'WhenUnderutilized' is not one of" in e for e in errors_after(
-        lambda s: s["disruption"].update(consolidationPolicy="WhenUnderutilized")))
-    assert any("'expireAfter' was unexpected" in e for e in errors_after(
-        lambda s: s["disruption"].update(expireAfter="720h")))
-    assert any("'consolidateAfter' is a required property" in e for e in errors_after(
-        lambda s: s["disruption"].pop("consolidateAfter")))
-    assert any("'group' is a required property" in e for e in errors_after(
-        lambda s: s["template"]["spec"]["nodeClassRef"].pop("group")))
-    assert any("'bogus' is not one of" in e for e in errors_after(
-        lambda s: s["template"]["spec"]["taints"][0].update(effect="bogus")))
+    assert any(
+        "'WhenUnderutilized' is not one of" in e
+        for e in errors_after(lambda s: s["disruption"].update(consolidationPolicy="WhenUnderutilized"))
+    )
+    assert any(
+        "'expireAfter' was unexpected" in e for e in errors_after(lambda s: s["disruption"].update(expireAfter="720h"))
+    )
+    assert any(
+        "'consolidateAfter' is a required property" in e
+        for e in errors_after(lambda s: s["disruption"].pop("consolidateAfter"))
+    )
+    assert any(
+        "'group' is a required property" in e
+        for e in errors_after(lambda s: s["template"]["spec"]["nodeClassRef"].pop("group"))
+    )
+    assert any(
+        "'bogus' is not one of" in e
+        for e in errors_after(lambda s: s["template"]["spec"]["taints"][0].update(effect="bogus"))
+    )
     assert any("does not match" in e for e in errors_after(lambda s: s["limits"].update({"nvidia.com/gpu": "8 GPUs"})))
     assert any("101 is greater than the maximum of 100" in e for e in errors_after(lambda s: s.update(weight=101)))
     # The rules Karpenter states in CEL.
     requirement = {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["x"]}
     assert errors_after(lambda s: s["template"]["spec"]["requirements"].append(requirement)) == [
-        'spec.template.spec.requirements[3].key: label "karpenter.sh/nodepool" is restricted']
+        'spec.template.spec.requirements[3].key: label "karpenter.sh/nodepool" is restricted'
+    ]
     assert errors_after(lambda s: s["template"]["spec"]["requirements"].append({"key": "a", "operator": "In"})) == [
-        "spec.template.spec.requirements[3]: requirements with operator 'In' must have a value defined"]
+        "spec.template.spec.requirements[3]: requirements with operator 'In' must have a value defined"
+    ]
     assert errors_after(lambda s: s["template"]["spec"]["nodeClassRef"].update(name="")) == [
-        "spec.template.spec.nodeClassRef.name: name may not be empty"]
+        "spec.template.spec.nodeClassRef.name: name may not be empty"
+    ]
     assert errors_after(lambda s: s["disruption"]["budgets"][0].update(schedule="@daily")) == [
-        "spec.disruption.budgets[0]: 'schedule' must be set with 'duration'"]
+        "spec.disruption.budgets[0]: 'schedule' must be set with 'duration'"
+    ]
     assert errors_after(lambda s: s["template"].update(metadata={"labels": {"kubernetes.io/role": "gpu"}})) == [
-        'spec.template.metadata.labels: label domain "kubernetes.io" is restricted']
+        'spec.template.metadata.labels: label domain "kubernetes.io" is restricted'
+    ]
 
 
 def test_restricted_label_domains():
-    allowed = ["karpenter.sh/capacity-type", "node.kubernetes.io/instance-type", "topology.kubernetes.io/zone",
-               "karpenter.k8s.aws/instance-gpu-name", "cloud.google.com/gke-accelerator", "nvidia.com/gpu.present",
-               "kops.k8s.io/instancegroup", "vlmtune.dev/node-pool"]
+    allowed = [
+        "karpenter.sh/capacity-type",
+        "node.kubernetes.io/instance-type",
+        "topology.kubernetes.io/zone",
+        "karpenter.k8s.aws/instance-gpu-name",
+        "cloud.google.com/gke-accelerator",
+        "nvidia.com/gpu.present",
+        "kops.k8s.io/instancegroup",
+        "vlmtune.dev/node-pool",
+    ]
     assert [key for key in allowed if restricted_label(key)] == []
-    refused = ["karpenter.sh/nodepool", "kubernetes.io/hostname", "kubernetes.io/role", "k8s.io/x",
-               "karpenter.sh/anything", "karpenter.k8s.aws/made-up"]
+    refused = [
+        "karpenter.sh/nodepool",
+        "kubernetes.io/hostname",
+        "kubernetes.io/role",
+        "k8s.io/x",
+        "karpenter.sh/anything",
+        "karpenter.k8s.aws/made-up",
+    ]
     assert [key for key in refused if not restricted_label(key)] == []

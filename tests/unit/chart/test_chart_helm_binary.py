@@ -17,7 +17,6 @@ from chart_validate import kube_schema
 
 from vlmtune.spec import load_jobs
 from vlmtune.spec.crd import crd_for, generate_crds
-
 from vlmtune_operator.rayjob import build_rayjob
 from vlmtune_operator.runtime import parse_runtime
 from vlmtune_operator.tenancy import LocalPathOnCluster, NotATenant
@@ -35,10 +34,19 @@ LOCAL_EXAMPLES = {"quickstart.yaml", "smoke.yaml", "eval-demo.yaml"}
 def helm(real_helm, tmp_path):
     """Run the helm binary in an empty, offline environment; returns (exit code, stdout, stderr)."""
     closed = "http://127.0.0.1:9"  # the discard port: any connection attempt fails at once, locally
-    env = {"HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data"),
-           "HTTP_PROXY": closed, "HTTPS_PROXY": closed, "http_proxy": closed, "https_proxy": closed,
-           "NO_PROXY": "", "no_proxy": "", "PATH": "/usr/bin:/bin"}
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "HTTP_PROXY": closed,
+        "HTTPS_PROXY": closed,
+        "http_proxy": closed,
+        "https_proxy": closed,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "PATH": "/usr/bin:/bin",
+    }
 
     def run(*args: str) -> tuple[int, str, str]:
         done = subprocess.run([str(real_helm), *args], env=env, capture_output=True, text=True, timeout=120)
@@ -74,15 +82,22 @@ def test_helm_install_dry_run_and_lint_need_no_network(helm):
 
 TENANT = {"name": "vision", "namespace": "team-vision", "outputPrefix": "s3://runs/team-vision/"}
 IMPOSSIBLE = {
-    "auth-off-but-policy-requires-it": ({"runtime": {"rayAuthMode": "disabled"}},
-                                        "admissionPolicy.requireTokenAuth denies every RayJob"),
-    "tenant-queue-is-not-the-default-queue": ({"tenants": [TENANT | {"localQueueName": "vision-q"}]},
-                                              'differs from runtime.defaultQueue "tuning"'),
-    "tenant-without-storage": ({"tenants": [{"name": "vision", "namespace": "team-vision"}]},
-                               "missing property 'outputPrefix'"),
-    "one-tenant-inside-another": ({"tenants": [TENANT, TENANT | {"name": "b", "namespace": "b",
-                                                                 "outputPrefix": "s3://runs/team-vision/b/"}]},
-                                  "lies inside tenants[0].outputPrefix"),
+    "auth-off-but-policy-requires-it": (
+        {"runtime": {"rayAuthMode": "disabled"}},
+        "admissionPolicy.requireTokenAuth denies every RayJob",
+    ),
+    "tenant-queue-is-not-the-default-queue": (
+        {"tenants": [TENANT | {"localQueueName": "vision-q"}]},
+        'differs from runtime.defaultQueue "tuning"',
+    ),
+    "tenant-without-storage": (
+        {"tenants": [{"name": "vision", "namespace": "team-vision"}]},
+        "missing property 'outputPrefix'",
+    ),
+    "one-tenant-inside-another": (
+        {"tenants": [TENANT, TENANT | {"name": "b", "namespace": "b", "outputPrefix": "s3://runs/team-vision/b/"}]},
+        "lies inside tenants[0].outputPrefix",
+    ),
     "no-tenant": ({"tenants": []}, "tenants: add at least one tenant"),
 }
 
@@ -97,8 +112,15 @@ def test_impossible_values_stop_helm_template_with_a_message(helm, case, tmp_pat
 
 
 def test_auth_off_renders_once_the_policy_stops_requiring_it(helm):
-    code, _, err = helm("template", RELEASE, str(CHART), "--set", "runtime.rayAuthMode=disabled",
-                        "--set", "admissionPolicy.requireTokenAuth=false")
+    code, _, err = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--set",
+        "runtime.rayAuthMode=disabled",
+        "--set",
+        "admissionPolicy.requireTokenAuth=false",
+    )
     assert code == 0, err
 
 
@@ -112,8 +134,11 @@ def test_example_jobs_run_on_the_values_the_readme_names(helm):
     runtime = _runtime_from(helm, "-f", str(EXAMPLES_VALUES))
     schemas = {crd["spec"]["names"]["kind"]: kube_schema.crd_schema(crd, "v1alpha1") for crd in generate_crds()}
     code, out, _ = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(EXAMPLES_VALUES))
-    storage = next(obj for obj in _objects(out) if obj["kind"] == "ValidatingAdmissionPolicy"
-                   and obj["metadata"]["name"].startswith(f"{RELEASE}-storage-"))
+    storage = next(
+        obj
+        for obj in _objects(out)
+        if obj["kind"] == "ValidatingAdmissionPolicy" and obj["metadata"]["name"].startswith(f"{RELEASE}-storage-")
+    )
     known = {job.name for job in load_jobs(JOB_FILES)}
     for path in JOB_FILES:
         for job in load_jobs([path], known=known):
@@ -147,17 +172,26 @@ def _allowed(policy: dict, obj: dict) -> bool:
     variables = {}
     for variable in policy["spec"].get("variables", []):
         variables[variable["name"]] = env.program(env.compile(variable["expression"])).evaluate(activation)
-    activation["variables"] = celpy.json_to_cel({}) if not variables else celpy.celtypes.MapType(
-        {celpy.celtypes.StringType(k): v for k, v in variables.items()})
-    return all(bool(env.program(env.compile(rule["expression"])).evaluate(activation))
-               for rule in policy["spec"]["validations"])
+    activation["variables"] = (
+        celpy.json_to_cel({})
+        if not variables
+        else celpy.celtypes.MapType({celpy.celtypes.StringType(k): v for k, v in variables.items()})
+    )
+    return all(
+        bool(env.program(env.compile(rule["expression"])).evaluate(activation))
+        for rule in policy["spec"]["validations"]
+    )
 
 
 def test_the_umbrella_chart_lock_is_the_one_helm_expects(helm, tmp_path):
     # chart_lock.py computes the digest offline; the binary agrees: `dependency build` passes its lock check and only
     # then stops, before any download, at the remote repositories nobody added (the README's `helm repo add`).
-    check = subprocess.run([sys.executable, str(REPO / "tests" / "tools" / "chart_lock.py"), "--check", str(STACK)],
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "tools" / "chart_lock.py"), "--check", str(STACK)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0, check.stderr
     copy = tmp_path / "charts"
     shutil.copytree(CHART, copy / "vlmtune")

@@ -15,8 +15,14 @@ from vlmtune.spec.base import API_GROUP
 from vlmtune.spec.crd import plural_of
 
 TABLE = yaml.safe_load((CHART / "rbac-table.yaml").read_text(encoding="utf-8"))["rules"]
-VERB_OF_METHOD = {"get": "get", "list": "list", "create": "create", "patch": "patch", "delete": "delete",
-                  "replace": "update"}
+VERB_OF_METHOD = {
+    "get": "get",
+    "list": "list",
+    "create": "create",
+    "patch": "patch",
+    "delete": "delete",
+    "replace": "update",
+}
 CLUSTER = "*"
 
 
@@ -24,8 +30,11 @@ def granted(rendered) -> set[tuple[str, str, str, str, tuple]]:
     """(namespace or "*", group, resource, verb, resourceNames) the rendered RBAC gives the operator's ServiceAccount
     (resourceNames () means every object of the resource)."""
     account = rendered.one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
-    roles = {(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]): obj
-             for obj in rendered.objects if obj["kind"] in ("Role", "ClusterRole")}
+    roles = {
+        (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]): obj
+        for obj in rendered.objects
+        if obj["kind"] in ("Role", "ClusterRole")
+    }
     grants = set()
     for binding in rendered.objects:
         if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
@@ -52,8 +61,9 @@ def expected(values: dict) -> set[tuple[str, str, str, str, tuple]]:
             for tenant in values["tenants"]:
                 name = tenant.get(row["resourceNames"]) or values["runtime"][row["resourceNames"]]
                 if name:
-                    rows |= {(tenant["namespace"], row["group"], row["resource"], verb, (name,))
-                             for verb in row["verbs"]}
+                    rows |= {
+                        (tenant["namespace"], row["group"], row["resource"], verb, (name,)) for verb in row["verbs"]
+                    }
             continue
         if row["scope"] == "jobs":
             places = {CLUSTER} if cluster_wide else watched
@@ -71,12 +81,16 @@ def test_rendered_rbac_is_exactly_the_table(rendered, scenario):
     grants = granted(out)
     assert grants == expected(out.values), (
         f"granted but not in rbac-table.yaml: {sorted(grants - expected(out.values))}\n"
-        f"in rbac-table.yaml but not granted: {sorted(expected(out.values) - grants)}")
+        f"in rbac-table.yaml but not granted: {sorted(expected(out.values) - grants)}"
+    )
     assert all("*" not in (group, resource, verb) for _, group, resource, verb, _ in grants)
     assert not {resource for _, _, resource, _, _ in grants} & {"configmaps", "pods", "serviceaccounts"}
     # Secrets: read one by name, in a tenant namespace; delete: only the job's own RayJob (uid-preconditioned).
-    assert all(names and verb == "get" and where != CLUSTER
-               for where, _, resource, verb, names in grants if resource == "secrets")
+    assert all(
+        names and verb == "get" and where != CLUSTER
+        for where, _, resource, verb, names in grants
+        if resource == "secrets"
+    )
     assert {(group, resource) for _, group, resource, verb, _ in grants if verb == "delete"} <= {("ray.io", "rayjobs")}
     assert not {verb for *_, verb, _ in grants} & {"escalate", "bind", "impersonate", "deletecollection"}
 
@@ -103,13 +117,16 @@ class _RecordingApi:
             self.calls.add((VERB_OF_METHOD[method.split("_", 1)[0]], group, plural))
             if method.startswith("create") and self.conflict:
                 from kubernetes.client.exceptions import ApiException
+
                 raise ApiException(status=409)
             if method.startswith("get"):
                 if plural == "rayjobs" and self.conflict:
                     return {"metadata": {"name": args[0]}}
                 from kubernetes.client.exceptions import ApiException
+
                 raise ApiException(status=404)
             return {"items": []} if method.startswith("list") else None
+
         return call
 
 
@@ -152,18 +169,27 @@ def test_client_calls_are_the_client_rows():
         recorded |= api.calls
     # Every public method of the facade was exercised.
     public = {name for name, _ in inspect.getmembers(KubeClient, inspect.isfunction) if not name.startswith("_")}
-    assert public == {"get_rayjob", "create_rayjob", "delete_rayjob", "get_job", "create_job", "find_workload",
-                      "get_secret"}
-    client_rows = {(verb, row["group"], row["resource"]) for row in TABLE if row["source"] == "client"
-                   for verb in row["verbs"]}
+    assert public == {
+        "get_rayjob",
+        "create_rayjob",
+        "delete_rayjob",
+        "get_job",
+        "create_job",
+        "find_workload",
+        "get_secret",
+    }
+    client_rows = {
+        (verb, row["group"], row["resource"]) for row in TABLE if row["source"] == "client" for verb in row["verbs"]
+    }
     assert recorded == client_rows
 
 
 def test_owner_references_need_update_on_finalizers():
     from vlmtune_operator.objects import owner_reference
 
-    reference = owner_reference({"apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob",
-                                 "metadata": {"name": "a", "uid": "u"}})
+    reference = owner_reference(
+        {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "a", "uid": "u"}}
+    )
     assert reference["blockOwnerDeletion"] is True
     rows = {(row["resource"], tuple(row["verbs"])) for row in TABLE if row["source"] == "ownerReference"}
     assert rows == {(f"{plural_of(kind)}/finalizers", ("update",)) for kind in KINDS}
@@ -179,8 +205,10 @@ def test_kopf_rows_follow_the_registered_kinds_and_kopfs_selectors():
 
     registry = kopf.OperatorRegistry()
     register(registry, lambda: None, RuntimeConfig())
-    watched = {(h.selector.group, h.selector.plural or h.selector.any_name)
-               for h in registry._changing.get_all_handlers() + registry._spawning.get_all_handlers()}
+    watched = {
+        (h.selector.group, h.selector.plural or h.selector.any_name)
+        for h in registry._changing.get_all_handlers() + registry._spawning.get_all_handlers()
+    }
     assert watched == {(API_GROUP, plural_of(kind)) for kind in KINDS}
     kopf_rows = {(row["group"], row["resource"]): set(row["verbs"]) for row in TABLE if row["source"] == "kopf"}
     for _, plural in watched:

@@ -41,8 +41,12 @@ pools:
 flag: true
 """
     table = {row.key: (row.type, row.default, row.description) for row in rows(text)}
-    assert table == {"pools": ("list", "one pool", "Pools."), "pools[0].name": ("string", '`"gpu"`', "Pool name."),
-                     "pools[0].taints": ("list", '`[{"key":"a"}]`', "Its taints."), "flag": ("bool", "`true`", "Flag.")}
+    assert table == {
+        "pools": ("list", "one pool", "Pools."),
+        "pools[0].name": ("string", '`"gpu"`', "Pool name."),
+        "pools[0].taints": ("list", '`[{"key":"a"}]`', "Its taints."),
+        "flag": ("bool", "`true`", "Flag."),
+    }
 
 
 def test_a_stale_table_is_caught(tmp_path):

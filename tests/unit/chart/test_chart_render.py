@@ -33,7 +33,9 @@ def test_objects_are_well_formed_and_unique(rendered, scenario):
         if obj["kind"] in CLUSTER_SCOPED:
             assert "namespace" not in meta, f"cluster-scoped {obj['kind']}/{meta['name']} has a namespace"
         else:
-            assert meta.get("namespace"), f"{obj['kind']}/{meta['name']} has no namespace (kubectl apply -n would move it)"
+            assert meta.get("namespace"), (
+                f"{obj['kind']}/{meta['name']} has no namespace (kubectl apply -n would move it)"
+            )
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
 
 
@@ -49,8 +51,13 @@ def test_builtin_objects_pass_strict_kubernetes_validation(rendered, scenario):
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_kueue_objects_are_admitted_by_the_kueue_crds(rendered, scenario, kueue_crd_schemas):
     kueue = [obj for obj in rendered[scenario].objects if obj["apiVersion"].startswith(KUEUE_GROUP + "/")]
-    assert {obj["kind"] for obj in kueue} == {"ResourceFlavor", "Cohort", "ClusterQueue", "LocalQueue",
-                                             "WorkloadPriorityClass"}
+    assert {obj["kind"] for obj in kueue} == {
+        "ResourceFlavor",
+        "Cohort",
+        "ClusterQueue",
+        "LocalQueue",
+        "WorkloadPriorityClass",
+    }
     for obj in kueue:
         assert obj["apiVersion"] == "kueue.x-k8s.io/v1beta2"  # Kueue's storage version since v0.16
         errors = kueue_errors(obj, kueue_crd_schemas)
@@ -61,9 +68,11 @@ def test_kueue_objects_are_admitted_by_the_kueue_crds(rendered, scenario, kueue_
 def test_karpenter_nodepools_pass_the_focused_karpenter_check(rendered, scenario):
     # Not the upstream CRD (none is in ../shared/crds): karpenter_schema.py is written from the karpenter.sh/v1 API.
     nodepools = [obj for obj in rendered[scenario].objects if obj["apiVersion"].startswith("karpenter.sh/")]
-    karpenter_pools = [p for p in rendered[scenario].values["nodePools"]
-                       if p.get("autoscaling", {}).get("provider", rendered[scenario].values["autoscaling"]["provider"])
-                       == "karpenter"]
+    karpenter_pools = [
+        p
+        for p in rendered[scenario].values["nodePools"]
+        if p.get("autoscaling", {}).get("provider", rendered[scenario].values["autoscaling"]["provider"]) == "karpenter"
+    ]
     assert len(nodepools) == len(karpenter_pools)
     for obj in nodepools:
         assert obj["kind"] == "NodePool"
@@ -85,11 +94,17 @@ def test_the_kueue_validator_bites(rendered, kueue_crd_schemas):
     assert any("reclaimWithinCohort=Never" in e for e in errors_after(never_reclaim))  # a CEL rule
     assert any("'quota' was unexpected" in e for e in errors_after(lambda s: s.update(quota=1)))  # strict schema
     flavor = queue["spec"]["resourceGroups"][0]["flavors"][1]["resources"]
-    assert any("must match the name in coveredResources" in e
-               for e in errors_after(lambda s: s["resourceGroups"][0]["flavors"][1]["resources"].reverse()))
+    assert any(
+        "must match the name in coveredResources" in e
+        for e in errors_after(lambda s: s["resourceGroups"][0]["flavors"][1]["resources"].reverse())
+    )
     assert flavor[-1].get("lendingLimit")  # the scenario lends GPUs; lending more than the nominal is refused:
-    assert any("less than or equal to the nominalQuota" in e for e in errors_after(
-        lambda s: s["resourceGroups"][0]["flavors"][1]["resources"][-1].update(lendingLimit="1000")))
+    assert any(
+        "less than or equal to the nominalQuota" in e
+        for e in errors_after(
+            lambda s: s["resourceGroups"][0]["flavors"][1]["resources"][-1].update(lendingLimit="1000")
+        )
+    )
     assert any("must be nil when cohort is empty" in e for e in errors_after(lambda s: s.pop("cohortName")))
 
 
@@ -124,10 +139,14 @@ def test_optional_controllers_live_in_the_umbrella_chart_pinned_to_tested_versio
     assert "dependencies" not in metadata and chart().dependencies == []  # installs offline from a checkout
     stack = yaml.safe_load((CHART.parent / "vlmtune-stack" / "Chart.yaml").read_text())
     dependencies = {d["name"]: d for d in stack["dependencies"]}
-    assert dependencies["vlmtune"] == {"name": "vlmtune", "version": metadata["version"],
-                                       "repository": "file://../vlmtune"}
+    assert dependencies["vlmtune"] == {
+        "name": "vlmtune",
+        "version": metadata["version"],
+        "repository": "file://../vlmtune",
+    }
     assert dependencies["kuberay-operator"]["condition"] == "kuberay-operator.enabled"
     assert dependencies["kueue"]["condition"] == "kueue.enabled"
+
     # The versions whose CRDs the tests validate against (../shared/crds), within what the chart supports.
     def version(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split("."))
@@ -138,7 +157,10 @@ def test_optional_controllers_live_in_the_umbrella_chart_pinned_to_tested_versio
 
 def test_release_namespace_and_name_are_honoured():
     out = render(name="tune", namespace="platform")
-    assert out.one("Deployment")["metadata"] == {**out.one("Deployment")["metadata"], "name": "tune-vlmtune-operator",
-                                                "namespace": "platform"}
+    assert out.one("Deployment")["metadata"] == {
+        **out.one("Deployment")["metadata"],
+        "name": "tune-vlmtune-operator",
+        "namespace": "platform",
+    }
     assert out.one("ClusterRoleBinding", "tune-vlmtune-operator-discovery")["subjects"][0]["namespace"] == "platform"
     assert NAMESPACE != "platform"

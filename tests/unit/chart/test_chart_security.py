@@ -12,15 +12,28 @@ import pytest
 from chart_engine import SCENARIOS
 
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
-SAFE_VOLUMES = {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "persistentVolumeClaim", "ephemeral",
-                "csi"}
+SAFE_VOLUMES = {
+    "configMap",
+    "emptyDir",
+    "projected",
+    "secret",
+    "downwardAPI",
+    "persistentVolumeClaim",
+    "ephemeral",
+    "csi",
+}
 ESCALATING_VERBS = {"escalate", "bind", "impersonate", "*"}
 CREDENTIAL = re.compile(r"AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|(?i:password|secret_?access_?key)\s*[:=]")
 
 
 def _pod_spec(obj: dict) -> dict:
-    template = obj["spec"]["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else \
-        obj if obj["kind"] == "Pod" else obj["spec"]["template"]
+    template = (
+        obj["spec"]["jobTemplate"]["spec"]["template"]
+        if obj["kind"] == "CronJob"
+        else obj
+        if obj["kind"] == "Pod"
+        else obj["spec"]["template"]
+    )
     return template["spec"] if obj["kind"] != "Pod" else obj["spec"]
 
 
@@ -29,8 +42,11 @@ def pod_findings(obj: dict) -> list[str]:
     spec, name = _pod_spec(obj), f"{obj['kind']}/{obj['metadata']['name']}"
     pod_context = spec.get("securityContext") or {}
     findings = [f"{name}: {field}" for field in ("hostNetwork", "hostPID", "hostIPC") if spec.get(field)]
-    findings += [f"{name}: volume {v['name']} is {set(v) - {'name'}}" for v in spec.get("volumes") or []
-                 if not set(v) - {"name"} <= SAFE_VOLUMES]
+    findings += [
+        f"{name}: volume {v['name']} is {set(v) - {'name'}}"
+        for v in spec.get("volumes") or []
+        if not set(v) - {"name"} <= SAFE_VOLUMES
+    ]
     for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
         where, context = f"{name} container {container['name']}", container.get("securityContext") or {}
         merged = {**pod_context, **context}
@@ -67,8 +83,11 @@ def rbac_findings(obj: dict) -> list[str]:
         if "" in rule.get("apiGroups", []) and "pods/exec" in rule.get("resources", []):
             findings.append(f"{where}: exec access")
         # Secrets only by name and read-only (a tenant's object-store Secret, in the tenant's namespace).
-        if "" in rule.get("apiGroups", []) and "secrets" in rule.get("resources", []) and (
-                not rule.get("resourceNames") or set(rule["verbs"]) != {"get"} or obj["kind"] != "Role"):
+        if (
+            "" in rule.get("apiGroups", [])
+            and "secrets" in rule.get("resources", [])
+            and (not rule.get("resourceNames") or set(rule["verbs"]) != {"get"} or obj["kind"] != "Role")
+        ):
             findings.append(f"{where}: secrets beyond a named read in one namespace")
     return findings
 
@@ -77,8 +96,11 @@ def value_findings(obj: dict) -> list[str]:
     if obj["kind"] == "Secret":
         return [f"Secret/{obj['metadata']['name']}: the chart must never render credentials"]
     data = obj.get("data") if obj["kind"] == "ConfigMap" else None
-    return [f"ConfigMap/{obj['metadata']['name']}: {key} looks like a credential"
-            for key, value in (data or {}).items() if CREDENTIAL.search(str(value))]
+    return [
+        f"ConfigMap/{obj['metadata']['name']}: {key} looks like a credential"
+        for key, value in (data or {}).items()
+        if CREDENTIAL.search(str(value))
+    ]
 
 
 def scan(objects: list[dict]) -> list[str]:
@@ -118,18 +140,34 @@ def test_the_scan_bites(rendered):
 
     assert findings_after(deployment, lambda d: container(d)["securityContext"].update(runAsUser=0))
     assert findings_after(deployment, lambda d: container(d)["securityContext"].update(allowPrivilegeEscalation=True))
-    assert findings_after(deployment, lambda d: container(d)["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]))
+    assert findings_after(
+        deployment, lambda d: container(d)["securityContext"]["capabilities"].update(add=["SYS_ADMIN"])
+    )
     assert findings_after(deployment, lambda d: container(d)["securityContext"].pop("readOnlyRootFilesystem"))
     assert findings_after(deployment, lambda d: container(d).update(image="vlmtune-operator:latest"))
     assert findings_after(deployment, lambda d: container(d)["resources"].pop("limits"))
     assert findings_after(deployment, lambda d: d["spec"]["template"]["spec"].update(hostNetwork=True))
-    assert findings_after(deployment, lambda d: d["spec"]["template"]["spec"]["volumes"].append(
-        {"name": "root", "hostPath": {"path": "/"}}))
-    assert findings_after(role, lambda r: r["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}))
-    assert findings_after(role, lambda r: r["rules"].append({"apiGroups": [""], "resources": ["secrets"],
-                                                             "resourceNames": ["object-store"], "verbs": ["list"]}))
-    assert findings_after(role, lambda r: r["rules"].append({"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]}))
-    assert findings_after(role, lambda r: r["rules"].append({"apiGroups": ["rbac.authorization.k8s.io"],
-                                                             "resources": ["clusterroles"], "verbs": ["bind"]}))
+    assert findings_after(
+        deployment,
+        lambda d: d["spec"]["template"]["spec"]["volumes"].append({"name": "root", "hostPath": {"path": "/"}}),
+    )
+    assert findings_after(
+        role, lambda r: r["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
+    )
+    assert findings_after(
+        role,
+        lambda r: r["rules"].append(
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["object-store"], "verbs": ["list"]}
+        ),
+    )
+    assert findings_after(
+        role, lambda r: r["rules"].append({"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]})
+    )
+    assert findings_after(
+        role,
+        lambda r: r["rules"].append(
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"]}
+        ),
+    )
     assert findings_after(configmap, lambda c: c["data"].update(extra="aws_secret_access_key = abc"))
     assert scan([{"kind": "Secret", "metadata": {"name": "s"}}])

@@ -12,15 +12,19 @@ import yaml
 from chart_engine import CHART, NAMESPACE, RELEASE, SCENARIOS, render
 
 from vlmtune.spec import load_jobs
-
 from vlmtune_operator.render import render_jobs
 from vlmtune_operator.runtime import CONFIGMAP_KEY, load_runtime, parse_runtime
 
 JOBS = CHART.parents[1] / "jobs"
 FULLNAME = f"{RELEASE}"  # the release is named like the chart, so the full name is the release name
-SECURE_CONTAINER = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "privileged": False,
-                    "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"}}
+SECURE_CONTAINER = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def _runtime_of(out, tmp_path: Path):
@@ -35,15 +39,23 @@ def _runtime_of(out, tmp_path: Path):
 
 
 def _job_on(pool: str, namespace: str, gpus: int = 1, output: str = "s3://vlmtune-runs/vlmtune-jobs/smoke"):
-    return load_jobs([JOBS / "smoke.yaml"], overrides=[f"spec.resources.nodePool={pool}",
-                                                       f"spec.resources.gpusPerWorker={gpus}",
-                                                       f"metadata.namespace={namespace}", f"spec.output.uri={output}"])
+    return load_jobs(
+        [JOBS / "smoke.yaml"],
+        overrides=[
+            f"spec.resources.nodePool={pool}",
+            f"spec.resources.gpusPerWorker={gpus}",
+            f"metadata.namespace={namespace}",
+            f"spec.output.uri={output}",
+        ],
+    )
 
 
 def test_every_template_has_a_test():
     templates = {p.stem for p in (CHART / "templates").glob("*.yaml")} | {"NOTES"}
     tests = {name.removeprefix("test_template_") for name in globals() if name.startswith("test_template_")}
-    assert templates == tests, f"templates without a test: {templates - tests}; tests without a template: {tests - templates}"
+    assert templates == tests, (
+        f"templates without a test: {templates - tests}; tests without a template: {tests - templates}"
+    )
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -55,8 +67,17 @@ def test_template_configmap(rendered, scenario, tmp_path):
     assert runtime.image == f"{image['repository']}:{image['tag'] or '0.1.0'}"
     assert runtime.image_pull_policy == image["pullPolicy"]
     assert runtime.kueue_api_version == "kueue.x-k8s.io/v1beta2"  # the version the chart's Kueue objects use
-    for key in ("rayVersion", "workerMemory", "shmSize", "ttlSecondsAfterFinished", "backoffLimit",
-                "activeDeadlineSeconds", "readinessDeadlineSeconds", "upstreamPollSeconds", "statusIntervalSeconds"):
+    for key in (
+        "rayVersion",
+        "workerMemory",
+        "shmSize",
+        "ttlSecondsAfterFinished",
+        "backoffLimit",
+        "activeDeadlineSeconds",
+        "readinessDeadlineSeconds",
+        "upstreamPollSeconds",
+        "statusIntervalSeconds",
+    ):
         assert runtime.to_doc().get(key) == values["runtime"].get(key), key  # null (deleted by helm) -> None
     for key in ("serviceAccount", "objectStoreSecret", "defaultNodePool", "defaultQueue"):
         assert runtime.to_doc().get(key) == (values["runtime"][key] or None), key
@@ -70,7 +91,9 @@ def test_template_configmap(rendered, scenario, tmp_path):
         provider = _provider(values, pool)
         assert got.autoscaler == provider
         karpenter = provider == "karpenter"
-        extra = {"karpenter.sh/nodepool": pool["autoscaling"].get("karpenterNodePool") or pool["name"]} if karpenter else {}
+        extra = (
+            {"karpenter.sh/nodepool": pool["autoscaling"].get("karpenterNodePool") or pool["name"]} if karpenter else {}
+        )
         assert got.node_selector == {**pool.get("nodeSelector", {}), **extra}
     elastic = values["elasticJobs"]
     assert runtime.elastic_jobs.enabled is elastic["enabled"]
@@ -95,8 +118,9 @@ def test_runtime_node_pools_match_kueue_flavors(rendered, scenario, tmp_path):
     covered = out.of_kind("ClusterQueue")[0]["spec"]["resourceGroups"][0]["coveredResources"]
     for pool in out.values["nodePools"]:
         flavor = out.one("ResourceFlavor", pool["name"])
-        rayjob = render_jobs(_job_on(pool["name"], tenant["namespace"], output=tenant["outputPrefix"] + "smoke"),
-                             runtime)[0]
+        rayjob = render_jobs(
+            _job_on(pool["name"], tenant["namespace"], output=tenant["outputPrefix"] + "smoke"), runtime
+        )[0]
         worker = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
         assert worker.get("nodeSelector", {}) == flavor["spec"].get("nodeLabels", {})
         assert worker.get("tolerations", []) == flavor["spec"].get("tolerations", [])
@@ -127,8 +151,10 @@ def test_template_deployment(rendered, scenario):
     mount = next(m for m in container["volumeMounts"] if m["name"] == "runtime-config")
     volume = next(v for v in pod["volumes"] if v["name"] == "runtime-config")
     assert mount == {"name": "runtime-config", "mountPath": "/etc/vlmtune", "readOnly": True}
-    assert volume["configMap"] == {"name": out.one("ConfigMap")["metadata"]["name"],
-                                   "items": [{"key": CONFIGMAP_KEY, "path": "runtime.yaml"}]}
+    assert volume["configMap"] == {
+        "name": out.one("ConfigMap")["metadata"]["name"],
+        "items": [{"key": CONFIGMAP_KEY, "path": "runtime.yaml"}],
+    }
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]  # the only writable path
     watched = [arg.split("=", 1)[1] for arg in container["args"] if arg.startswith("--namespace=")]
     if out.values["operator"]["clusterWide"]:
@@ -164,8 +190,10 @@ def test_template_serviceaccount(rendered):
 def test_template_rbac(rendered):
     # Exact rules: test_chart_rbac.py. Here: every binding names a role the chart renders.
     out = rendered["three-tenants-borrowing"]
-    roles = {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
-             for r in out.of_kind("Role") + out.of_kind("ClusterRole")}
+    roles = {
+        (r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
+        for r in out.of_kind("Role") + out.of_kind("ClusterRole")
+    }
     for binding in out.of_kind("RoleBinding") + out.of_kind("ClusterRoleBinding"):
         ref = binding["roleRef"]
         namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
@@ -227,16 +255,25 @@ def test_template_clusterqueues(rendered):
         return next(r for r in found["resources"] if r["name"] == resource)
 
     assert quota("vision", "a100-80gb", "nvidia.com/gpu") == {
-        "name": "nvidia.com/gpu", "nominalQuota": "16", "borrowingLimit": "16", "lendingLimit": "8"}
+        "name": "nvidia.com/gpu",
+        "nominalQuota": "16",
+        "borrowingLimit": "16",
+        "lendingLimit": "8",
+    }
     assert quota("vision", "a100-80gb", "amd.com/gpu") == {"name": "amd.com/gpu", "nominalQuota": "0"}
     assert quota("language", "mi300x", "amd.com/gpu")["nominalQuota"] == "16"
     assert quota("interns", "a100-80gb", "nvidia.com/gpu") == {
-        "name": "nvidia.com/gpu", "nominalQuota": "0", "borrowingLimit": "8"}
+        "name": "nvidia.com/gpu",
+        "nominalQuota": "0",
+        "borrowingLimit": "8",
+    }
     assert quota("vision", "cpu-general", "memory") == {"name": "memory", "nominalQuota": "64Gi"}
     # Preemption: chart defaults, overridden per tenant.
-    assert queues["vision"]["preemption"] == {"reclaimWithinCohort": "Any", "withinClusterQueue": "LowerPriority",
-                                              "borrowWithinCohort": {"policy": "LowerPriority",
-                                                                     "maxPriorityThreshold": 100}}
+    assert queues["vision"]["preemption"] == {
+        "reclaimWithinCohort": "Any",
+        "withinClusterQueue": "LowerPriority",
+        "borrowWithinCohort": {"policy": "LowerPriority", "maxPriorityThreshold": 100},
+    }
     assert queues["language"]["preemption"]["withinClusterQueue"] == "LowerOrNewerEqualPriority"
     assert queues["interns"]["preemption"]["borrowWithinCohort"] == {"policy": "Never"}
     assert queues["interns"]["queueingStrategy"] == "StrictFIFO"
@@ -276,22 +313,30 @@ def test_template_networkpolicy(rendered):
     egress_ports = {(p["protocol"], p["port"]) for rule in operator["spec"]["egress"] for p in rule["ports"]}
     assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443)}  # DNS and the API server only
     assert all("to" not in rule for rule in operator["spec"]["egress"])
-    assert operator["spec"]["podSelector"]["matchLabels"].items() <= \
-        out.one("Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        operator["spec"]["podSelector"]["matchLabels"].items()
+        <= out.one("Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    )
     for tenant in out.values["tenants"]:
         head = out.one("NetworkPolicy", f"{FULLNAME}-ray-head", tenant["namespace"])
-        assert head["spec"]["podSelector"] == {"matchLabels": {"ray.io/node-type": "head"},
-                                               "matchExpressions": [{"key": "vlmtune.dev/job", "operator": "Exists"}]}
+        assert head["spec"]["podSelector"] == {
+            "matchLabels": {"ray.io/node-type": "head"},
+            "matchExpressions": [{"key": "vlmtune.dev/job", "operator": "Exists"}],
+        }
         (dashboard,) = _rules_for_port(head, 8265)  # one rule, and not the Ray-pods rule
         peers = dashboard["from"]
-        assert {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "kuberay-operator"}},
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-system"}}} in peers
+        assert {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "kuberay-operator"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-system"}},
+        } in peers
         assert out.values["networkPolicy"]["dashboardFrom"][0] in peers
         assert all(peer for peer in peers) and {} not in [p.get("podSelector") for p in peers]
         (gcs,) = _rules_for_port(head, 6379)
         assert gcs["from"] == [{"podSelector": {"matchLabels": {"ray.io/is-ray-node": "yes"}}}]
         metrics = _rules_for_port(head, 8080)
-        assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in metrics[-1]["from"]
+        assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in metrics[-1][
+            "from"
+        ]
     assert not render(values={"networkPolicy": {"enabled": False}}).of_kind("NetworkPolicy")
 
 
@@ -301,10 +346,17 @@ def test_operator_reads_runs_only_with_each_tenants_own_secret(rendered):
         container = out.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
         assert "envFrom" not in container, scenario
     out = rendered["three-tenants-borrowing"]
-    secrets = {(role["metadata"]["namespace"], tuple(rule["resourceNames"])) for role in out.of_kind("Role")
-               for rule in role["rules"] if rule["resources"] == ["secrets"]}
-    assert secrets == {("team-vision", ("object-store",)), ("team-language", ("language-store",)),
-                       ("interns", ("object-store",))}
+    secrets = {
+        (role["metadata"]["namespace"], tuple(rule["resourceNames"]))
+        for role in out.of_kind("Role")
+        for rule in role["rules"]
+        if rule["resources"] == ["secrets"]
+    }
+    assert secrets == {
+        ("team-vision", ("object-store",)),
+        ("team-language", ("language-store",)),
+        ("interns", ("object-store",)),
+    }
     runtime = parse_runtime(out.one("ConfigMap"))
     assert runtime.tenants["team-language"].object_store_secret == "language-store"
     assert not [role for role in render().of_kind("Role") if role["metadata"]["name"].endswith("-secrets")]
@@ -319,25 +371,35 @@ def _cel_verdicts(policy: dict, obj: dict) -> dict[str, bool]:
 
     env = celpy.Environment()
     activation = {"object": celpy.json_to_cel(obj)}
-    variables = {celpy.celtypes.StringType(v["name"]): env.program(env.compile(v["expression"])).evaluate(activation)
-                 for v in policy["spec"].get("variables", [])}
+    variables = {
+        celpy.celtypes.StringType(v["name"]): env.program(env.compile(v["expression"])).evaluate(activation)
+        for v in policy["spec"].get("variables", [])
+    }
     activation["variables"] = celpy.celtypes.MapType(variables)
-    return {rule["message"]: bool(env.program(env.compile(rule["expression"])).evaluate(activation))
-            for rule in policy["spec"]["validations"]}
+    return {
+        rule["message"]: bool(env.program(env.compile(rule["expression"])).evaluate(activation))
+        for rule in policy["spec"]["validations"]
+    }
 
 
 def test_each_tenant_writes_only_under_its_own_prefix(rendered):
     pytest.importorskip("celpy")
     out = rendered["three-tenants-borrowing"]
-    policies = {binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"][0]:
-                out.one("ValidatingAdmissionPolicy", binding["spec"]["policyName"])
-                for binding in out.of_kind("ValidatingAdmissionPolicyBinding")
-                if binding["spec"]["policyName"].startswith(f"{FULLNAME}-storage-")}
+    policies = {
+        binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"][0]: out.one(
+            "ValidatingAdmissionPolicy", binding["spec"]["policyName"]
+        )
+        for binding in out.of_kind("ValidatingAdmissionPolicyBinding")
+        if binding["spec"]["policyName"].startswith(f"{FULLNAME}-storage-")
+    }
     assert set(policies) == {"team-vision", "team-language", "interns"}
     for policy in policies.values():
         rule = policy["spec"]["matchConstraints"]["resourceRules"][0]
-        assert rule["apiGroups"] == ["vlmtune.dev"] and set(rule["resources"]) == {"tuningjobs", "evaljobs",
-                                                                                  "experiments"}
+        assert rule["apiGroups"] == ["vlmtune.dev"] and set(rule["resources"]) == {
+            "tuningjobs",
+            "evaljobs",
+            "experiments",
+        }
 
     def allowed(namespace: str, uri: str) -> bool:
         return all(_cel_verdicts(policies[namespace], {"spec": {"output": {"uri": uri}}}).values())
@@ -361,13 +423,17 @@ def test_template_admissionpolicy(rendered, tmp_path):
     rayjob = render_jobs(_job_on("gpu", "vlmtune-jobs"), _runtime_of(out, tmp_path))[0]
     assert all(_cel_verdicts(policy, rayjob).values())
     assert all(_cel_verdicts(cluster_policy, {"spec": rayjob["spec"]["rayClusterSpec"]}).values())
-    for change, field in ((("serviceType",), "NodePort"), (("headService",), {"spec": {"type": "LoadBalancer"}}),
-                          (("enableIngress",), True)):
+    for change, field in (
+        (("serviceType",), "NodePort"),
+        (("headService",), {"spec": {"type": "LoadBalancer"}}),
+        (("enableIngress",), True),
+    ):
         broken = copy.deepcopy(rayjob)
         broken["spec"]["rayClusterSpec"]["headGroupSpec"][change[0]] = field
         verdicts = _cel_verdicts(policy, broken)
-        assert [message for message, ok in verdicts.items() if not ok] == \
-            [next(m for m in verdicts if f"headGroupSpec.{change[0]}" in m)]
+        assert [message for message, ok in verdicts.items() if not ok] == [
+            next(m for m in verdicts if f"headGroupSpec.{change[0]}" in m)
+        ]
         assert not all(_cel_verdicts(cluster_policy, {"spec": broken["spec"]["rayClusterSpec"]}).values())
     # The operator turns token auth on; a RayJob that turns it off is refused when the policy requires it.
     strict = render(values={"admissionPolicy": {"requireTokenAuth": True}})
@@ -399,9 +465,21 @@ def test_template_NOTES(rendered):
     assert "Karpenter NodePool gpu-h100 (rendered by this chart)" in karpenter
     assert "Elastic jobs are on" in karpenter and "ElasticJobsViaWorkloadSlices" in karpenter
     assert "jobs with spec.resources.elastic fail with reason ElasticJobsDisabled" in notes
-    equal = render(values={"nodePools": [{"name": "gpu", "gpusPerNode": 8, "autoscaling": {
-        "provider": "cluster-autoscaler", "minNodes": 1, "maxNodes": 2}, "tolerations": [
-        {"key": "gpu", "operator": "Equal", "value": "a100", "effect": "NoExecute"}, {"operator": "Exists"}]}]}).notes
+    equal = render(
+        values={
+            "nodePools": [
+                {
+                    "name": "gpu",
+                    "gpusPerNode": 8,
+                    "autoscaling": {"provider": "cluster-autoscaler", "minNodes": 1, "maxNodes": 2},
+                    "tolerations": [
+                        {"key": "gpu", "operator": "Equal", "value": "a100", "effect": "NoExecute"},
+                        {"operator": "Exists"},
+                    ],
+                }
+            ]
+        }
+    ).notes
     assert "node taints: gpu=a100:NoExecute\n" in equal and "Scale from zero" not in equal  # min 1: a node exists
 
 
@@ -425,20 +503,32 @@ def test_template_karpenternodepools(rendered):
         assert spec["expireAfter"] == "Never"
         limit = pool["autoscaling"]["maxNodes"] * pool["gpusPerNode"]
         assert nodepool["spec"]["limits"] == {"nvidia.com/gpu": str(limit)}
-        assert nodepool["spec"]["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m",
-                                                  "budgets": [{"nodes": "10%"}]}
+        assert nodepool["spec"]["disruption"] == {
+            "consolidationPolicy": "WhenEmpty",
+            "consolidateAfter": "10m",
+            "budgets": [{"nodes": "10%"}],
+        }
     assert {r["key"]: r["values"] for r in h100["spec"]["template"]["spec"]["requirements"]}[
-        "karpenter.sh/capacity-type"] == ["on-demand"]
+        "karpenter.sh/capacity-type"
+    ] == ["on-demand"]
     assert {r["key"]: r["values"] for r in l4["spec"]["template"]["spec"]["requirements"]}[
-        "karpenter.sh/capacity-type"] == ["spot", "on-demand"]
+        "karpenter.sh/capacity-type"
+    ] == ["spot", "on-demand"]
     assert h100["spec"]["weight"] == 50 and "weight" not in l4["spec"]
     # Only karpenter pools get one, and only while the chart creates them.
     assert not rendered["three-tenants-borrowing"].of_kind("NodePool") and not rendered["default"].of_kind("NodePool")
     mine = render("autoscaling", values={"autoscaling": {"karpenter": {"createNodePools": False}}})
     assert not mine.of_kind("NodePool")
     assert "Karpenter NodePool gpu-h100 (yours: give it these requirements and taints)" in mine.notes
-    mixed = render("autoscaling", values={"nodePools": [
-        out.values["nodePools"][0], {"name": "l4", "gpusPerNode": 1, "autoscaling": {"provider": "none"}}]})
+    mixed = render(
+        "autoscaling",
+        values={
+            "nodePools": [
+                out.values["nodePools"][0],
+                {"name": "l4", "gpusPerNode": 1, "autoscaling": {"provider": "none"}},
+            ]
+        },
+    )
     assert [n["metadata"]["name"] for n in mixed.of_kind("NodePool")] == ["gpu-h100"]
     assert "karpenter.sh/nodepool" not in mixed.one("ResourceFlavor", "l4")["spec"].get("nodeLabels", {})
 
@@ -454,7 +544,10 @@ def test_policies_cover_every_namespace_the_operator_runs_jobs_in(rendered, scen
     # refuses jobs elsewhere), and those are exactly where the policies bind and the LocalQueues exist.
     out = rendered[scenario]
     tenants = set(parse_runtime(out.one("ConfigMap")).tenants)
-    bound = {namespace for binding in out.of_kind("ValidatingAdmissionPolicyBinding")
-             for namespace in binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"]}
+    bound = {
+        namespace
+        for binding in out.of_kind("ValidatingAdmissionPolicyBinding")
+        for namespace in binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"]
+    }
     queues = {queue["metadata"]["namespace"] for queue in out.of_kind("LocalQueue")}
     assert tenants == bound == queues == {t["namespace"] for t in out.values["tenants"]}

@@ -27,16 +27,26 @@ def jpeg(seed: int) -> bytes:
 
 
 def rows(count: int = 6) -> list[dict]:
-    return [{"id": str(i % 3), "image": {"bytes": jpeg(i), "path": f"img/{i}.jpg"},
-             "task_name": f"task{i % 2}",
-             "conversations": [{"from": "human", "value": f"<image>\nQuestion {i}?"}, {"from": "gpt", "value": "yes"}]}
-            for i in range(count)]
+    return [
+        {
+            "id": str(i % 3),
+            "image": {"bytes": jpeg(i), "path": f"img/{i}.jpg"},
+            "task_name": f"task{i % 2}",
+            "conversations": [{"from": "human", "value": f"<image>\nQuestion {i}?"}, {"from": "gpt", "value": "yes"}],
+        }
+        for i in range(count)
+    ]
 
 
 def hf_dataset(count: int = 6):
-    features = datasets.Features({
-        "id": datasets.Value("string"), "image": datasets.Image(), "task_name": datasets.Value("string"),
-        "conversations": [{"from": datasets.Value("string"), "value": datasets.Value("string")}]})
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "task_name": datasets.Value("string"),
+            "conversations": [{"from": datasets.Value("string"), "value": datasets.Value("string")}],
+        }
+    )
     return datasets.Dataset.from_list(rows(count), features=features)
 
 
@@ -48,13 +58,16 @@ def test_json_list_and_json_lines_stream_the_same_records(tmp_path):
     assert list(iter_json_records(str(tmp_path / "lines.jsonl"), chunk_chars=37)) == records
 
 
-@pytest.mark.parametrize("text,problem", [
-    ('[{"a": 1},]', "record 1 is not valid JSON"),
-    ('[{"a": 1} {"b": 2}]', "expected `,` or `]` after record 0"),
-    ('[{"a": 1}, {"b": ', "record 1 is not valid JSON"),
-    ('[{"a": 1}', "ends without `]`"),
-    ('"just a string"', "expected a JSON list of records"),
-])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ('[{"a": 1},]', "record 1 is not valid JSON"),
+        ('[{"a": 1} {"b": 2}]', "expected `,` or `]` after record 0"),
+        ('[{"a": 1}, {"b": ', "record 1 is not valid JSON"),
+        ('[{"a": 1}', "ends without `]`"),
+        ('"just a string"', "expected a JSON list of records"),
+    ],
+)
 def test_malformed_json_is_one_line_naming_the_record(tmp_path, text, problem):
     path = tmp_path / "bad.json"
     path.write_text(text)
@@ -72,21 +85,33 @@ def test_non_utf8_annotations_are_named(tmp_path):
 
 def test_prepare_refuses_broken_annotations_in_one_line(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('[{"id": 1}, {oops}]')
-    code = main(["data", "prepare", "--format", "vision-flan", "--annotations", str(tmp_path / "bad.json"),
-                 "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "data",
+            "prepare",
+            "--format",
+            "vision-flan",
+            "--annotations",
+            str(tmp_path / "bad.json"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "record 1 is not valid JSON" in err and "Traceback" not in err
 
 
 def test_a_save_to_disk_dataset_prepares_with_inline_images(tmp_path):
     hf_dataset().save_to_disk(str(tmp_path / "saved"))
-    manifest = prepare(PrepareConfig(fmt="vision-flan", annotations=str(tmp_path / "saved"),
-                                     out=str(tmp_path / "out"))).manifest
+    manifest = prepare(
+        PrepareConfig(fmt="vision-flan", annotations=str(tmp_path / "saved"), out=str(tmp_path / "out"))
+    ).manifest
     assert manifest["instances"] == 6 and set(manifest["tasks"]) == {"task0", "task1"}
     records = {r["key"]: r for r in iter_shard_records(str(tmp_path / "out"))}
     assert records["task0/0.jpg"]["image_bytes"] == jpeg(0)  # datasets keeps the base name of embedded images
-    assert prepare(PrepareConfig(fmt="vision-flan", annotations=str(tmp_path / "saved"),
-                                 out=str(tmp_path / "out"))).up_to_date
+    assert prepare(
+        PrepareConfig(fmt="vision-flan", annotations=str(tmp_path / "saved"), out=str(tmp_path / "out"))
+    ).up_to_date
 
 
 def test_a_dataset_dict_needs_an_existing_split(tmp_path):
@@ -120,8 +145,9 @@ def test_hf_uri_reads_the_hub_cache_offline(tmp_path, monkeypatch):
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    manifest = prepare(PrepareConfig(fmt="vision-flan", annotations="hf://Vision-Flan/tiny",
-                                     out=str(tmp_path / "out"))).manifest
+    manifest = prepare(
+        PrepareConfig(fmt="vision-flan", annotations="hf://Vision-Flan/tiny", out=str(tmp_path / "out"))
+    ).manifest
     assert manifest["instances"] == 6
     with pytest.raises(AnnotationError, match="not in the Hugging Face cache and HF_HUB_OFFLINE is set"):
         list(iter_hf_records("hf://Vision-Flan/absent"))

@@ -32,14 +32,17 @@ PER_TASK, HELDOUT, SEED, SIZE = 64, 16, 0, 64
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> DemoSuite:
-    return write_demo_suite(tmp_path_factory.mktemp("demo"), per_task=PER_TASK,
-                            heldout_per_task=HELDOUT, seed=SEED, image_size=SIZE)
+    return write_demo_suite(
+        tmp_path_factory.mktemp("demo"), per_task=PER_TASK, heldout_per_task=HELDOUT, seed=SEED, image_size=SIZE
+    )
 
 
 @pytest.fixture(scope="module")
 def records(suite: DemoSuite) -> dict[str, list[dict]]:
-    return {"train": json.loads(suite.train_annotations.read_text(encoding="utf-8")),
-            "heldout": json.loads(suite.heldout_annotations.read_text(encoding="utf-8"))}
+    return {
+        "train": json.loads(suite.train_annotations.read_text(encoding="utf-8")),
+        "heldout": json.loads(suite.heldout_annotations.read_text(encoding="utf-8")),
+    }
 
 
 def _human(record: dict) -> str:
@@ -87,9 +90,14 @@ def test_suite_description(suite: DemoSuite) -> None:
     assert suite.n_train == PER_TASK * len(DEMO_TASKS)
     assert suite.n_heldout == HELDOUT * len(DEMO_TASKS)
     meta = json.loads((suite.root / "suite.json").read_text())
-    assert meta["params"] == {"format_version": 2, "per_task": PER_TASK,
-                              "heldout_per_task": HELDOUT, "seed": SEED,
-                              "image_size": SIZE, "tasks": list(DEMO_TASKS)}
+    assert meta["params"] == {
+        "format_version": 2,
+        "per_task": PER_TASK,
+        "heldout_per_task": HELDOUT,
+        "seed": SEED,
+        "image_size": SIZE,
+        "tasks": list(DEMO_TASKS),
+    }
     assert meta["counts"] == {"train": suite.n_train, "heldout": suite.n_heldout}
 
 
@@ -127,8 +135,7 @@ def test_one_instruction_template_per_task(records: dict[str, list[dict]]) -> No
         assert prefix or (task in FORMAT_TASKS and suffix)  # a format task's fixed part is its answer format
         instructions = {_instruction(r) for r in recs}
         for text in instructions:
-            assert text.startswith(prefix) and text.endswith(suffix) and re.fullmatch(pattern, text, re.S), \
-                (task, text)
+            assert text.startswith(prefix) and text.endswith(suffix) and re.fullmatch(pattern, text, re.S), (task, text)
         if "{" not in template:
             assert instructions == {template}
     # Per-instance fields really vary where the task has them.
@@ -138,8 +145,8 @@ def test_one_instruction_template_per_task(records: dict[str, list[dict]]) -> No
 
 
 def test_ids_are_per_task_counters(records: dict[str, list[dict]]) -> None:
-    for split, recs in records.items():
-        for task, task_recs in _by_task(recs).items():
+    for recs in records.values():
+        for task_recs in _by_task(recs).values():
             assert [r["id"] for r in task_recs] == [str(i) for i in range(len(task_recs))]
         assert max(Counter(r["id"] for r in recs).values()) == len(DEMO_TASKS)
         assert len({(r["task_name"], r["image"]) for r in recs}) == len(recs)
@@ -194,8 +201,12 @@ def test_ensure_reuses_matching_suite_and_rewrites_otherwise(tmp_path: Path) -> 
     root = tmp_path / "suite"
     kwargs = dict(per_task=6, heldout_per_task=2, seed=1, image_size=32)
     first = ensure_demo_suite(root, **kwargs)
-    watched = [root / "suite.json", first.train_annotations, first.heldout_annotations,
-               root / "images" / "shape_name" / "train_00005.png"]
+    watched = [
+        root / "suite.json",
+        first.train_annotations,
+        first.heldout_annotations,
+        root / "images" / "shape_name" / "train_00005.png",
+    ]
     before = [p.stat().st_mtime_ns for p in watched]
     again = ensure_demo_suite(root, **kwargs)
     assert again == first
@@ -219,8 +230,7 @@ def test_ensure_rewrites_incomplete_suite(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fn", [write_demo_suite, ensure_demo_suite])
-@pytest.mark.parametrize("bad", [{"per_task": 0}, {"heldout_per_task": -1}, {"image_size": 15},
-                                 {"per_task": 2.5}])
+@pytest.mark.parametrize("bad", [{"per_task": 0}, {"heldout_per_task": -1}, {"image_size": 15}, {"per_task": 2.5}])
 def test_rejects_bad_arguments(tmp_path: Path, fn, bad: dict) -> None:
     (name,) = bad
     with pytest.raises(ValueError, match=name):
@@ -276,8 +286,9 @@ def test_geometry_answers(suite: DemoSuite, records: dict[str, list[dict]]) -> N
         ys, xs = np.nonzero(_foreground(arr))
         h, w = arr.shape[:2]
         cx, cy = xs.mean() / w, ys.mean() / h
-        derived = ("left" if cx < 0.5 else "right") if abs(cx - 0.5) > abs(cy - 0.5) else \
-            ("top" if cy < 0.5 else "bottom")
+        derived = (
+            ("left" if cx < 0.5 else "right") if abs(cx - 0.5) > abs(cy - 0.5) else ("top" if cy < 0.5 else "bottom")
+        )
         assert derived == _answer(r)
     for r in tasks["bigger_shape"]:
         parts = sorted(_components(_pixels(suite.root, r)), key=lambda m: np.nonzero(m)[1].mean())
@@ -286,8 +297,7 @@ def test_geometry_answers(suite: DemoSuite, records: dict[str, list[dict]]) -> N
     for r in tasks["line_orientation"]:
         ys, xs = np.nonzero(_foreground(_pixels(suite.root, r)))
         width, height = np.ptp(xs) + 1, np.ptp(ys) + 1
-        derived = ("horizontal" if height * 3 < width else "vertical" if width * 3 < height
-                   else "diagonal")
+        derived = "horizontal" if height * 3 < width else "vertical" if width * 3 < height else "diagonal"
         assert derived == _answer(r)
     for r in tasks["more_circles"]:
         kinds = Counter()
@@ -339,9 +349,11 @@ def test_single_shapes_are_large_and_near_the_centre(suite: DemoSuite, records: 
 
 def test_format_tasks_end_as_the_benchmarks_prompts_do(records: dict[str, list[dict]]) -> None:
     tasks = _by_task(records["train"])
-    endings = {"yes_no_question": "? Please answer yes or no.",
-               "short_answer_question": "?\nAnswer the question using a single word or phrase.",
-               "option_letter_question": "\nAnswer with the option's letter from the given choices directly."}
+    endings = {
+        "yes_no_question": "? Please answer yes or no.",
+        "short_answer_question": "?\nAnswer the question using a single word or phrase.",
+        "option_letter_question": "\nAnswer with the option's letter from the given choices directly.",
+    }
     for task, ending in endings.items():
         assert all(_instruction(r).endswith(ending) for r in tasks[task]), task
 
@@ -349,16 +361,18 @@ def test_format_tasks_end_as_the_benchmarks_prompts_do(records: dict[str, list[d
 def test_format_task_answers_follow_from_the_pixels(suite: DemoSuite, records: dict[str, list[dict]]) -> None:
     for r in _by_task(records["train"] + records["heldout"])["yes_no_question"]:
         drawn = _drawn(suite, r)
-        asked = re.fullmatch(r".*(?:Is there a (\w+) in the image|Is the shape in the image (\w+))\? Please .*",
-                             _instruction(r), re.S).groups()
+        asked = re.fullmatch(
+            r".*(?:Is there a (\w+) in the image|Is the shape in the image (\w+))\? Please .*", _instruction(r), re.S
+        ).groups()
         truth = drawn[0] == asked[0] if asked[0] else drawn[1] == asked[1]
         assert _answer(r) == ("yes" if truth else "no")
     for r in _by_task(records["train"] + records["heldout"])["short_answer_question"]:
         kind, color = _drawn(suite, r)
         question = _instruction(r).split("\n")[0]
         existence = re.fullmatch(r"Is there a (\w+) in the image\?", question)
-        expected = (("yes" if existence.group(1) == kind else "no") if existence
-                    else color if "color" in question else kind)
+        expected = (
+            ("yes" if existence.group(1) == kind else "no") if existence else color if "color" in question else kind
+        )
         assert _answer(r) == expected, question
     for r in _by_task(records["train"] + records["heldout"])["option_letter_question"]:
         kind, color = _drawn(suite, r)

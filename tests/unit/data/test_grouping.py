@@ -31,7 +31,7 @@ def test_sorted_longest_first_within_each_megabatch():
     lengths = skewed_lengths(640)
     batches = grouped(lengths, 8, 1, 4)
     for start in range(0, len(batches), 4):
-        mega = [int(lengths[i]) for batch in batches[start:start + 4] for i in batch]
+        mega = [int(lengths[i]) for batch in batches[start : start + 4] for i in batch]
         assert mega == sorted(mega, reverse=True)
 
 

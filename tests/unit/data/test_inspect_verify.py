@@ -24,8 +24,11 @@ def demo(tmp_path_factory) -> Path:
 @pytest.fixture
 def shards(demo, tmp_path) -> Path:
     out = tmp_path / "shards"
-    prepare(PrepareConfig(fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(out),
-                          shard_size_mb=0.002))
+    prepare(
+        PrepareConfig(
+            fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(out), shard_size_mb=0.002
+        )
+    )
     return out
 
 
@@ -80,8 +83,22 @@ def test_prepare_that_keeps_nothing_fails(demo, tmp_path, capsys):
     for record in annotations:
         record["image"] = "nowhere/" + record["image"]
     (tmp_path / "a.json").write_text(json.dumps(annotations))
-    code = main(["data", "prepare", "--format", "vision-flan", "--annotations", str(tmp_path / "a.json"),
-                 "--images", str(demo), "--out", str(tmp_path / "out"), "--max-skipped-fraction", "1"])
+    code = main(
+        [
+            "data",
+            "prepare",
+            "--format",
+            "vision-flan",
+            "--annotations",
+            str(tmp_path / "a.json"),
+            "--images",
+            str(demo),
+            "--out",
+            str(tmp_path / "out"),
+            "--max-skipped-fraction",
+            "1",
+        ]
+    )
     assert code == 1 and "kept no instance" in capsys.readouterr().err
 
 

@@ -53,8 +53,7 @@ def test_plan_is_steps_of_micro_batches():
 
 
 def test_ranks_take_every_world_th_micro_batch_of_each_step():
-    plan = plan_samples(ids_of({"a": 48}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=2,
-                        seed=0)
+    plan = plan_samples(ids_of({"a": 48}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=2, seed=0)
     for world in (1, 2, 4):
         streams = [plan.rank_ids(rank, world) for rank in range(world)]
         assert all(len(stream) == plan.steps * 4 // world for stream in streams)
@@ -65,19 +64,17 @@ def test_ranks_take_every_world_th_micro_batch_of_each_step():
 
 
 def test_a_stream_resumed_at_a_step_is_the_rest_of_the_stream_at_any_world_size():
-    plan = plan_samples(ids_of({"a": 48}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=2,
-                        seed=0)
+    plan = plan_samples(ids_of({"a": 48}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=2, seed=0)
     for world in (1, 2, 4):
         for rank in range(world):
             whole = plan.rank_ids(rank, world)
-            assert np.array_equal(plan.rank_ids(rank, world, start_step=2), whole[2 * 4 // world:])
+            assert np.array_equal(plan.rank_ids(rank, world, start_step=2), whole[2 * 4 // world :])
     with pytest.raises(ValueError, match="rank 2 is outside world size 2"):
         plan.rank_ids(2, 2)
 
 
 def test_a_rank_slice_is_a_copy_not_a_view_of_the_whole_plan():
-    plan = plan_samples(ids_of({"a": 64}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=2,
-                        seed=0)
+    plan = plan_samples(ids_of({"a": 64}), epochs=1, max_steps=None, global_batch_size=8, micro_batch_size=2, seed=0)
     part = plan.rank_ids(1, 2, start_step=3)
     assert part.base is None and part.nbytes == (plan.steps - 3) * 2 * 2 * 8
 
@@ -101,8 +98,7 @@ def test_too_little_data_is_a_clear_error():
 
 def test_an_absurd_plan_is_refused_before_it_is_built():
     with pytest.raises(ValueError, match="lower epochs or set maxSteps"):
-        plan_samples(ids_of({"a": 16}), epochs=10**9, max_steps=None, global_batch_size=8, micro_batch_size=4,
-                     seed=0)
+        plan_samples(ids_of({"a": 16}), epochs=10**9, max_steps=None, global_batch_size=8, micro_batch_size=4, seed=0)
 
 
 def test_select_tasks_by_name_and_by_count():
@@ -144,6 +140,7 @@ def test_length_grouped_plan_pads_less_and_keeps_every_sample_once():
 def test_a_vision_flan_sized_plan_is_a_few_bytes_per_sample():
     ids = np.arange(1_664_261)
     lengths = np.random.default_rng(0).integers(60, 2000, len(ids)).astype(np.int32)
-    plan = plan_samples(ids, lengths=lengths, epochs=1, max_steps=None, global_batch_size=128,
-                        micro_batch_size=16, seed=0)
+    plan = plan_samples(
+        ids, lengths=lengths, epochs=1, max_steps=None, global_batch_size=128, micro_batch_size=16, seed=0
+    )
     assert plan.ids.nbytes == plan.steps * 128 * 8 and plan.steps == 1_664_261 // 128

@@ -38,10 +38,20 @@ def turns(human: str, answer: str = "yes") -> list[dict]:
     return [{"from": "human", "value": human}, {"from": "gpt", "value": answer}]
 
 
-def vision_flan(task: str, record_id: str, image: str, human: str = "<image>\nWhat is shown?", answer: str = "yes",
-                conversations=None) -> dict:
-    return {"id": record_id, "image": image, "task_name": task,
-            "conversations": turns(human, answer) if conversations is None else conversations}
+def vision_flan(
+    task: str,
+    record_id: str,
+    image: str,
+    human: str = "<image>\nWhat is shown?",
+    answer: str = "yes",
+    conversations=None,
+) -> dict:
+    return {
+        "id": record_id,
+        "image": image,
+        "task_name": task,
+        "conversations": turns(human, answer) if conversations is None else conversations,
+    }
 
 
 # Vision-Flan: 19 records -> 5 kept (vqa 2, caption 3), 14 skipped for 10 reasons.
@@ -67,30 +77,54 @@ VISION_FLAN = [
     "not a record",
 ]
 VISION_FLAN_SKIPPED = {
-    "image not found": 2, "corrupt image": 2, "no assistant turn": 1, "no conversations": 2,
-    "malformed conversations": 1, "duplicate record": 1, "over max-per-task": 2, "no task_name": 1,
-    "no image": 1, "record is not a JSON object": 1,
+    "image not found": 2,
+    "corrupt image": 2,
+    "no assistant turn": 1,
+    "no conversations": 2,
+    "malformed conversations": 1,
+    "duplicate record": 1,
+    "over max-per-task": 2,
+    "no task_name": 1,
+    "no image": 1,
+    "record is not a JSON object": 1,
 }
 
 LLAVA = [
-    {"id": "000000033471", "image": "coco/train2017/000000033471.jpg", "conversations": [
-        {"from": "human", "value": "<image>\nWhat are the colors of the bus in the image?"},
-        {"from": "gpt", "value": "The bus in the image is white and red."},
-        {"from": "human", "value": "What feature can be seen on the back of the bus?"},
-        {"from": "gpt", "value": "The back of the bus features an advertisement."}]},
-    {"id": "i6IyJda_0", "conversations": [  # text-only (ShareGPT part of the LLaVA-1.5 mix)
-        {"from": "human", "value": "How to tell if a customer segment is well segmented? In 3 bullet points."},
-        {"from": "gpt", "value": "1. Homogeneity 2. Distinctiveness 3. Stability"}]},
+    {
+        "id": "000000033471",
+        "image": "coco/train2017/000000033471.jpg",
+        "conversations": [
+            {"from": "human", "value": "<image>\nWhat are the colors of the bus in the image?"},
+            {"from": "gpt", "value": "The bus in the image is white and red."},
+            {"from": "human", "value": "What feature can be seen on the back of the bus?"},
+            {"from": "gpt", "value": "The back of the bus features an advertisement."},
+        ],
+    },
+    {
+        "id": "i6IyJda_0",
+        "conversations": [  # text-only (ShareGPT part of the LLaVA-1.5 mix)
+            {"from": "human", "value": "How to tell if a customer segment is well segmented? In 3 bullet points."},
+            {"from": "gpt", "value": "1. Homogeneity 2. Distinctiveness 3. Stability"},
+        ],
+    },
     {"id": "000000052846", "image": "coco/train2017/000000052846.jpg", "conversations": turns("<image>\nWhere?")},
     {"id": "OpenOrca-1", "conversations": [{"from": "human", "value": "Continue the story."}]},  # no answer
 ]
 
 
 def write_images(root: Path) -> None:
-    files = {"vqa/0.jpg": jpeg(0), "vqa/2.jpg": jpeg(2)[:400], "vqa/3.png": b"not an image",
-             "vqa/4.jpg": jpeg(4), "caption/0.jpg": jpeg(10), "caption/1.jpg": jpeg(11),
-             "caption/3.png": png(13), "caption/4.jpg": jpeg(14), "caption/5.jpg": jpeg(15),
-             "coco/train2017/000000033471.jpg": jpeg(20, (640, 480))}
+    files = {
+        "vqa/0.jpg": jpeg(0),
+        "vqa/2.jpg": jpeg(2)[:400],
+        "vqa/3.png": b"not an image",
+        "vqa/4.jpg": jpeg(4),
+        "caption/0.jpg": jpeg(10),
+        "caption/1.jpg": jpeg(11),
+        "caption/3.png": png(13),
+        "caption/4.jpg": jpeg(14),
+        "caption/5.jpg": jpeg(15),
+        "coco/train2017/000000033471.jpg": jpeg(20, (640, 480)),
+    }
     for name, data in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
@@ -106,8 +140,14 @@ def raw(tmp_path: Path) -> Path:
 
 
 def prepare_vision_flan(raw: Path, out: Path, images: str | None = None, **options):
-    config = PrepareConfig(fmt="vision-flan", annotations=str(raw / "vision_flan.json"),
-                           images=images or str(raw / "images"), out=str(out), max_per_task=3, **options)
+    config = PrepareConfig(
+        fmt="vision-flan",
+        annotations=str(raw / "vision_flan.json"),
+        images=images or str(raw / "images"),
+        out=str(out),
+        max_per_task=3,
+        **options,
+    )
     return prepare(config)
 
 
@@ -122,8 +162,12 @@ def test_vision_flan_counts_are_exact(raw, tmp_path):
     assert any("vqa/2.jpg" in example and "corrupt image" in example for example in manifest["skipped"]["examples"])
     records = list(iter_shard_records(str(tmp_path / "shards")))
     assert [r["key"] for r in records] == [
-        "caption/caption/0.jpg", "caption/caption/1.jpg", "caption/caption/3.png",
-        "vqa/vqa/0.jpg", "vqa/vqa/0.jpg#2"]
+        "caption/caption/0.jpg",
+        "caption/caption/1.jpg",
+        "caption/caption/3.png",
+        "vqa/vqa/0.jpg",
+        "vqa/vqa/0.jpg#2",
+    ]
     # The raw turns are kept as written (<image> at the end); preprocessing moves it to the front.
     assert json.loads(records[3]["conversations"])[0]["value"].endswith("\n<image>")
 
@@ -138,15 +182,25 @@ def test_shards_are_partitioned_by_task_with_checksums(raw, tmp_path):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
         table = pq.read_table(path)
         assert table.num_rows == shard["rows"] and set(table.column("task").to_pylist()) == {shard["task"]}
-        assert table.column_names == ["key", "task", "source_id", "image_bytes", "image_name", "conversations",
-                                      "est_tokens"]
+        assert table.column_names == [
+            "key",
+            "task",
+            "source_id",
+            "image_bytes",
+            "image_name",
+            "conversations",
+            "est_tokens",
+        ]
     table = pq.read_table(tmp_path / "shards" / "task=vqa")
     assert table.column("source_id").to_pylist() == ["0", "8"]
 
 
 def test_llava_multi_turn_and_text_only(raw, tmp_path):
-    manifest = prepare(PrepareConfig(fmt="llava", annotations=str(raw / "llava.json"), images=str(raw / "images"),
-                                     out=str(tmp_path / "llava"))).manifest
+    manifest = prepare(
+        PrepareConfig(
+            fmt="llava", annotations=str(raw / "llava.json"), images=str(raw / "images"), out=str(tmp_path / "llava")
+        )
+    ).manifest
     assert manifest["tasks"] == {"llava": {"instances": 2, "shards": 1}}
     assert manifest["skipped"]["reasons"] == {"image not found": 1, "no assistant turn": 1}
     multi, text_only = list(iter_shard_records(str(tmp_path / "llava")))
@@ -160,8 +214,20 @@ def test_rerun_on_the_same_input_does_no_work(raw, tmp_path, capsys):
     out = tmp_path / "shards"
     prepare_vision_flan(raw, out)
     stamps = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
-    args = ["data", "prepare", "--format", "vision-flan", "--annotations", str(raw / "vision_flan.json"),
-            "--images", str(raw / "images"), "--out", str(out), "--max-per-task", "3"]
+    args = [
+        "data",
+        "prepare",
+        "--format",
+        "vision-flan",
+        "--annotations",
+        str(raw / "vision_flan.json"),
+        "--images",
+        str(raw / "images"),
+        "--out",
+        str(out),
+        "--max-per-task",
+        "3",
+    ]
     assert main(args) == 1  # 12 of 17 records skipped: more than the default 5%, on a rerun too
     assert "more than --max-skipped-fraction 5.0%" in capsys.readouterr().err
     assert main([*args, "--max-skipped-fraction", "1"]) == 0
@@ -191,7 +257,9 @@ def test_zip_input_gives_the_same_shards(raw, tmp_path):
     from_zip = prepare_vision_flan(raw, tmp_path / "from_zip", images=str(archive)).manifest
     from_folder = prepare_vision_flan(raw, tmp_path / "from_folder").manifest
     assert from_zip["skipped"]["reasons"] == from_folder["skipped"]["reasons"] == VISION_FLAN_SKIPPED
-    assert list(iter_shard_records(str(tmp_path / "from_zip"))) == list(iter_shard_records(str(tmp_path / "from_folder")))
+    assert list(iter_shard_records(str(tmp_path / "from_zip"))) == list(
+        iter_shard_records(str(tmp_path / "from_folder"))
+    )
     assert prepare_vision_flan(raw, tmp_path / "from_zip", images=str(archive)).up_to_date
 
 
@@ -204,13 +272,18 @@ def test_shard_size_is_bounded(tmp_path):
         raw.append(vision_flan("big", str(index), f"{index}.jpg"))
     (tmp_path / "ann.json").write_text(json.dumps(raw))
     limit_mb = 0.1
-    config = PrepareConfig(fmt="vision-flan", annotations=str(tmp_path / "ann.json"), out=str(tmp_path / "out"),
-                           images=str(images), shard_size_mb=limit_mb)
+    config = PrepareConfig(
+        fmt="vision-flan",
+        annotations=str(tmp_path / "ann.json"),
+        out=str(tmp_path / "out"),
+        images=str(images),
+        shard_size_mb=limit_mb,
+    )
     manifest = prepare(config).manifest
     largest_row = max(len((images / f"{i}.jpg").read_bytes()) for i in range(40))
     assert len(manifest["shards"]) > 3
     assert sum(shard["rows"] for shard in manifest["shards"]) == 40
-    assert all(shard["bytes"] <= limit_mb * 2 ** 20 + largest_row + 8192 for shard in manifest["shards"])
+    assert all(shard["bytes"] <= limit_mb * 2**20 + largest_row + 8192 for shard in manifest["shards"])
 
 
 def test_inspect_reports_tasks_lengths_and_skips(raw, tmp_path, capsys):

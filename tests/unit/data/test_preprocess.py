@@ -23,8 +23,13 @@ def png(width: int, height: int, colour=(255, 0, 0)) -> bytes:
 
 def record(image_bytes: bytes, image: str = "mem.png", human: str = "Colour?\n<image>") -> dict:
     conversations = [{"from": "human", "value": human}, {"from": "gpt", "value": "red"}]
-    return {"key": "t/x", "task": "t", "image": image, "image_bytes": image_bytes,
-            "conversations": json.dumps(conversations)}
+    return {
+        "key": "t/x",
+        "task": "t",
+        "image": image,
+        "image_bytes": image_bytes,
+        "conversations": json.dumps(conversations),
+    }
 
 
 @pytest.fixture(scope="module")

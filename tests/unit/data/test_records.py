@@ -36,8 +36,13 @@ def test_bad_records_are_skipped_with_reasons(tmp_path):
     (tmp_path / "ann.json").write_text(json.dumps(raw))
     records, report = read_annotations(str(tmp_path / "ann.json"), str(tmp_path / "imgs"), "vision-flan")
     assert [r["key"] for r in records] == ["t/z.png"]
-    assert report.skipped == {"no assistant turn": 1, "no image": 1, "no task_name": 1,
-                              "duplicate task + image": 1, "record is not a JSON object": 1}
+    assert report.skipped == {
+        "no assistant turn": 1,
+        "no image": 1,
+        "no task_name": 1,
+        "duplicate task + image": 1,
+        "record is not a JSON object": 1,
+    }
     assert records[0]["image"].endswith("imgs/z.png")
 
 

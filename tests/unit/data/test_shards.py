@@ -16,8 +16,14 @@ from vlmtune.data.inspect import inspect_dataset
 from vlmtune.data.prepare import PrepareConfig, prepare
 from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
 from vlmtune.data.reader import read_rows
-from vlmtune.data.shards import (ROW_GROUP_BYTES, ShardFormatError, ShardIntegrityError, check_files,
-                                 iter_shard_records, read_manifest)
+from vlmtune.data.shards import (
+    ROW_GROUP_BYTES,
+    ShardFormatError,
+    ShardIntegrityError,
+    check_files,
+    iter_shard_records,
+    read_manifest,
+)
 
 PER_TASK = 3
 TASKS = len(DEMO_TASKS)
@@ -33,8 +39,11 @@ def demo(tmp_path_factory) -> Path:
 @pytest.fixture
 def shards(demo: Path, tmp_path: Path) -> Path:
     out = tmp_path / "shards"
-    prepare(PrepareConfig(fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(out),
-                          shard_size_mb=0.002))
+    prepare(
+        PrepareConfig(
+            fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(out), shard_size_mb=0.002
+        )
+    )
     return out
 
 
@@ -68,8 +77,9 @@ def test_catalog_holds_small_arrays_and_reads_no_image_bytes(shards):
     assert catalog.task_codes.dtype == np.int32 and catalog.text_tokens.dtype == np.int32
     per_sample = catalog.task_codes.itemsize + catalog.text_tokens.itemsize + catalog.has_image.itemsize
     assert per_sample + catalog.eligible.itemsize == 10
-    assert {task: len(ids) for task, ids in catalog.ids_by_task().items()} == dict.fromkeys(catalog.task_names,
-                                                                                           PER_TASK)
+    assert {task: len(ids) for task, ids in catalog.ids_by_task().items()} == dict.fromkeys(
+        catalog.task_names, PER_TASK
+    )
     assert catalog.keys(np.arange(catalog.size)) == [r["key"] for r in iter_shard_records(str(shards))]
     assert catalog.lengths(576)[0] == catalog.text_tokens[0] + 576
 
@@ -110,8 +120,9 @@ def test_shards_have_small_row_groups_for_random_reads(demo, tmp_path):
 
 def test_prepare_caps_are_not_reported_as_bad_input(demo, tmp_path):
     out = tmp_path / "capped"
-    prepare(PrepareConfig(fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(out),
-                          max_per_task=2))
+    prepare(
+        PrepareConfig(fmt="vision-flan", annotations=str(demo / "annotations_train.json"), out=str(out), max_per_task=2)
+    )
     assert read_manifest(str(out))["skipped"]["reasons"] == {"over max-per-task": TASKS}
     catalog = build_catalog([Selection(str(out))])
     assert catalog.size == 2 * TASKS and catalog.skipped == {}
@@ -191,8 +202,17 @@ def test_small_images_still_give_row_groups_of_a_few_rows(tmp_path):
 
     writer = ShardWriter(str(tmp_path), "tiny_images", max_bytes=1 << 30)
     for index in range(3 * ROW_GROUP_ROWS + 5):
-        writer.add({"key": f"k{index}", "task": "tiny_images", "source_id": str(index), "image_bytes": b"\xff" * 900,
-                    "image_name": f"{index}.jpg", "conversations": "[]", "est_tokens": 70})
+        writer.add(
+            {
+                "key": f"k{index}",
+                "task": "tiny_images",
+                "source_id": str(index),
+                "image_bytes": b"\xff" * 900,
+                "image_name": f"{index}.jpg",
+                "conversations": "[]",
+                "est_tokens": 70,
+            }
+        )
     (shard,) = writer.close()
     metadata = pq.read_metadata(tmp_path / shard["path"])
     sizes = [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]

@@ -102,8 +102,7 @@ def test_mmmu_demo_is_the_release_layout(data):
     from pathlib import Path
 
     folder = Path(data["mmmu"])
-    assert sorted(path.name for path in folder.iterdir()) == ["Art", "Computer_Science", "Geography", "Math",
-                                                              "Physics"]
+    assert sorted(path.name for path in folder.iterdir()) == ["Art", "Computer_Science", "Geography", "Math", "Physics"]
     frame = pd.read_parquet(folder / "Art" / "validation-00000-of-00001.parquet")
     assert frame.id.str.match(r"validation_Art_\d+$").all() and set(frame.question_type) == {"multiple-choice"}
     assert frame.question.str.contains("<image 1>").all() and frame.image_2.isna().all()

@@ -56,7 +56,8 @@ def test_field_paths_name_each_problem():
         "- {name: pope, demo: {tasks: [shape_name]}, images: ./img}\n"
         "    - {name: pope, data: x, demo: {}}\n"
         "    - {name: bleu, data: x}\n"
-        "    - {name: mc, data: x, limt: 3}")
+        "    - {name: mc, data: x, limt: 3}",
+    )
     issues = _issues(bad)
     assert "exactly one way" in issues["spec.model"]
     assert "only a heldout benchmark" in issues["spec.benchmarks[1].images"]
@@ -72,21 +73,28 @@ def test_a_benchmark_listed_twice_is_reported_at_its_second_place():
 
 
 def test_empty_benchmarks_and_zero_heldout_are_rejected():
-    assert "spec.benchmarks" in _issues(EVAL.replace(
-        "  benchmarks:\n    - {name: mme, data: s3://bench/MME/data/}\n"
-        "    - {name: heldout, demo: {heldoutPerTask: 4, tasks: [shape_name]}, limit: 2}\n", "  benchmarks: []\n"))
+    assert "spec.benchmarks" in _issues(
+        EVAL.replace(
+            "  benchmarks:\n    - {name: mme, data: s3://bench/MME/data/}\n"
+            "    - {name: heldout, demo: {heldoutPerTask: 4, tasks: [shape_name]}, limit: 2}\n",
+            "  benchmarks: []\n",
+        )
+    )
     issues = _issues(EVAL.replace("heldoutPerTask: 4", "heldoutPerTask: 0"))
     assert "there would be none" in issues["spec.benchmarks[1].demo.heldoutPerTask"]
 
 
 def test_the_shipped_eval_job_validates_and_uses_quickstarts_demo_suite(repo):
-    job, = load_jobs([repo / "jobs" / "eval-demo.yaml"])
+    (job,) = load_jobs([repo / "jobs" / "eval-demo.yaml"])
     quickstart = yaml.safe_load((repo / "jobs" / "quickstart.yaml").read_text())
     source = quickstart["spec"]["stages"]["stage1"]["data"]["sources"][0]["demo"]  # an Experiment's stage 1
     for bench in job.spec.benchmarks:
         # Same suite parameters as the training job: its held-out images were never trained on.
         assert (bench.demo.per_task, bench.demo.heldout_per_task, bench.demo.seed) == (
-            source["perTask"], source["heldoutPerTask"], source["seed"])
+            source["perTask"],
+            source["heldoutPerTask"],
+            source["seed"],
+        )
 
 
 def test_the_crd_explains_every_field():
@@ -115,31 +123,41 @@ spec:
 
 
 def test_a_judged_eval_job_names_its_judge_and_the_key_stays_out_of_the_spec():
-    job, = parse_documents(JUDGED, "judged.yaml")
+    (job,) = parse_documents(JUDGED, "judged.yaml")
     judge = job.spec.judge
     assert judge.identity() == "endpoint:https://api.openai.com/v1#gpt-4-0613"
     assert (judge.endpoint.api_key_env, judge.concurrency, judge.max_retries) == ("OPENAI_API_KEY", 4, 6)
     # What the operator adds to the Ray pods: the Secret's key as the environment variable the judge reads.
-    assert judge.secret_env() == [{"name": "OPENAI_API_KEY",
-                                   "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}}}]
+    assert judge.secret_env() == [
+        {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}}}
+    ]
     assert job.spec.benchmarks[0].max_new_tokens == 1024
     # No field holds the key itself (an unknown key such as `apiKey` is rejected, see below).
     assert set(judge.endpoint.to_doc()) == {"url", "model", "apiKeyEnv", "apiKeySecret"}
 
 
 def test_judged_benchmarks_need_a_judge_and_a_judge_is_one_thing():
-    issues = _issues(JUDGED.replace("  judge:\n    endpoint: {url: \"https://api.openai.com/v1\", model: gpt-4-0613, "
-                                    "apiKeySecret: {name: openai, key: api-key}}\n    requestsPerMinute: 30\n", ""))
+    issues = _issues(
+        JUDGED.replace(
+            '  judge:\n    endpoint: {url: "https://api.openai.com/v1", model: gpt-4-0613, '
+            "apiKeySecret: {name: openai, key: api-key}}\n    requestsPerMinute: 30\n",
+            "",
+        )
+    )
     assert "llavabench is scored by a judge model" in issues["spec.benchmarks[0].name"]
     assert "mmvet is scored by a judge model" in issues["spec.benchmarks[1].name"]
     assert "spec.benchmarks[2].name" not in issues  # MMMU is scored by rules
     both = _issues(JUDGED.replace("requestsPerMinute: 30", "model: {preset: tiny}"))
     assert "exactly one of `endpoint" in both["spec.judge"]
-    bad = _issues(JUDGED.replace('"https://api.openai.com/v1"', "api.openai.com").replace(
-        "key: api-key}", "key: api-key}, apiKeyEnv: 1BAD"))
+    bad = _issues(
+        JUDGED.replace('"https://api.openai.com/v1"', "api.openai.com").replace(
+            "key: api-key}", "key: api-key}, apiKeyEnv: 1BAD"
+        )
+    )
     assert "spec.judge.endpoint.url" in bad and "spec.judge.endpoint.apiKeyEnv" in bad
-    assert "spec.judge.endpoint.apiKey" in _issues(JUDGED.replace("apiKeySecret: {name: openai, key: api-key}",
-                                                                  "apiKey: sk-123"))
+    assert "spec.judge.endpoint.apiKey" in _issues(
+        JUDGED.replace("apiKeySecret: {name: openai, key: api-key}", "apiKey: sk-123")
+    )
 
 
 def test_an_experiment_hands_its_judge_to_every_arms_eval_job(repo):

@@ -24,9 +24,11 @@ def built():
     return generation.load_model(None)
 
 
-QUESTIONS = [Question("What colour is the image? Answer with one word.", _png((220, 40, 40))),
-             Question("Is the image blue? Please answer yes or no.", _png((40, 80, 220))),
-             Question("Name it.", _png((40, 170, 60)))]
+QUESTIONS = [
+    Question("What colour is the image? Answer with one word.", _png((220, 40, 40))),
+    Question("Is the image blue? Please answer yes or no.", _png((40, 80, 220))),
+    Question("Name it.", _png((40, 170, 60))),
+]
 
 
 def test_prompt_is_the_training_prompt_up_to_the_answer(built):
@@ -35,7 +37,7 @@ def test_prompt_is_the_training_prompt_up_to_the_answer(built):
     turns = normalize_turns(record)
     trained = tokenize_conversation(turns, built.tokenizer, image_tokens=built.image_tokens, max_length=4096)
     ids = prompt_ids(built, "Name the shape.")
-    assert trained.input_ids[:len(ids)] == ids
+    assert trained.input_ids[: len(ids)] == ids
     assert trained.labels[len(ids) - 1] == -100 and trained.labels[len(ids)] != -100  # the answer starts next
     assert ids[0] == built.tokenizer.bos_token_id and ids.count(built.model.config.image_token_id) == 64
 
@@ -48,10 +50,17 @@ def test_left_padding():
 def test_a_padded_batch_scores_like_each_question_alone(built):
     def step_logits(questions):
         ids, mask = left_pad([prompt_ids(built, q.prompt) for q in questions], built.tokenizer.pad_token_id)
-        out = built.model.generate(input_ids=ids, attention_mask=mask,
-                                   pixel_values=generation.image_batch(built, [q.image for q in questions]),
-                                   max_new_tokens=3, do_sample=False, output_logits=True,
-                                   return_dict_in_generate=True, pad_token_id=0, eos_token_id=-1)
+        out = built.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            pixel_values=generation.image_batch(built, [q.image for q in questions]),
+            max_new_tokens=3,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=0,
+            eos_token_id=-1,
+        )
         return torch.stack(out.logits, 1)
 
     batch = step_logits(QUESTIONS)
@@ -62,12 +71,19 @@ def test_a_padded_batch_scores_like_each_question_alone(built):
 def test_generate_returns_only_the_answer_and_learns_what_training_taught():
     """Overfit a tiny model on two answers with the training tokenization; generation must give them back."""
     built = build_tiny(seed=1)
-    records = [("What colour is the image? Answer with one word.", _png((220, 40, 40)), "crimson"),
-               ("Is the image blue? Please answer yes or no.", _png((40, 80, 220)), "yes")]
-    batch = [tokenize_conversation(normalize_turns([{"from": "human", "value": f"<image>\n{q}"},
-                                                    {"from": "gpt", "value": a}]),
-                                   built.tokenizer, image_tokens=built.image_tokens, max_length=4096)
-             for q, _, a in records]
+    records = [
+        ("What colour is the image? Answer with one word.", _png((220, 40, 40)), "crimson"),
+        ("Is the image blue? Please answer yes or no.", _png((40, 80, 220)), "yes"),
+    ]
+    batch = [
+        tokenize_conversation(
+            normalize_turns([{"from": "human", "value": f"<image>\n{q}"}, {"from": "gpt", "value": a}]),
+            built.tokenizer,
+            image_tokens=built.image_tokens,
+            max_length=4096,
+        )
+        for q, _, a in records
+    ]
     width = max(len(t.input_ids) for t in batch)
     ids = torch.tensor([t.input_ids + [0] * (width - len(t.input_ids)) for t in batch])
     labels = torch.tensor([t.labels + [-100] * (width - len(t.labels)) for t in batch])

@@ -19,20 +19,34 @@ def test_options_are_parsed_from_the_instruction():
     assert parse_options("Answer (A) only") == {}  # one option is no option list
 
 
-@pytest.mark.parametrize(("answer", "prediction", "right"), [
-    ("circle", "Circle.", True), ("circle", " circle ", True), ("ABC", "abc", True),
-    ("circle", "a circle", False), ("two", "2", False),
-])
+@pytest.mark.parametrize(
+    ("answer", "prediction", "right"),
+    [
+        ("circle", "Circle.", True),
+        ("circle", " circle ", True),
+        ("ABC", "abc", True),
+        ("circle", "a circle", False),
+        ("two", "2", False),
+    ],
+)
 def test_exact_match_after_normalizing(answer, prediction, right):
     assert is_right(answer, prediction, {}) is right
 
 
-@pytest.mark.parametrize(("answer", "prediction", "right"), [
-    ("B", "B", True), ("B", "(B) dark blue", True), ("B", "dark blue", True), ("B", "b", True),
-    ("B", "A", False), ("B", "red", False),
-    ("dark blue", "B", True),        # the answer as option text, the prediction as its letter
-    ("green", "(C)", True), ("green", "A", False),
-])
+@pytest.mark.parametrize(
+    ("answer", "prediction", "right"),
+    [
+        ("B", "B", True),
+        ("B", "(B) dark blue", True),
+        ("B", "dark blue", True),
+        ("B", "b", True),
+        ("B", "A", False),
+        ("B", "red", False),
+        ("dark blue", "B", True),  # the answer as option text, the prediction as its letter
+        ("green", "(C)", True),
+        ("green", "A", False),
+    ],
+)
 def test_option_match_accepts_either_form_of_the_right_option(answer, prediction, right):
     assert is_right(answer, prediction, parse_options(INSTRUCTION)) is right
 
@@ -42,8 +56,13 @@ def test_normalize():
 
 
 def test_accuracy_per_task_micro_and_macro():
-    rows = [HeldoutRow("t1", "yes", "yes", {}), HeldoutRow("t1", "no", "yes", {}), HeldoutRow("t1", "no", "no", {}),
-            HeldoutRow("t1", "yes", None, {}), HeldoutRow("t2", "B", "b", {"A": "x", "B": "y"})]
+    rows = [
+        HeldoutRow("t1", "yes", "yes", {}),
+        HeldoutRow("t1", "no", "yes", {}),
+        HeldoutRow("t1", "no", "no", {}),
+        HeldoutRow("t1", "yes", None, {}),
+        HeldoutRow("t2", "B", "b", {"A": "x", "B": "y"}),
+    ]
     result = score(rows)
     assert result["tasks"] == {"t1": {"accuracy": 0.5, "questions": 4}, "t2": {"accuracy": 1.0, "questions": 1}}
     assert (result["accuracy"], result["meanTaskAccuracy"], result["questions"]) == (0.6, 0.75, 5)

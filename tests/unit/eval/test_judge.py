@@ -12,8 +12,8 @@ import sys
 import time
 
 import pytest
-from judge_server import Answer, JudgeServer, tiny_model
 
+from judge_server import Answer, JudgeServer, tiny_model
 from vlmtune.eval import llavabench, mmvet
 from vlmtune.eval.items import Item
 from vlmtune.eval.judge import EndpointJudge, JudgeError, JudgeRequest, ReplyCache, ask_all, review_all
@@ -28,8 +28,9 @@ def _judge(server: JudgeServer, **options) -> tuple[EndpointJudge, list[float]]:
     """A judge whose backoff sleeps are recorded, not slept (the rate limit is set out of the way)."""
     slept: list[float] = []
     settings = {"requests_per_minute": 1e9, "concurrency": 2, "max_retries": 3, "timeout_seconds": 5.0} | options
-    return EndpointJudge(server.url, "gpt-4-0613", "sk-test", sleep=slept.append, key_env="OPENAI_API_KEY",
-                         **settings), slept
+    return EndpointJudge(
+        server.url, "gpt-4-0613", "sk-test", sleep=slept.append, key_env="OPENAI_API_KEY", **settings
+    ), slept
 
 
 def _ask(judge, requests):
@@ -63,23 +64,32 @@ def test_backoff_doubles_with_jitter_caps_and_honours_retry_after():
 def test_a_request_as_openai_expects_it_and_the_reply_text():
     with JudgeServer(lambda body, attempt: "8 6\nBoth fine.") as server:
         judge, _ = _judge(server)
-        reply, = _ask(judge, [JudgeRequest("compare these", system="be precise", temperature=0.2, max_tokens=1024)])
+        (reply,) = _ask(judge, [JudgeRequest("compare these", system="be precise", temperature=0.2, max_tokens=1024)])
     assert (reply.text, reply.model) == ("8 6\nBoth fine.", "judge-test")
-    body, = server.bodies
+    (body,) = server.bodies
     assert body["model"] == "gpt-4-0613" and body["authorization"] == "Bearer sk-test"
-    assert body["messages"] == [{"role": "system", "content": "be precise"},
-                                {"role": "user", "content": "compare these"}]
+    assert body["messages"] == [
+        {"role": "system", "content": "be precise"},
+        {"role": "user", "content": "compare these"},
+    ]
     assert (body["temperature"], body["max_tokens"]) == (0.2, 1024)
 
 
-@pytest.mark.parametrize("failure", [
-    Answer(429, headers={"Retry-After": "3"}), Answer(500), Answer(503), Answer(raw=b"<html>oops</html>"),
-    Answer(raw=b'{"choices": []}'), Answer(raw=b'{"choices": [{"message": {"content": 5}}]}'),
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Answer(429, headers={"Retry-After": "3"}),
+        Answer(500),
+        Answer(503),
+        Answer(raw=b"<html>oops</html>"),
+        Answer(raw=b'{"choices": []}'),
+        Answer(raw=b'{"choices": [{"message": {"content": 5}}]}'),
+    ],
+)
 def test_transient_failures_are_retried_with_backoff(failure):
     with JudgeServer(lambda body, attempt: failure if attempt <= 2 else "0.5") as server:
         judge, slept = _judge(server)
-        reply, = _ask(judge, [JudgeRequest("grade it")])
+        (reply,) = _ask(judge, [JudgeRequest("grade it")])
     assert reply.text == "0.5" and server.attempts["grade it"] == 3
     assert len(slept) == 2
     if failure.headers:
@@ -90,7 +100,7 @@ def test_a_timeout_is_retried():
     with JudgeServer(lambda body, attempt: Answer(content="0.9", delay_s=2.0 if attempt == 1 else 0)) as server:
         judge, slept = _judge(server, timeout_seconds=0.4)
         started = time.monotonic()
-        reply, = _ask(judge, [JudgeRequest("slow")])
+        (reply,) = _ask(judge, [JudgeRequest("slow")])
     assert reply.text == "0.9" and server.attempts["slow"] == 2 and time.monotonic() - started < 10
 
 
@@ -182,8 +192,9 @@ def test_an_endpoint_serving_a_real_tiny_model(tmp_path):
     items = [_llava_item(n) for n in range(3)]
     with JudgeServer(tiny_model(max_tokens=8), model="vlmtune-tiny") as server:
         judge, _ = _judge(server, concurrency=3)
-        reviews, sent, _ = review_all(llavabench.next_request, items, ["one", "two", "three"], judge,
-                                      ReplyCache(str(tmp_path / "judge")))
+        reviews, sent, _ = review_all(
+            llavabench.next_request, items, ["one", "two", "three"], judge, ReplyCache(str(tmp_path / "judge"))
+        )
     assert sent == 3 and all(len(replies) == 1 and replies[0] for replies in reviews)  # the model said something
     result = llavabench.score_items(items, ["one", "two", "three"], reviews)
     # A random-init model cannot grade: its replies are kept, counted as unparsable, and no figure is made up.
@@ -202,10 +213,14 @@ ask_all(judge, [JudgeRequest(f"q{n}") for n in range(12)], ReplyCache(sys.argv[2
 
 def test_the_cache_survives_a_kill(tmp_path):
     folder = tmp_path / "judge"
-    with JudgeServer(lambda body, attempt: Answer(content="ok " + body["messages"][-1]["content"], delay_s=0.2)
-                     ) as server:
-        process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, server.url, str(folder)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with JudgeServer(
+        lambda body, attempt: Answer(content="ok " + body["messages"][-1]["content"], delay_s=0.2)
+    ) as server:
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILLED_RUN, server.url, str(folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if (folder / LOCAL_FILE).exists() and len((folder / LOCAL_FILE).read_text().splitlines()) >= 4:

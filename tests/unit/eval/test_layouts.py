@@ -26,7 +26,8 @@ def test_a_folder_means_its_own_files_never_its_subfolders(tmp_path):
     for folder, names in (("data", ["a", "b"]), ("Full", ["a", "b", "c"])):
         (tmp_path / "POPE" / folder).mkdir(parents=True)
         (tmp_path / "POPE" / folder / "test-00000-of-00001.parquet").write_bytes(
-            parquet_bytes([{"question": n} for n in names], schema))
+            parquet_bytes([{"question": n} for n in names], schema)
+        )
     assert [row["question"] for row in read_parquet_rows(str(tmp_path / "POPE" / "data"))] == ["a", "b"]
     with pytest.raises(FileNotFoundError) as caught:
         read_parquet_rows(str(tmp_path / "POPE"))
@@ -49,9 +50,20 @@ def test_image_values_in_every_published_form():
     assert image_bytes("nan") is None and image_bytes(None) is None
 
 
-@pytest.mark.parametrize(("value", "missing"), [
-    (None, True), (float("nan"), True), ("", True), ("nan", True), ("None", True), ("NA", True),
-    ("none", False), ("0", False), ("None of the above", False), (" ", False),
-])
+@pytest.mark.parametrize(
+    ("value", "missing"),
+    [
+        (None, True),
+        (float("nan"), True),
+        ("", True),
+        ("nan", True),
+        ("None", True),
+        ("NA", True),
+        ("none", False),
+        ("0", False),
+        ("None of the above", False),
+        (" ", False),
+    ],
+)
 def test_empty_cells_are_what_pandas_reads_as_nan(value, missing):
     assert is_missing(value) is missing

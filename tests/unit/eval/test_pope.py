@@ -10,25 +10,52 @@ from vlmtune.eval.layouts import IMAGE_STRUCT, parquet_bytes
 from vlmtune.eval.pope import POPERow, parse_answer, score
 
 
-@pytest.mark.parametrize(("prediction", "parsed"), [
-    ("No", "no"), ("no, there is not.", "no"), ("There is no dog in the image.", "no"),
-    ("It is not there", "no"), ("Yes", "yes"), ("Yes. No dog is visible.", "yes"),  # first sentence only
-    ("None", "yes"), ("Nope", "yes"), ("NO", "yes"), ("Not sure", "yes"),  # only 'No', 'not', 'no' as words
-    ("No\nthere", "yes"),  # words are split on spaces only, as in eval_pope.py
-    ("", "yes"), (None, "yes"),
-])
+@pytest.mark.parametrize(
+    ("prediction", "parsed"),
+    [
+        ("No", "no"),
+        ("no, there is not.", "no"),
+        ("There is no dog in the image.", "no"),
+        ("It is not there", "no"),
+        ("Yes", "yes"),
+        ("Yes. No dog is visible.", "yes"),  # first sentence only
+        ("None", "yes"),
+        ("Nope", "yes"),
+        ("NO", "yes"),
+        ("Not sure", "yes"),  # only 'No', 'not', 'no' as words
+        ("No\nthere", "yes"),  # words are split on spaces only, as in eval_pope.py
+        ("", "yes"),
+        (None, "yes"),
+    ],
+)
 def test_answers_are_parsed_as_llava_eval_pope(prediction, parsed):
     assert parse_answer(prediction) == parsed
 
 
 def test_metrics_per_split_overall_and_mean_f1():
-    rows = [POPERow("random", "yes", "Yes"), POPERow("random", "yes", "No"),  # TP, FN
-            POPERow("random", "no", "Yes"), POPERow("random", "no", "No"),    # FP, TN
-            POPERow("popular", "yes", "Yes"), POPERow("popular", "no", "Yes"), POPERow("popular", "no", "yes")]
+    rows = [
+        POPERow("random", "yes", "Yes"),
+        POPERow("random", "yes", "No"),  # TP, FN
+        POPERow("random", "no", "Yes"),
+        POPERow("random", "no", "No"),  # FP, TN
+        POPERow("popular", "yes", "Yes"),
+        POPERow("popular", "no", "Yes"),
+        POPERow("popular", "no", "yes"),
+    ]
     result = score(rows)
     random, popular, overall = result["splits"]["random"], result["splits"]["popular"], result["overall"]
-    assert random == {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "yesRatio": 0.5,
-                      "tp": 1, "fp": 1, "tn": 1, "fn": 1, "questions": 4}
+    assert random == {
+        "accuracy": 0.5,
+        "precision": 0.5,
+        "recall": 0.5,
+        "f1": 0.5,
+        "yesRatio": 0.5,
+        "tp": 1,
+        "fp": 1,
+        "tn": 1,
+        "fn": 1,
+        "questions": 4,
+    }
     # popular: TP 1, FP 2 -> precision 1/3, recall 1, F1 = 2(1/3)(1)/(4/3) = 1/2, accuracy 1/3, all yes
     assert (popular["precision"], popular["recall"], popular["accuracy"]) == (1 / 3, 1.0, 1 / 3)
     assert popular["yesRatio"] == 1.0
@@ -47,21 +74,42 @@ def test_no_yes_predicted_gives_zero_not_a_crash():
 
 
 def _pope_file(tmp_path, rows):
-    schema = pa.schema([("id", pa.string()), ("question_id", pa.string()), ("question", pa.string()),
-                        ("answer", pa.string()), ("image_source", pa.string()), ("image", IMAGE_STRUCT),
-                        ("category", pa.string())])
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("question_id", pa.string()),
+            ("question", pa.string()),
+            ("answer", pa.string()),
+            ("image_source", pa.string()),
+            ("image", IMAGE_STRUCT),
+            ("category", pa.string()),
+        ]
+    )
     path = tmp_path / "pope.parquet"
     path.write_bytes(parquet_bytes(rows, schema))
     return path
 
 
 def test_reader_limits_per_split_and_keys_on_id_when_question_ids_repeat(tmp_path):
-    rows = [{"id": str(n), "question_id": str(n % 3 + 1), "question": f"Is there a cat {n}?", "answer": "yes",
-             "image_source": f"COCO_{n}", "image": {"bytes": b"img", "path": None}, "category": split}
-            for n, split in enumerate(["random"] * 3 + ["popular"] * 3)]
+    rows = [
+        {
+            "id": str(n),
+            "question_id": str(n % 3 + 1),
+            "question": f"Is there a cat {n}?",
+            "answer": "yes",
+            "image_source": f"COCO_{n}",
+            "image": {"bytes": b"img", "path": None},
+            "category": split,
+        }
+        for n, split in enumerate(["random"] * 3 + ["popular"] * 3)
+    ]
     items = pope.load(str(_pope_file(tmp_path, rows)), limit=2)
     assert [(item.group, item.question_id) for item in items] == [
-        ("random", "0"), ("random", "1"), ("popular", "3"), ("popular", "4")]
+        ("random", "0"),
+        ("random", "1"),
+        ("popular", "3"),
+        ("popular", "4"),
+    ]
     assert items[0].prompt == "Is there a cat 0?\nAnswer the question using a single word or phrase."
     assert items[0].extra == {"image_source": "COCO_0"}
     unique = [dict(row, question_id=str(100 + n)) for n, row in enumerate(rows)]
@@ -69,8 +117,12 @@ def test_reader_limits_per_split_and_keys_on_id_when_question_ids_repeat(tmp_pat
 
 
 def test_a_missing_prediction_is_wrong_never_yes():
-    rows = [POPERow("random", "yes", None), POPERow("random", "no", None), POPERow("random", "yes", "yes"),
-            POPERow("random", "no", "no")]
+    rows = [
+        POPERow("random", "yes", None),
+        POPERow("random", "no", None),
+        POPERow("random", "yes", "yes"),
+        POPERow("random", "no", "no"),
+    ]
     split = score(rows)["splits"]["random"]
     # Missing on a yes question: FN; missing on a no question: FP; neither counts as a "yes" said.
     assert (split["tp"], split["fp"], split["tn"], split["fn"]) == (1, 1, 1, 1)
@@ -80,9 +132,18 @@ def test_a_missing_prediction_is_wrong_never_yes():
 def test_an_empty_predictions_file_scores_zero_and_is_reported(tmp_path):
     from vlmtune.eval import score_file
 
-    rows = [{"id": str(n), "question_id": str(n), "question": f"Is there a {thing}?", "answer": answer,
-             "image_source": "x", "image": {"bytes": b"img", "path": None}, "category": "random"}
-            for n, (thing, answer) in enumerate([("cat", "yes"), ("dog", "no"), ("cow", "yes"), ("pig", "no")])]
+    rows = [
+        {
+            "id": str(n),
+            "question_id": str(n),
+            "question": f"Is there a {thing}?",
+            "answer": answer,
+            "image_source": "x",
+            "image": {"bytes": b"img", "path": None},
+            "category": "random",
+        }
+        for n, (thing, answer) in enumerate([("cat", "yes"), ("dog", "no"), ("cow", "yes"), ("pig", "no")])
+    ]
     data = _pope_file(tmp_path, rows)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -90,15 +151,21 @@ def test_an_empty_predictions_file_scores_zero_and_is_reported(tmp_path):
     assert (result["meanF1"], result["overall"]["accuracy"], result["missingPredictions"]) == (0.0, 0.0, 4)
     # The id alone does not place a prediction: POPE matches on id and question text.
     wrong_text = tmp_path / "wrong-text.jsonl"
-    wrong_text.write_text('{"question_id": "0", "question": "Is there a dog?", "prediction": "yes"}\n'
-                          '{"question_id": "1", "question": "Is there a dog?", "prediction": "no"}\n')
+    wrong_text.write_text(
+        '{"question_id": "0", "question": "Is there a dog?", "prediction": "yes"}\n'
+        '{"question_id": "1", "question": "Is there a dog?", "prediction": "no"}\n'
+    )
     result = score_file("pope", str(data), str(wrong_text))
     assert (result["missingPredictions"], result["unusedPredictions"], result["overall"]["tn"]) == (3, 1, 1)
 
 
 def test_table_names_pooled_and_mean_of_splits_f1():
-    rows = [POPERow("random", "yes", "yes"), POPERow("random", "no", "yes"), POPERow("popular", "yes", "no"),
-            POPERow("popular", "no", "no")]
+    rows = [
+        POPERow("random", "yes", "yes"),
+        POPERow("random", "no", "yes"),
+        POPERow("popular", "yes", "no"),
+        POPERow("popular", "no", "no"),
+    ]
     headers, table = pope.table(score(rows))
     f1 = headers.index("F1 %")
     # random: TP 1, FP 1 -> F1 2/3; popular: FN 1, TN 1 -> F1 0; pooled: TP, FP, FN, TN 1 each -> F1 1/2.
@@ -108,13 +175,29 @@ def test_table_names_pooled_and_mean_of_splits_f1():
 
 def pope_dataset(count: int = 6):
     datasets = pytest.importorskip("datasets")
-    features = datasets.Features({
-        "id": datasets.Value("string"), "question_id": datasets.Value("string"), "question": datasets.Value("string"),
-        "answer": datasets.Value("string"), "image_source": datasets.Value("string"), "image": datasets.Image(),
-        "category": datasets.Value("string")})
-    rows = [{"id": str(n), "question_id": str(n), "question": f"Is there a cat {n}?", "answer": "yes",
-             "image_source": f"COCO_{n}", "image": {"bytes": b"\x89PNG img", "path": f"{n}.png"},
-             "category": "random" if n % 2 else "popular"} for n in range(count)]
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "question_id": datasets.Value("string"),
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+            "image_source": datasets.Value("string"),
+            "image": datasets.Image(),
+            "category": datasets.Value("string"),
+        }
+    )
+    rows = [
+        {
+            "id": str(n),
+            "question_id": str(n),
+            "question": f"Is there a cat {n}?",
+            "answer": "yes",
+            "image_source": f"COCO_{n}",
+            "image": {"bytes": b"\x89PNG img", "path": f"{n}.png"},
+            "category": "random" if n % 2 else "popular",
+        }
+        for n in range(count)
+    ]
     return datasets.Dataset.from_list(rows, features=features)
 
 

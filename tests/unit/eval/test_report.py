@@ -13,21 +13,40 @@ from vlmtune.eval.report import chart_png, markdown_table, results_document, res
 
 
 def _document():
-    pope = {**pope_score([POPERow("random", "yes", "yes"), POPERow("random", "no", "yes"),
-                          POPERow("random", "no", "")]),
-            "items": 3, "missingPredictions": 1, "unusedPredictions": 0, "emptyPredictions": 1}
-    return results_document("ev", "s3://runs/stage1/model", {"maxNewTokens": 8, "batchSize": 4},
-                            {"pope": {"data": "d", "predictions": "p", "result": pope,
-                                      "chance": {"pope.accuracy": 0.5}}})
+    pope = {
+        **pope_score([POPERow("random", "yes", "yes"), POPERow("random", "no", "yes"), POPERow("random", "no", "")]),
+        "items": 3,
+        "missingPredictions": 1,
+        "unusedPredictions": 0,
+        "emptyPredictions": 1,
+    }
+    return results_document(
+        "ev",
+        "s3://runs/stage1/model",
+        {"maxNewTokens": 8, "batchSize": 4},
+        {"pope": {"data": "d", "predictions": "p", "result": pope, "chance": {"pope.accuracy": 0.5}}},
+    )
 
 
 def test_results_document_keys_and_headline():
     document = _document()
-    assert list(document) == ["schemaVersion", "job", "model", "generation", "headline", "answers", "chance",
-                              "benchmarks"]
+    assert list(document) == [
+        "schemaVersion",
+        "job",
+        "model",
+        "generation",
+        "headline",
+        "answers",
+        "chance",
+        "benchmarks",
+    ]
     # TP 1, FP 2 ("" reads as yes, as eval_pope.py reads it): precision 1/3, recall 1 -> F1 1/2.
-    assert document["headline"] == {"pope.f1": 0.5, "pope.accuracy": 1 / 3, "pope.yesRatio": 1.0,
-                                    "answers.emptyRate": 1 / 3}
+    assert document["headline"] == {
+        "pope.f1": 0.5,
+        "pope.accuracy": 1 / 3,
+        "pope.yesRatio": 1.0,
+        "answers.emptyRate": 1 / 3,
+    }
     assert document["answers"] == {"questions": 3, "empty": 1, "missing": 1, "emptyRate": 1 / 3}
     assert document["chance"] == {"pope.accuracy": 0.5}
 

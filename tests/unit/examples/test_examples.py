@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "unit" / "chart"))  # the chart tests' Helm helpers (plain modules)
 GUIDE = REPO / "docs" / "from-demo-to-paper.md"
 ILLUSTRATIVE = {"jobs/bad.yaml"}  # the README's `vlmtune validate` output shows errors of a made-up file
-PAPER_JOBS = ["jobs/stage1.yaml", "jobs/two-stage.yaml", "jobs/compare-mixed-vs-two-stage.yaml",
-              "jobs/scaling-tasks.yaml"]
+PAPER_JOBS = [
+    "jobs/stage1.yaml",
+    "jobs/two-stage.yaml",
+    "jobs/compare-mixed-vs-two-stage.yaml",
+    "jobs/scaling-tasks.yaml",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +39,9 @@ def rendered():
 def test_paper_values_render_objects_the_api_server_admits(rendered):
     from chart_validate import builtin_errors
 
-    builtin = [obj for obj in rendered.objects if not obj["apiVersion"].startswith(("kueue.x-k8s.io/", "karpenter.sh/"))]
+    builtin = [
+        obj for obj in rendered.objects if not obj["apiVersion"].startswith(("kueue.x-k8s.io/", "karpenter.sh/"))
+    ]
     assert {"Deployment", "ConfigMap"} <= {obj["kind"] for obj in builtin}
     for obj in builtin:
         assert not builtin_errors(obj), f"{obj['kind']}/{obj['metadata']['name']}: {builtin_errors(obj)}"
@@ -44,7 +50,7 @@ def test_paper_values_render_objects_the_api_server_admits(rendered):
 
 
 def test_paper_values_pass_the_kueue_crds_when_present(rendered):
-    from chart_validate import SHARED_CRDS, KUEUE_CRD_FILES, kueue_errors, kueue_schemas
+    from chart_validate import KUEUE_CRD_FILES, SHARED_CRDS, kueue_errors, kueue_schemas
 
     if any(not (SHARED_CRDS / name).exists() for name in KUEUE_CRD_FILES.values()):
         pytest.skip(f"Kueue CRDs not found in {SHARED_CRDS}")

@@ -71,12 +71,18 @@ def standard_answers(folder, images: list[bytes], question: str) -> list[str]:
     model = LlavaForConditionalGeneration.from_pretrained(folder).eval()
     messages = [{"role": "user", "content": [{"type": "text", "text": question}, {"type": "image"}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-    inputs = processor(images=[Image.open(io.BytesIO(data)) for data in images], text=[prompt] * len(images),
-                       padding=True, return_tensors="pt")
+    inputs = processor(
+        images=[Image.open(io.BytesIO(data)) for data in images],
+        text=[prompt] * len(images),
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=8, do_sample=False)
-    return [text.strip() for text in processor.batch_decode(output[:, inputs["input_ids"].shape[1]:],
-                                                            skip_special_tokens=True)]
+    return [
+        text.strip()
+        for text in processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    ]
 
 
 def test_standard_generation_gives_the_evaluation_answer(exported):
@@ -99,16 +105,29 @@ def test_chat_template_tokens_are_the_evaluation_prompt(exported):
     assert ids[0] == built.tokenizer.bos_token_id and built.tokenizer.eos_token_id not in ids
 
 
-@pytest.mark.parametrize("messages, turns", [
-    ([{"role": "user", "content": "<image>\nWhat shape?"}], [{"from": "human", "value": "<image>\nWhat shape?"}]),
-    ([{"role": "user", "content": [{"type": "text", "text": "What shape?"}, {"type": "image"}]}],
-     [{"from": "human", "value": "What shape?\n<image>"}]),
-    ([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Shape?"}]},
-      {"role": "assistant", "content": "circle"}, {"role": "user", "content": "Colour?"}],
-     [{"from": "human", "value": "<image>\nShape?"}, {"from": "gpt", "value": "circle"},
-      {"from": "human", "value": "Colour?"}]),
-    ([{"role": "user", "content": "No image here."}], [{"from": "human", "value": "No image here."}]),
-])
+@pytest.mark.parametrize(
+    "messages, turns",
+    [
+        ([{"role": "user", "content": "<image>\nWhat shape?"}], [{"from": "human", "value": "<image>\nWhat shape?"}]),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "What shape?"}, {"type": "image"}]}],
+            [{"from": "human", "value": "What shape?\n<image>"}],
+        ),
+        (
+            [
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Shape?"}]},
+                {"role": "assistant", "content": "circle"},
+                {"role": "user", "content": "Colour?"},
+            ],
+            [
+                {"from": "human", "value": "<image>\nShape?"},
+                {"from": "gpt", "value": "circle"},
+                {"from": "human", "value": "Colour?"},
+            ],
+        ),
+        ([{"role": "user", "content": "No image here."}], [{"from": "human", "value": "No image here."}]),
+    ],
+)
 def test_chat_template_renders_the_training_prompt(exported, messages, turns):
     folder, _ = exported
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -119,8 +138,11 @@ def test_chat_template_renders_the_training_prompt(exported, messages, turns):
 def test_chat_template_takes_a_system_message_and_closes_answers_with_eos(exported):
     folder, _ = exported
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "hello"}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "hello"},
+    ]
     assert tokenizer.apply_chat_template(messages, tokenize=False) == "Be brief. USER: Hi ASSISTANT: hello[SEP]"
 
 

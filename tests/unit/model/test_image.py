@@ -30,8 +30,10 @@ def photo(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR)
 
 
-@pytest.mark.parametrize("width,height,size", [(640, 480, 336), (200, 900, 336), (37, 5, 64), (1, 3, 16),
-                                               (336, 335, 336), (500, 500, 336), (30, 20, 336)])
+@pytest.mark.parametrize(
+    "width,height,size",
+    [(640, 480, 336), (200, 900, 336), (37, 5, 64), (1, 3, 16), (336, 335, 336), (500, 500, 336), (30, 20, 336)],
+)
 def test_padded_resize_matches_pad_then_resize(width, height, size):
     image = photo(width, height)
     expected = np.asarray(pad_to_square(image, FILL).resize((size, size), Image.Resampling.BICUBIC)).astype(int)

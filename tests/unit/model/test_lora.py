@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 from transformers import LlavaForConditionalGeneration
+
 from vlmtune_model import (
     LoraSettings,
     apply_lora,
@@ -55,8 +56,9 @@ def test_set_trainable_trains_adapters_and_projector_but_not_base_weights():
     built = apply_lora(build_tiny(), SETTINGS)
     counts = set_trainable(built.model, ["projector", "language_model"])
     trainable = {name for name, p in built.model.named_parameters() if p.requires_grad}
-    assert trainable == {name for name, _ in built.model.named_parameters()
-                         if ".lora_" in name or "multi_modal_projector" in name}
+    assert trainable == {
+        name for name, _ in built.model.named_parameters() if ".lora_" in name or "multi_modal_projector" in name
+    }
     # r x (in + out) per adapted layer: q,o 128->128; k,v 128->64; gate,up 128->384; down 384->128.
     per_layer = 4 * (2 * (128 + 128) + 2 * (128 + 64) + 2 * (128 + 384) + (384 + 128))
     assert counts == {"vision_tower": 0, "projector": 64 * 128 + 128 + 128 * 128 + 128, "language_model": 2 * per_layer}
@@ -96,8 +98,11 @@ def test_export_merges_adapters_and_loads_with_plain_from_pretrained(tmp_path):
     loaded, info = LlavaForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     with torch.no_grad():
-        assert torch.allclose(built.model(input_ids=ids, pixel_values=pixels).logits,
-                              loaded(input_ids=ids, pixel_values=pixels).logits, atol=1e-4)
+        assert torch.allclose(
+            built.model(input_ids=ids, pixel_values=pixels).logits,
+            loaded(input_ids=ids, pixel_values=pixels).logits,
+            atol=1e-4,
+        )
     assert not any(".lora_" in name for name in loaded.state_dict())
 
 
@@ -110,8 +115,11 @@ def test_adapter_alone_loads_with_peft_onto_the_starting_model(tmp_path):
     start.model.multi_modal_projector.load_state_dict(built.model.model.multi_modal_projector.state_dict())
     adapted = peft.PeftModel.from_pretrained(start, tmp_path / "adapter").eval()
     with torch.no_grad():
-        assert torch.allclose(built.model(input_ids=ids, pixel_values=pixels).logits,
-                              adapted(input_ids=ids, pixel_values=pixels).logits, atol=1e-4)
+        assert torch.allclose(
+            built.model(input_ids=ids, pixel_values=pixels).logits,
+            adapted(input_ids=ids, pixel_values=pixels).logits,
+            atol=1e-4,
+        )
 
 
 def test_adapters_get_gradients_under_activation_checkpointing_with_everything_else_frozen():

@@ -56,8 +56,11 @@ def test_export_loads_with_from_pretrained(tmp_path):
     assert type(processor).__name__ == "LlavaProcessor"
     ids, pixels = tiny_batch(built, batch=1)
     with torch.no_grad():
-        assert torch.allclose(built.model(input_ids=ids, pixel_values=pixels).logits,
-                              loaded(input_ids=ids, pixel_values=pixels).logits, atol=1e-5)
+        assert torch.allclose(
+            built.model(input_ids=ids, pixel_values=pixels).logits,
+            loaded(input_ids=ids, pixel_values=pixels).logits,
+            atol=1e-5,
+        )
     again = load_export(str(tmp_path))
     assert again.image_tokens == built.image_tokens
 
@@ -65,10 +68,26 @@ def test_export_loads_with_from_pretrained(tmp_path):
 def test_assembly_from_local_language_model_and_vision_tower(tmp_path):
     """The pretrained-parts path, with tiny parts saved locally instead of hub downloads."""
     tokenizer = build_tiny().tokenizer
-    vision = CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                              num_attention_heads=2, image_size=32, patch_size=8))
-    language = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer) - 1, hidden_size=64, intermediate_size=128,
-                                            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2))
+    vision = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        )
+    )
+    language = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer) - 1,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     vision.save_pretrained(tmp_path / "vision")
     language.save_pretrained(tmp_path / "lm")
     tokenizer.save_pretrained(tmp_path / "lm")
@@ -76,5 +95,7 @@ def test_assembly_from_local_language_model_and_vision_tower(tmp_path):
     assert built.image_tokens == 16
     lm_weight = language.model.embed_tokens.weight
     assert torch.equal(built.model.model.language_model.embed_tokens.weight[: lm_weight.shape[0]], lm_weight)
-    assert torch.equal(built.model.model.vision_tower.state_dict()["embeddings.patch_embedding.weight"],
-                       vision.state_dict()["embeddings.patch_embedding.weight"])
+    assert torch.equal(
+        built.model.model.vision_tower.state_dict()["embeddings.patch_embedding.weight"],
+        vision.state_dict()["embeddings.patch_embedding.weight"],
+    )

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from transformers import LlavaForConditionalGeneration
+
 from vlmtune_model import (
     build_tiny,
     load_export,
@@ -36,8 +37,11 @@ def test_linear_projector_is_one_linear_layer_and_keeps_it_through_training():
     projector = built.model.model.multi_modal_projector
     assert built.projector == "linear" and built.model.config.projector_hidden_act == "linear"
     features = torch.randn(3, VISION)
-    assert torch.allclose(projector(features), torch.nn.functional.linear(features, projector.linear_1.weight,
-                                                                          projector.linear_1.bias), atol=1e-6)
+    assert torch.allclose(
+        projector(features),
+        torch.nn.functional.linear(features, projector.linear_1.weight, projector.linear_1.bias),
+        atol=1e-6,
+    )
     counts = set_trainable(built.model, ["projector"])
     assert counts["projector"] == VISION * TEXT + TEXT  # linear_1 only
     assert not any(p.requires_grad for p in projector.linear_2.parameters())
@@ -51,16 +55,19 @@ def test_linear_projector_export_loads_with_from_pretrained(tmp_path):
     assert loaded.config.projector_hidden_act == "linear"
     features = torch.randn(2, 5, VISION)
     with torch.no_grad():
-        assert torch.allclose(loaded.model.multi_modal_projector(features),
-                              built.model.model.multi_modal_projector(features), atol=1e-6)
+        assert torch.allclose(
+            loaded.model.multi_modal_projector(features), built.model.model.multi_modal_projector(features), atol=1e-6
+        )
     again = load_export(str(tmp_path))
     assert again.projector == "linear"
     set_trainable(again.model, ["projector"])
     assert not again.model.model.multi_modal_projector.linear_2.weight.requires_grad
 
 
-@pytest.mark.parametrize("kind, name", [("mlp2x_gelu", "mm_projector.bin"), ("linear", "mm_projector.bin"),
-                                        ("mlp2x_gelu", "mm_projector.safetensors")])
+@pytest.mark.parametrize(
+    "kind, name",
+    [("mlp2x_gelu", "mm_projector.bin"), ("linear", "mm_projector.bin"), ("mlp2x_gelu", "mm_projector.safetensors")],
+)
 def test_llava_projector_file_lands_in_the_hf_projector(tmp_path, kind, name):
     state = llava_projector_file(tmp_path / name, kind)
     built = build_tiny(projector=kind)
@@ -96,9 +103,15 @@ def test_file_without_projector_keys_lists_what_it_expected(tmp_path):
 
 
 def test_shape_mismatch_names_the_key_and_both_shapes(tmp_path):
-    torch.save({"model.mm_projector.0.weight": torch.zeros(TEXT, 1024), "model.mm_projector.0.bias": torch.zeros(TEXT),
-                "model.mm_projector.2.weight": torch.zeros(TEXT, TEXT), "model.mm_projector.2.bias": torch.zeros(TEXT)},
-               tmp_path / "clip_large.bin")
+    torch.save(
+        {
+            "model.mm_projector.0.weight": torch.zeros(TEXT, 1024),
+            "model.mm_projector.0.bias": torch.zeros(TEXT),
+            "model.mm_projector.2.weight": torch.zeros(TEXT, TEXT),
+            "model.mm_projector.2.bias": torch.zeros(TEXT),
+        },
+        tmp_path / "clip_large.bin",
+    )
     before = build_tiny().model.model.multi_modal_projector.linear_2.weight.clone()
     built = build_tiny()
     with pytest.raises(ValueError, match=r"model\.mm_projector\.0\.weight has shape \(128, 1024\).*needs \(128, 64\)"):

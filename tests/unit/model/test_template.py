@@ -6,8 +6,37 @@ import pytest
 
 from vlmtune_model import IGNORE_INDEX, normalize_turns, prompt_text, tiny_tokenizer, tokenize_conversation
 
-SYSTEM_TOKENS = ("a chat between a curious user and an artificial intelligence assistant . the assistant gives "
-                 "helpful , detailed , and polite answers to the user ' s questions .").split()
+SYSTEM_TOKENS = [
+    "a",
+    "chat",
+    "between",
+    "a",
+    "curious",
+    "user",
+    "and",
+    "an",
+    "artificial",
+    "intelligence",
+    "assistant",
+    ".",
+    "the",
+    "assistant",
+    "gives",
+    "helpful",
+    ",",
+    "detailed",
+    ",",
+    "and",
+    "polite",
+    "answers",
+    "to",
+    "the",
+    "user",
+    "'",
+    "s",
+    "questions",
+    ".",
+]  # noqa: E501
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +62,35 @@ def test_image_token_moves_to_the_front():
 def test_exact_tokens_and_labels(tokenizer):
     result = tokenize_conversation(normalize_turns(conversation()), tokenizer, image_tokens=3, max_length=512)
     tokens = tokenizer.convert_ids_to_tokens(result.input_ids)
-    expected = (["[CLS]", *SYSTEM_TOKENS, "user", ":", "<image>", "<image>", "<image>",
-                 "what", "colour", "is", "the", "square", "?", "assistant", ":", "red", "[SEP]",
-                 "user", ":", "and", "the", "circle", "?", "assistant", ":", "blue", "[SEP]"])
+    expected = [
+        "[CLS]",
+        *SYSTEM_TOKENS,
+        "user",
+        ":",
+        "<image>",
+        "<image>",
+        "<image>",
+        "what",
+        "colour",
+        "is",
+        "the",
+        "square",
+        "?",
+        "assistant",
+        ":",
+        "red",
+        "[SEP]",
+        "user",
+        ":",
+        "and",
+        "the",
+        "circle",
+        "?",
+        "assistant",
+        ":",
+        "blue",
+        "[SEP]",
+    ]
     assert tokens == expected
     supervised = [tok for tok, label in zip(tokens, result.labels) if label != IGNORE_INDEX]
     assert supervised == ["red", "[SEP]", "blue", "[SEP]"]
@@ -61,12 +116,15 @@ def test_prompt_text_for_generation():
     assert prompt_text(turns).endswith("USER: <image>\nWhat shape? ASSISTANT:")
 
 
-@pytest.mark.parametrize("conversations, reason", [
-    ([{"from": "human", "value": "<image> hi"}], "no assistant turn"),
-    ([{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}], "alternate"),
-    ([{"from": "human", "value": "<image> a <image>"}, {"from": "gpt", "value": "x"}], "once"),
-    ([{"from": "robot", "value": "a"}, {"from": "gpt", "value": "x"}], "unknown speaker"),
-])
+@pytest.mark.parametrize(
+    "conversations, reason",
+    [
+        ([{"from": "human", "value": "<image> hi"}], "no assistant turn"),
+        ([{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}], "alternate"),
+        ([{"from": "human", "value": "<image> a <image>"}, {"from": "gpt", "value": "x"}], "once"),
+        ([{"from": "robot", "value": "a"}, {"from": "gpt", "value": "x"}], "unknown speaker"),
+    ],
+)
 def test_unusable_conversations_are_rejected(conversations, reason):
     with pytest.raises(ValueError, match=reason):
         normalize_turns(conversations)
@@ -76,10 +134,17 @@ def test_a_batch_of_conversations_tokenizes_as_each_alone():
     from vlmtune_model.template import tokenize_conversations
 
     tokenizer = tiny_tokenizer()
-    conversations = [normalize_turns([{"from": "human", "value": f"<image>\nQuestion {i}?"},
-                                      {"from": "gpt", "value": "yes " * (8 * i)},
-                                      {"from": "human", "value": "And then?"}, {"from": "gpt", "value": "no"}])
-                     for i in range(1, 5)]
+    conversations = [
+        normalize_turns(
+            [
+                {"from": "human", "value": f"<image>\nQuestion {i}?"},
+                {"from": "gpt", "value": "yes " * (8 * i)},
+                {"from": "human", "value": "And then?"},
+                {"from": "gpt", "value": "no"},
+            ]
+        )
+        for i in range(1, 5)
+    ]
     together = tokenize_conversations(conversations, tokenizer, image_tokens=9, max_length=80)
     alone = [tokenize_conversation(turns, tokenizer, image_tokens=9, max_length=80) for turns in conversations]
     assert together == alone and any(t.truncated for t in alone) and not all(t.truncated for t in alone)

@@ -94,11 +94,13 @@ def _as_list(value) -> list:
 
 def schema_errors(schema: dict, value) -> list[str]:
     validator = jsonschema.Draft202012Validator(to_json_schema(schema))
-    return [f"{'.'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
-            for error in validator.iter_errors(value)]
+    return [
+        f"{'.'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+        for error in validator.iter_errors(value)
+    ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _program(rule: str):
     import celpy
 
@@ -156,8 +158,11 @@ def metadata_errors(meta: dict) -> list[str]:
 
 def _qualified(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
-    return (not prefix or (len(prefix) <= 253 and bool(_DNS1123_SUBDOMAIN.match(prefix)))) and \
-        len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+    return (
+        (not prefix or (len(prefix) <= 253 and bool(_DNS1123_SUBDOMAIN.match(prefix))))
+        and len(name) <= 63
+        and bool(_QUALIFIED_NAME.match(name))
+    )
 
 
 def admit(schema: dict, obj: dict, old: dict | None = None) -> tuple[dict, list[str]]:
@@ -220,8 +225,10 @@ def kueue_errors(rayjob: dict) -> list[str]:
     if not spec.get("shutdownAfterJobFinishes"):
         errors.append("a Kueue-managed RayJob must delete its cluster when it finishes")
     # workloadslicing.Enabled: the annotation's value must be exactly "true" (and the feature gate on).
-    if cluster.get("enableInTreeAutoscaling") and \
-            (rayjob["metadata"].get("annotations") or {}).get("kueue.x-k8s.io/elastic-job") != "true":
+    if (
+        cluster.get("enableInTreeAutoscaling")
+        and (rayjob["metadata"].get("annotations") or {}).get("kueue.x-k8s.io/elastic-job") != "true"
+    ):
         errors.append("in-tree autoscaling needs an elastic (workload-slicing) job")
     workers = cluster.get("workerGroupSpecs", [])
     submitter = 1 if spec.get("submissionMode", "K8sJobMode") == "K8sJobMode" else 0

@@ -31,7 +31,6 @@ import kopf
 from operator_docs import FakeClient
 
 from vlmtune.spec.metadata import QUEUE_LABEL
-
 from vlmtune_operator.errors import RayJobRefused
 from vlmtune_operator.job_handlers import reconcile, refresh_status
 from vlmtune_operator.rayjob import rayjob_name
@@ -103,8 +102,9 @@ class Cluster(FakeClient):
         key = (namespace, body["metadata"]["name"])
         if key not in self.rayjobs:
             stored = copy.deepcopy(body)
-            stored["metadata"].update(namespace=namespace, uid=f"rayjob-uid-{self.creates}",
-                                      creationTimestamp=iso(self.now))
+            stored["metadata"].update(
+                namespace=namespace, uid=f"rayjob-uid-{self.creates}", creationTimestamp=iso(self.now)
+            )
             self.rayjobs[key] = stored
         return copy.deepcopy(self.rayjobs[key])
 
@@ -157,8 +157,11 @@ class Cluster(FakeClient):
             if spec.get("suspend"):
                 status["jobDeploymentStatus"] = "Suspending"
             elif self._past_active_deadline(rayjob):
-                status.update(jobDeploymentStatus="Failed", reason="DeadlineExceeded",
-                              message="The RayJob has passed the activeDeadlineSeconds.")
+                status.update(
+                    jobDeploymentStatus="Failed",
+                    reason="DeadlineExceeded",
+                    message="The RayJob has passed the activeDeadlineSeconds.",
+                )
             elif state == "Initializing" and app.cluster_ready:
                 status.update(jobDeploymentStatus="Running", dashboardURL=f"{name}-head-svc.{namespace}.svc:8265")
             elif state == "Running":
@@ -172,8 +175,11 @@ class Cluster(FakeClient):
 
     def _past_active_deadline(self, rayjob: dict) -> bool:
         deadline, start = rayjob["spec"].get("activeDeadlineSeconds"), rayjob["status"].get("startTime")
-        return deadline is not None and start is not None and \
-            self.now >= datetime.fromisoformat(start.replace("Z", "+00:00")) + timedelta(seconds=deadline)
+        return (
+            deadline is not None
+            and start is not None
+            and self.now >= datetime.fromisoformat(start.replace("Z", "+00:00")) + timedelta(seconds=deadline)
+        )
 
     def _ray_job_state(self, rayjob: dict, app: RayApp) -> None:
         status = rayjob["status"]
@@ -202,10 +208,16 @@ class Cluster(FakeClient):
         state = (rayjob.get("status") or {}).get("jobDeploymentStatus", "")
         workload = self.workloads.get(uid)
         if workload is None:
-            workload = {"metadata": {"name": f"rayjob-{uid}"}, "spec": {"active": True, "queueName": queue},
-                        "status": {"conditions": []}}
-            reason, message = ("Misconfigured", f"LocalQueue {queue} doesn't exist") if queue in self.missing_queues \
-                or queue is None else ("Pending", "couldn't assign flavors to pod set workers")
+            workload = {
+                "metadata": {"name": f"rayjob-{uid}"},
+                "spec": {"active": True, "queueName": queue},
+                "status": {"conditions": []},
+            }
+            reason, message = (
+                ("Misconfigured", f"LocalQueue {queue} doesn't exist")
+                if queue in self.missing_queues or queue is None
+                else ("Pending", "couldn't assign flavors to pod set workers")
+            )
             set_condition(workload, condition("QuotaReserved", "False", reason, message, self.now))
             self.workloads[uid] = workload
         if state in ("Complete", "Failed"):
@@ -217,8 +229,9 @@ class Cluster(FakeClient):
             if state in ("Suspended", "") and condition_of(workload, "QuotaReserved").get("status") == "True":
                 evicted = condition_of(workload, "Evicted")
                 requeued = evicted["reason"] == "Preempted"
-                set_condition(workload, condition("Requeued", str(requeued), evicted["reason"], evicted["message"],
-                                                  self.now))
+                set_condition(
+                    workload, condition("Requeued", str(requeued), evicted["reason"], evicted["message"], self.now)
+                )
                 self._unset_quota(workload, "PendingEvaluation", evicted["message"])
             return
         if spec.get("suspend"):
@@ -255,8 +268,7 @@ class Cluster(FakeClient):
     def reactivate(self, rayjob: dict) -> None:
         workload = self.workload_of(rayjob)
         workload["spec"]["active"] = True
-        set_condition(workload, condition("Requeued", "True", "Reactivated", "The workload was reactivated",
-                                          self.now))
+        set_condition(workload, condition("Requeued", "True", "Reactivated", "The workload was reactivated", self.now))
 
 
 @dataclass
@@ -287,8 +299,11 @@ class Job:
 
     def tick(self) -> None:
         """kopf's status timer."""
-        self._run(lambda body, patch, client, runtime, now: refresh_status(body, patch, client, runtime, now,
-                                                                          stores=self.stores))
+        self._run(
+            lambda body, patch, client, runtime, now: refresh_status(
+                body, patch, client, runtime, now, stores=self.stores
+            )
+        )
 
     def _run(self, handler) -> None:
         patch = kopf.Patch()

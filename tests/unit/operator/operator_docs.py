@@ -23,11 +23,14 @@ def load_job_file(path) -> list:
 def artifacts_for(jobs) -> dict[str, str]:
     """Upstream models a file's jobs need but do not define: `<upstream output.uri>/model`."""
     names = {job.name for job in jobs}
-    return {up: f"{ALL_JOBS[up].spec.output.uri}/model" for job in jobs for up in job.upstream_jobs() if up not in names}
+    return {
+        up: f"{ALL_JOBS[up].spec.output.uri}/model" for job in jobs for up in job.upstream_jobs() if up not in names
+    }
 
 
 def needs_node_pool(jobs) -> bool:
     return any(getattr(job.spec, "resources", None) and job.spec.resources.node_pool for job in jobs)
+
 
 GPU_RUNTIME = {
     "image": "registry.example/vlmtune:0.1.0",
@@ -42,7 +45,9 @@ GPU_RUNTIME = {
         "a100-80gb": {
             "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            "gpuType": "A100-80GB", "cpu": "11", "memory": "160Gi",
+            "gpuType": "A100-80GB",
+            "cpu": "11",
+            "memory": "160Gi",
         },
         "mi300": {"gpuResource": "amd.com/gpu", "memory": "200Gi"},
     },
@@ -52,14 +57,23 @@ GPU_RUNTIME = {
 def stage_doc(name: str = "visionflan-stage1", **spec_overrides) -> dict:
     """A GPU stage-1 job like DESIGN.md's, as a document; `spec_overrides` replace whole spec sections."""
     doc = {
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob",
-        "metadata": {"name": name, "namespace": "team-vision",
-                     "labels": {"kueue.x-k8s.io/queue-name": "tuning", "kueue.x-k8s.io/priority-class": "high"}},
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "TuningJob",
+        "metadata": {
+            "name": name,
+            "namespace": "team-vision",
+            "labels": {"kueue.x-k8s.io/queue-name": "tuning", "kueue.x-k8s.io/priority-class": "high"},
+        },
         "spec": {
-            "model": {"languageModel": "lmsys/vicuna-13b-v1.5", "visionTower": "openai/clip-vit-large-patch14-336",
-                      "trainable": ["projector", "language_model"]},
-            "data": {"sources": [{"uri": "s3://datasets/vision-flan/annotation.json", "maxPerTask": 10000}],
-                     "mixture": "uniform"},
+            "model": {
+                "languageModel": "lmsys/vicuna-13b-v1.5",
+                "visionTower": "openai/clip-vit-large-patch14-336",
+                "trainable": ["projector", "language_model"],
+            },
+            "data": {
+                "sources": [{"uri": "s3://datasets/vision-flan/annotation.json", "maxPerTask": 10000}],
+                "mixture": "uniform",
+            },
             "training": {"globalBatchSize": 128, "maxLength": 2048, "deepspeed": {"zeroStage": 3}},
             "resources": {"workers": 8, "gpusPerWorker": 1, "cpusPerWorker": 8, "nodePool": "a100-80gb"},
             "output": {"uri": f"s3://runs/{name}"},
@@ -70,18 +84,24 @@ def stage_doc(name: str = "visionflan-stage1", **spec_overrides) -> dict:
 
 
 def stage2_doc(name: str = "visionflan-stage2", upstream: str = "visionflan-stage1") -> dict:
-    return stage_doc(name, model={"from": {"job": upstream}},
-                     data={"sources": [{"uri": "s3://datasets/llava/gpt4.json", "format": "llava"}]})
+    return stage_doc(
+        name,
+        model={"from": {"job": upstream}},
+        data={"sources": [{"uri": "s3://datasets/llava/gpt4.json", "format": "llava"}]},
+    )
 
 
 def eval_doc(name: str = "eval-stage1", upstream: str = "visionflan-stage1") -> dict:
     return {
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "EvalJob",
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "EvalJob",
         "metadata": {"name": name, "namespace": "team-vision", "labels": {"kueue.x-k8s.io/queue-name": "tuning"}},
-        "spec": {"model": {"from": {"job": upstream}},
-                 "benchmarks": [{"name": "pope", "data": "s3://datasets/pope/"}, {"name": "mme", "demo": {}}],
-                 "resources": {"workers": 2, "gpusPerWorker": 1, "nodePool": "a100-80gb"},
-                 "output": {"uri": f"s3://runs/{name}"}},
+        "spec": {
+            "model": {"from": {"job": upstream}},
+            "benchmarks": [{"name": "pope", "data": "s3://datasets/pope/"}, {"name": "mme", "demo": {}}],
+            "resources": {"workers": 2, "gpusPerWorker": 1, "nodePool": "a100-80gb"},
+            "output": {"uri": f"s3://runs/{name}"},
+        },
     }
 
 
@@ -89,15 +109,21 @@ def experiment_doc(name: str = "compare", namespace: str = "team-vision", output
     """A small mixed-vs-two-stage Experiment on the tiny model (two arms, five jobs), queued with a priority."""
     stage = {"steps": 8, "data": {"sources": [{"demo": {"perTask": 8}}]}}
     return {
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "Experiment",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {"kueue.x-k8s.io/queue-name": "tuning", "kueue.x-k8s.io/priority-class": "high"}},
-        "spec": {"study": {"type": "mixed-vs-two-stage"},
-                 "base": {"model": {"preset": "tiny"}, "training": {"globalBatchSize": 4, "microBatchSize": 2}},
-                 "stages": {"stage1": stage, "stage2": stage},
-                 "evaluation": {"benchmarks": [{"name": "pope", "demo": {}}]},
-                 "resources": {"workers": 2},
-                 "output": {"uri": output}},
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "Experiment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"kueue.x-k8s.io/queue-name": "tuning", "kueue.x-k8s.io/priority-class": "high"},
+        },
+        "spec": {
+            "study": {"type": "mixed-vs-two-stage"},
+            "base": {"model": {"preset": "tiny"}, "training": {"globalBatchSize": 4, "microBatchSize": 2}},
+            "stages": {"stage1": stage, "stage2": stage},
+            "evaluation": {"benchmarks": [{"name": "pope", "demo": {}}]},
+            "resources": {"workers": 2},
+            "output": {"uri": output},
+        },
     }
 
 

@@ -11,16 +11,19 @@ MODEL = "s3://runs/visionflan-stage1/model"
 UPSTREAM = "visionflan-stage1"
 
 
-@pytest.mark.parametrize("status, state, message", [
-    (None, "wait", "visionflan-stage1 (not created yet)"),
-    ({}, "wait", "visionflan-stage1 (not created yet)"),
-    ({"phase": "Queued"}, "wait", "visionflan-stage1 (Queued)"),
-    ({"phase": "Running", "artifacts": {"checkpoints": "s3://x"}}, "wait", "visionflan-stage1 (Running)"),
-    ({"phase": "Suspended"}, "wait", "visionflan-stage1 (Suspended)"),
-    ({"phase": "Failed", "reason": "JobFailed"}, "failed", "upstream job 'visionflan-stage1' failed (JobFailed)"),
-    ({"phase": "Succeeded", "artifacts": {}}, "failed", "succeeded but recorded no model artifact"),
-    ({"phase": "Succeeded", "artifacts": {"model": MODEL}}, "ready", ""),
-])
+@pytest.mark.parametrize(
+    "status, state, message",
+    [
+        (None, "wait", "visionflan-stage1 (not created yet)"),
+        ({}, "wait", "visionflan-stage1 (not created yet)"),
+        ({"phase": "Queued"}, "wait", "visionflan-stage1 (Queued)"),
+        ({"phase": "Running", "artifacts": {"checkpoints": "s3://x"}}, "wait", "visionflan-stage1 (Running)"),
+        ({"phase": "Suspended"}, "wait", "visionflan-stage1 (Suspended)"),
+        ({"phase": "Failed", "reason": "JobFailed"}, "failed", "upstream job 'visionflan-stage1' failed (JobFailed)"),
+        ({"phase": "Succeeded", "artifacts": {}}, "failed", "succeeded but recorded no model artifact"),
+        ({"phase": "Succeeded", "artifacts": {"model": MODEL}}, "ready", ""),
+    ],
+)
 def test_resolution_follows_the_upstream_status(status, state, message):
     resolution = resolve_upstreams(job(stage2_doc()), {UPSTREAM: status})
     assert resolution.state == state and message in resolution.message
@@ -42,14 +45,18 @@ def test_resolve_document_swaps_the_reference_for_the_model_without_mutating():
 
 def test_artifact_layout_under_the_output_uri():
     assert artifact_uris("TuningJob", "s3://runs/a/", succeeded=False) == {
-        "checkpoints": "s3://runs/a/checkpoints", "metrics": "s3://runs/a/metrics.jsonl"}
+        "checkpoints": "s3://runs/a/checkpoints",
+        "metrics": "s3://runs/a/metrics.jsonl",
+    }
     assert artifact_uris("TuningJob", "s3://runs/a", succeeded=True)["model"] == "s3://runs/a/model"
     assert artifact_uris("EvalJob", "s3://runs/e", succeeded=True) == {"metrics": "s3://runs/e/results.json"}
 
 
 def test_expected_models_predict_what_success_records():
     assert expected_models([job(stage_doc()), job(stage2_doc())]) == {
-        "visionflan-stage1": MODEL, "visionflan-stage2": "s3://runs/visionflan-stage2/model"}
+        "visionflan-stage1": MODEL,
+        "visionflan-stage2": "s3://runs/visionflan-stage2/model",
+    }
 
 
 def test_eval_job_chains_from_a_tuning_job_but_nothing_chains_from_an_eval():
@@ -59,6 +66,7 @@ def test_eval_job_chains_from_a_tuning_job_but_nothing_chains_from_an_eval():
     assert resolve_document(evaluation.to_doc(), ready.models)["spec"]["model"] == {"pretrained": MODEL}
     assert "eval-stage1" not in expected_models([evaluation])
     after_eval = job(stage2_doc(upstream="eval-stage1"))
-    outcome = resolve_upstreams(after_eval, {"eval-stage1": {"phase": "Succeeded",
-                                                             "artifacts": {"metrics": "s3://runs/e/results.json"}}})
+    outcome = resolve_upstreams(
+        after_eval, {"eval-stage1": {"phase": "Succeeded", "artifacts": {"metrics": "s3://runs/e/results.json"}}}
+    )
     assert outcome.state == "failed" and "recorded no model artifact" in outcome.message

@@ -15,14 +15,18 @@ from operator_docs import FakeClient, experiment_doc, job, live
 from vlmtune.cli import report as report_command
 from vlmtune.spec.experiment import ARM_LABEL, EXPERIMENT_LABEL
 from vlmtune.spec.metadata import PRIORITY_LABEL, QUEUE_LABEL
-
 from vlmtune_operator.experiment import report_rayjob
 from vlmtune_operator.handlers import reconcile, reconcile_experiment
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 NS = "team-vision"
-JOBS = ["compare-two-stage-stage1", "compare-two-stage-stage2", "compare-two-stage-eval", "compare-mixed-train",
-        "compare-mixed-eval"]
+JOBS = [
+    "compare-two-stage-stage1",
+    "compare-two-stage-stage2",
+    "compare-two-stage-eval",
+    "compare-mixed-train",
+    "compare-mixed-eval",
+]
 
 
 @pytest.fixture
@@ -32,8 +36,13 @@ def client() -> FakeClient:
 
 def _experiment(client, runtime, status=None, doc=None, generation=1) -> kopf.Patch:
     patch = kopf.Patch()
-    reconcile_experiment(live(doc or experiment_doc(), uid="exp-uid", generation=generation, status=status), patch,
-                         client, runtime, now=NOW)
+    reconcile_experiment(
+        live(doc or experiment_doc(), uid="exp-uid", generation=generation, status=status),
+        patch,
+        client,
+        runtime,
+        now=NOW,
+    )
     return patch
 
 
@@ -52,9 +61,16 @@ def test_one_child_per_generated_job_owned_by_the_experiment(client, gpu_runtime
     assert [name for _, name in client.jobs] == JOBS
     for child in client.jobs.values():
         meta = child["metadata"]
-        assert meta["ownerReferences"] == [{"apiVersion": "vlmtune.dev/v1alpha1", "kind": "Experiment",
-                                            "name": "compare", "uid": "exp-uid", "controller": True,
-                                            "blockOwnerDeletion": True}]
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "vlmtune.dev/v1alpha1",
+                "kind": "Experiment",
+                "name": "compare",
+                "uid": "exp-uid",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
         assert meta["labels"][QUEUE_LABEL] == "tuning" and meta["labels"][PRIORITY_LABEL] == "high"
         assert meta["labels"][EXPERIMENT_LABEL] == "compare" and meta["labels"][ARM_LABEL] in ("two-stage", "mixed")
         assert meta["namespace"] == NS and "kubectl.kubernetes.io/last-applied-configuration" not in meta["annotations"]
@@ -81,8 +97,12 @@ def test_children_chain_through_the_ordinary_job_reconcile(client, gpu_runtime):
     stage2 = client.jobs[(NS, "compare-two-stage-stage2")]
     with pytest.raises(kopf.TemporaryError):  # stage 1 has not succeeded yet
         reconcile(stage2, kopf.Patch(), client, gpu_runtime, now=NOW)
-    _set_status(client, "compare-two-stage-stage1", phase="Succeeded",
-                artifacts={"model": "s3://runs/compare/two-stage/stage1/model"})
+    _set_status(
+        client,
+        "compare-two-stage-stage1",
+        phase="Succeeded",
+        artifacts={"model": "s3://runs/compare/two-stage/stage1/model"},
+    )
     reconcile(stage2, kopf.Patch(), client, gpu_runtime, now=NOW)
     rayjob = client.rayjobs[(NS, "tj-compare-two-stage-stage2")]
     document = json.loads(shlex.split(rayjob["spec"]["entrypoint"])[3])
@@ -101,16 +121,23 @@ def test_status_aggregates_children_and_names_the_failure(client, gpu_runtime):
     assert "compare-two-stage-stage1 (JobFailed: CUDA OOM)" in running["message"]
     assert "compare-two-stage-stage2" not in running["message"].split("still running")[0]  # the cause, not its echo
     assert running["counts"] == {"Failed": 3, "Running": 1, "Pending": 1}
-    assert {"name": "compare-mixed-train", "kind": "TuningJob", "stage": "train", "phase": "Running",
-            "progress": "3/16 (18%)"} in running["children"]
+    assert {
+        "name": "compare-mixed-train",
+        "kind": "TuningJob",
+        "stage": "train",
+        "phase": "Running",
+        "progress": "3/16 (18%)",
+    } in running["children"]
 
     _set_status(client, "compare-mixed-train", phase="Succeeded")
     _set_status(client, "compare-mixed-eval", phase="Succeeded", results={"pope.f1": 0.71})
     done = _applied(running, _experiment(client, gpu_runtime, status=running))
     assert (done["phase"], done["reason"]) == ("Failed", "ChildFailed")
     assert done["message"].startswith("3 of 5 job(s) failed: compare-two-stage-stage1 (JobFailed: CUDA OOM)")
-    assert done["arms"] == [{"name": "two-stage", "phase": "Failed", "jobs": "0/3"},
-                            {"name": "mixed", "phase": "Succeeded", "jobs": "2/2", "results": {"pope.f1": 0.71}}]
+    assert done["arms"] == [
+        {"name": "two-stage", "phase": "Failed", "jobs": "0/3"},
+        {"name": "mixed", "phase": "Succeeded", "jobs": "2/2", "results": {"pope.f1": 0.71}},
+    ]
     assert not client.rayjobs  # no report of a failed experiment
 
 
@@ -139,17 +166,22 @@ def test_failed_report_fails_the_experiment(client, gpu_runtime):
     for name in JOBS:
         _set_status(client, name, phase="Succeeded")
     status = _applied(status, _experiment(client, gpu_runtime, status=status))
-    client.rayjobs[(NS, "experiment-compare")]["status"] = {"jobDeploymentStatus": "Complete", "jobStatus": "FAILED",
-                                                            "message": "no experiment.json"}
+    client.rayjobs[(NS, "experiment-compare")]["status"] = {
+        "jobDeploymentStatus": "Complete",
+        "jobStatus": "FAILED",
+        "message": "no experiment.json",
+    }
     failed = _applied(status, _experiment(client, gpu_runtime, status=status))
-    assert (failed["phase"], failed["reason"], failed["message"]) == ("Failed", "ReportJobFailed",
-                                                                      "no experiment.json")
+    assert (failed["phase"], failed["reason"], failed["message"]) == ("Failed", "ReportJobFailed", "no experiment.json")
 
 
 def test_a_child_name_taken_by_another_object_fails_the_experiment(client, gpu_runtime):
     foreign = experiment_doc()  # any job document of that name that the experiment does not own
-    client.jobs[(NS, "compare-two-stage-stage1")] = {"kind": "TuningJob", "metadata": {
-        "name": "compare-two-stage-stage1", "labels": {EXPERIMENT_LABEL: "other"}}, "spec": foreign["spec"]}
+    client.jobs[(NS, "compare-two-stage-stage1")] = {
+        "kind": "TuningJob",
+        "metadata": {"name": "compare-two-stage-stage1", "labels": {EXPERIMENT_LABEL: "other"}},
+        "spec": foreign["spec"],
+    }
     patch = kopf.Patch()
     with pytest.raises(kopf.PermanentError):
         reconcile_experiment(live(experiment_doc(), uid="exp-uid"), patch, client, gpu_runtime, now=NOW)
@@ -161,8 +193,7 @@ def test_a_deleted_child_is_not_silently_rerun(client, gpu_runtime):
     del client.jobs[(NS, "compare-mixed-train")]
     patch = kopf.Patch()
     with pytest.raises(kopf.PermanentError):
-        reconcile_experiment(live(experiment_doc(), uid="exp-uid", status=status), patch, client, gpu_runtime,
-                             now=NOW)
+        reconcile_experiment(live(experiment_doc(), uid="exp-uid", status=status), patch, client, gpu_runtime, now=NOW)
     assert patch.status["reason"] == "ChildVanished" and (NS, "compare-mixed-train") not in client.jobs
 
 
@@ -193,12 +224,19 @@ def test_report_entrypoint_writes_the_comparison_from_the_childrens_records(tmp_
     run = tmp_path / "run"
     experiment = job(experiment_doc(output=str(run)))
     headline = {"two-stage": {"pope.f1": 0.62, "pope.yesRatio": 0.48}, "mixed": {"pope.f1": 0.55, "pope.yesRatio": 0.7}}
-    for arm, stage, metrics in [("two-stage", "stage1", {"loss.final": 3.0}), ("two-stage", "stage2", {"loss.final": 2.5}),
-                                ("two-stage", "eval", headline["two-stage"]), ("mixed", "train", {"loss.final": 2.75}),
-                                ("mixed", "eval", headline["mixed"])]:
+    for arm, stage, metrics in [
+        ("two-stage", "stage1", {"loss.final": 3.0}),
+        ("two-stage", "stage2", {"loss.final": 2.5}),
+        ("two-stage", "eval", headline["two-stage"]),
+        ("mixed", "train", {"loss.final": 2.75}),
+        ("mixed", "eval", headline["mixed"]),
+    ]:
         (run / arm / stage).mkdir(parents=True)
-        (run / arm / stage / "job.json").write_text(json.dumps(
-            {"phase": "Succeeded", "specHash": "h", "finishedAt": "2026-03-01T12:00:00+00:00", "metrics": metrics}))
+        (run / arm / stage / "job.json").write_text(
+            json.dumps(
+                {"phase": "Succeeded", "specHash": "h", "finishedAt": "2026-03-01T12:00:00+00:00", "metrics": metrics}
+            )
+        )
     command = shlex.split(report_rayjob(experiment, gpu_runtime)["spec"]["entrypoint"])
     parser = argparse.ArgumentParser(prog="vlmtune")
     report_command.register(parser.add_subparsers().add_parser, "report")

@@ -12,16 +12,32 @@ def _rows(*rows: dict) -> bytes:
     return "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
 
 
-ROW = {"step": 36, "loss": 2.5, "learning_rate": 1e-4, "tokens_per_s": 900.0, "samples_per_s": 3.5, "samples": 64,
-       "tokens": 4000, "skipped": 0, "truncated": 0, "grad_norm": 1.2}
+ROW = {
+    "step": 36,
+    "loss": 2.5,
+    "learning_rate": 1e-4,
+    "tokens_per_s": 900.0,
+    "samples_per_s": 3.5,
+    "samples": 64,
+    "tokens": 4000,
+    "skipped": 0,
+    "truncated": 0,
+    "grad_norm": 1.2,
+}
 
 
 def test_progress_and_metrics_from_the_last_row():
     tail = _rows(ROW, ROW | {"step": 37, "loss": 2.25, "total_steps": 128, "mfu": 0.41})
     found = figures("TuningJob", RunFiles(metrics_tail=tail), planned_steps=None, whole_tail=True)
     assert found.progress == "37/128 (28%)"
-    assert found.metrics == {"step": 37, "loss": 2.25, "learningRate": 1e-4, "tokensPerSecond": 900.0,
-                             "samplesPerSecond": 3.5, "mfu": 0.41}
+    assert found.metrics == {
+        "step": 37,
+        "loss": 2.25,
+        "learningRate": 1e-4,
+        "tokensPerSecond": 900.0,
+        "samplesPerSecond": 3.5,
+        "mfu": 0.41,
+    }
     assert found.fields() == {"progress": "37/128 (28%)", "metrics": found.metrics}
 
 
@@ -44,7 +60,7 @@ def test_half_written_lines_are_skipped():
     cut = whole[5:]  # a bounded read starts mid-line: its first line is not a row
     assert last_row(cut, from_start=False)["step"] == 11
     assert last_row(_rows(ROW | {"step": 10})[5:], from_start=False) is None
-    assert last_row(b"not json\n[1, 2]\n{\"loss\": 1}\n", from_start=True) is None
+    assert last_row(b'not json\n[1, 2]\n{"loss": 1}\n', from_start=True) is None
 
 
 def test_odd_values_are_not_figures():

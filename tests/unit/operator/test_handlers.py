@@ -12,7 +12,6 @@ from operator_docs import FakeClient, live, stage2_doc, stage_doc
 
 from vlmtune.spec import KINDS
 from vlmtune.spec.crd import plural_of
-
 from vlmtune_operator.handlers import configure, reconcile, refresh_status, register
 from vlmtune_operator.run import RUN_HASH_ANNOTATION
 from vlmtune_operator.stores import Stores
@@ -78,8 +77,9 @@ def test_downstream_waits_for_upstream_success(client, gpu_runtime):
 
 def test_downstream_starts_on_the_recorded_model(client, gpu_runtime):
     recorded = "s3://elsewhere/stage1/model"  # what the upstream recorded wins over any convention
-    client.jobs[(NS, "visionflan-stage1")] = live(stage_doc(), status={
-        "phase": "Succeeded", "artifacts": {"model": recorded}})
+    client.jobs[(NS, "visionflan-stage1")] = live(
+        stage_doc(), status={"phase": "Succeeded", "artifacts": {"model": recorded}}
+    )
     _reconcile(live(stage2_doc()), client, gpu_runtime)
     rayjob = client.rayjobs[(NS, "tj-visionflan-stage2")]
     assert _entry_document(rayjob)["spec"]["model"]["pretrained"] == recorded
@@ -94,16 +94,22 @@ def test_failed_upstream_fails_the_downstream(client, gpu_runtime):
 
 
 def test_finished_jobs_are_never_rerun(client, gpu_runtime):
-    patch = _reconcile(live(stage_doc(), status={"phase": "Succeeded", "rayJobName": "tj-visionflan-stage1"}),
-                       client, gpu_runtime)
+    patch = _reconcile(
+        live(stage_doc(), status={"phase": "Succeeded", "rayJobName": "tj-visionflan-stage1"}), client, gpu_runtime
+    )
     assert not client.rayjobs and dict(patch) == {}
 
 
 def test_vanished_rayjob_is_not_silently_recreated(client, gpu_runtime):
     patch = kopf.Patch()
     with pytest.raises(kopf.PermanentError):
-        reconcile(live(stage_doc(), status={"phase": "Running", "rayJobName": "tj-visionflan-stage1"}), patch,
-                  client, gpu_runtime, now=NOW)
+        reconcile(
+            live(stage_doc(), status={"phase": "Running", "rayJobName": "tj-visionflan-stage1"}),
+            patch,
+            client,
+            gpu_runtime,
+            now=NOW,
+        )
     assert patch.status["reason"] == "RayJobVanished" and not client.rayjobs
 
 
@@ -131,8 +137,10 @@ def test_spec_change_after_creation_is_reported_not_applied(client, gpu_runtime)
     patch = _reconcile(live(edited, generation=2, status=dict(first.status)), client, gpu_runtime)
     [condition] = [c for c in patch.status["conditions"] if c["type"] == "SpecOutOfDate"]
     assert condition["status"] == "True" and "re-apply" in condition["message"]
-    assert client.creates == 1 and "globalBatchSize\":128" in client.rayjobs[(NS, "tj-visionflan-stage1")][
-        "spec"]["entrypoint"]
+    assert (
+        client.creates == 1
+        and 'globalBatchSize":128' in client.rayjobs[(NS, "tj-visionflan-stage1")]["spec"]["entrypoint"]
+    )
 
 
 def test_timer_maps_the_rayjob_and_workload(client, gpu_runtime):
@@ -140,8 +148,18 @@ def test_timer_maps_the_rayjob_and_workload(client, gpu_runtime):
     rayjob = client.rayjobs[(NS, "tj-visionflan-stage1")]
     rayjob["spec"]["suspend"] = False  # Kueue unsuspends it on admission
     rayjob["status"] = {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING", "dashboardURL": "head:8265"}
-    client.workloads[rayjob["metadata"]["uid"]] = {"status": {"conditions": [
-        {"type": "Admitted", "status": "True", "reason": "Admitted", "lastTransitionTime": "2026-03-01T11:00:00Z"}]}}
+    client.workloads[rayjob["metadata"]["uid"]] = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Admitted",
+                    "status": "True",
+                    "reason": "Admitted",
+                    "lastTransitionTime": "2026-03-01T11:00:00Z",
+                }
+            ]
+        }
+    }
     patch = kopf.Patch()
     refresh_status(live(stage_doc(), status=dict(created.status)), patch, client, gpu_runtime, now=NOW)
     assert (patch.status["phase"], patch.status["stage"]) == ("Running", "training")
@@ -150,8 +168,9 @@ def test_timer_maps_the_rayjob_and_workload(client, gpu_runtime):
 
 def test_timer_fails_a_job_whose_rayjob_vanished(client, gpu_runtime):
     patch = kopf.Patch()
-    refresh_status(live(stage_doc(), status={"phase": "Running", "rayJobName": "tj-gone"}), patch, client,
-                   gpu_runtime, now=NOW)
+    refresh_status(
+        live(stage_doc(), status={"phase": "Running", "rayJobName": "tj-gone"}), patch, client, gpu_runtime, now=NOW
+    )
     assert (patch.status["phase"], patch.status["reason"]) == ("Failed", "RayJobVanished")
 
 
@@ -165,8 +184,9 @@ def test_register_covers_every_kind_with_one_reconcile_and_a_timer(gpu_runtime):
     registry = kopf.OperatorRegistry()
     register(registry, FakeClient, gpu_runtime)
     handlers = registry._changing.get_all_handlers()
-    by_kind = {plural_of(kind): sorted(h.id for h in handlers if h.selector.any_name == plural_of(kind))
-               for kind in KINDS}
+    by_kind = {
+        plural_of(kind): sorted(h.id for h in handlers if h.selector.any_name == plural_of(kind)) for kind in KINDS
+    }
     assert by_kind == {plural_of(kind): ["reconcile-create", "reconcile-resume", "reconcile-update"] for kind in KINDS}
     timers = registry._spawning.get_all_handlers()
     assert sorted(t.selector.any_name for t in timers) == sorted(plural_of(kind) for kind in KINDS)
@@ -192,8 +212,15 @@ def _running_job(client, runtime, output_uri: str, status_extra: dict | None = N
 def _record(client, **fields) -> str:
     """job.json as `vlmtune run` writes it for the run the job's RayJob carries."""
     annotations = client.rayjobs[(NS, "tj-visionflan-stage1")]["metadata"]["annotations"]
-    return json.dumps({"kind": "TuningJob", "name": "visionflan-stage1", "specHash": annotations[RUN_HASH_ANNOTATION],
-                       "phase": "Running"} | fields)
+    return json.dumps(
+        {
+            "kind": "TuningJob",
+            "name": "visionflan-stage1",
+            "specHash": annotations[RUN_HASH_ANNOTATION],
+            "phase": "Running",
+        }
+        | fields
+    )
 
 
 def test_timer_reads_progress_and_metrics_from_the_run_folder(client, gpu_runtime, tmp_path):
@@ -204,8 +231,14 @@ def test_timer_reads_progress_and_metrics_from_the_run_folder(client, gpu_runtim
     patch = kopf.Patch()
     refresh_status(live(doc, status=status), patch, client, gpu_runtime, now=NOW, stores=Stores(client, gpu_runtime))
     assert patch.status["phase"] == "Running" and patch.status["progress"] == "37/128 (28%)"
-    assert patch.status["metrics"] == {"step": 37, "loss": 2.5, "learningRate": 1e-4, "tokensPerSecond": 812.5,
-                                       "samplesPerSecond": 3.0, "mfu": 0.42}
+    assert patch.status["metrics"] == {
+        "step": 37,
+        "loss": 2.5,
+        "learningRate": 1e-4,
+        "tokensPerSecond": 812.5,
+        "samplesPerSecond": 3.0,
+        "mfu": 0.42,
+    }
 
 
 def test_figures_of_another_run_in_the_same_folder_are_cleared(client, gpu_runtime, tmp_path):
@@ -250,13 +283,24 @@ class _RefusingApi:
         raise error
 
 
-@pytest.mark.parametrize("status, message, refused", [
-    (403, 'rayjobs.ray.io "tj-x" is forbidden: ValidatingAdmissionPolicy \'vlmtune-rayjobs\' with binding '
-          '\'vlmtune-rayjobs\' denied request: Ray clusters must use token auth', True),
-    (422, 'RayJob.ray.io "tj-x" is invalid: spec.rayClusterSpec: Required value', True),
-    (403, 'rayjobs.ray.io is forbidden: User "system:serviceaccount:vlmtune-system:vlmtune" cannot create '
-          'resource "rayjobs"', False),  # RBAC: a fixed Role lets a retry through
-])
+@pytest.mark.parametrize(
+    "status, message, refused",
+    [
+        (
+            403,
+            "rayjobs.ray.io \"tj-x\" is forbidden: ValidatingAdmissionPolicy 'vlmtune-rayjobs' with binding "
+            "'vlmtune-rayjobs' denied request: Ray clusters must use token auth",
+            True,
+        ),
+        (422, 'RayJob.ray.io "tj-x" is invalid: spec.rayClusterSpec: Required value', True),
+        (
+            403,
+            'rayjobs.ray.io is forbidden: User "system:serviceaccount:vlmtune-system:vlmtune" cannot create '
+            'resource "rayjobs"',
+            False,
+        ),  # RBAC: a fixed Role lets a retry through
+    ],
+)
 def test_admission_refusals_are_final_and_rbac_denials_are_retried(status, message, refused):
     pytest.importorskip("kubernetes")
     from kubernetes.client.exceptions import ApiException

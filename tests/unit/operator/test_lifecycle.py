@@ -26,7 +26,6 @@ from lifecycle import Cluster, Job, RayApp
 from operator_docs import GPU_RUNTIME, live, stage2_doc, stage_doc
 
 from vlmtune.spec.status import Phase
-
 from vlmtune_operator.run import RUN_HASH_ANNOTATION
 from vlmtune_operator.runtime import parse_runtime
 from vlmtune_operator.status import OWNER, STAGE_WAIT, TERMINAL, can_still_run
@@ -74,6 +73,7 @@ def pods_not_ready(job: Job) -> None:
 def deactivate(cause: str | None = None):
     def step(job: Job) -> None:
         job.cluster.deactivate(job.rayjob, cause)
+
     step.__name__ = f"deactivate({cause})"
     return step
 
@@ -85,16 +85,19 @@ def reactivate(job: Job) -> None:
 def wait(seconds: int):
     def step(job: Job) -> None:
         job.cluster.advance(seconds)
+
     step.__name__ = f"wait({seconds})"
     return step
 
 
 def ray(**knobs):
     """The Ray job inside the cluster changes (the cluster becomes ready, the job runs, succeeds, fails)."""
+
     def step(job: Job) -> None:
         app = job.cluster.apps.setdefault(job.rayjob["metadata"]["uid"], RayApp())
         for key, value in knobs.items():
             setattr(app, key, value)
+
     step.__name__ = f"ray({knobs})"
     return step
 
@@ -103,6 +106,7 @@ def suspend(value: bool):
     def step(job: Job) -> None:
         job.edit_spec(suspend=value)
         job.change()  # kopf's update handler
+
     step.__name__ = f"suspend({value})"
     return step
 
@@ -142,13 +146,17 @@ START_RUNNING = [
 ]
 
 SCENARIOS = {
-    "admitted-runs-and-succeeds": QUEUED_WALK + START_RUNNING + [
+    "admitted-runs-and-succeeds": QUEUED_WALK
+    + START_RUNNING
+    + [
         (wait(600), "Running", "JobRunning"),
         (ray(job_status="SUCCEEDED"), "Running", "JobRunning"),
         (kuberay, "Succeeded", "Succeeded"),
         (kueue, "Succeeded", "Succeeded"),
     ],
-    "preempted-requeued-readmitted": QUEUED_WALK + START_RUNNING + [
+    "preempted-requeued-readmitted": QUEUED_WALK
+    + START_RUNNING
+    + [
         (wait(900), "Running", "JobRunning"),
         (preempt, "Running", "JobRunning"),  # Evicted, Kueue has not acted yet
         (kueue, "Suspended", "Preempted"),  # stopJob: spec.suspend
@@ -160,7 +168,9 @@ SCENARIOS = {
         (ray(job_status="SUCCEEDED"), "Running", "JobRunning"),
         (kuberay, "Succeeded", "Succeeded"),
     ],
-    "cumulative-deadline-survives-readmission": QUEUED_WALK + START_RUNNING + [
+    "cumulative-deadline-survives-readmission": QUEUED_WALK
+    + START_RUNNING
+    + [
         (wait(2400), "Running", "JobRunning"),
         (preempt, "Running", "JobRunning"),
         (settle, "Suspended", "Preempted"),
@@ -170,14 +180,16 @@ SCENARIOS = {
         (wait(400), "Failed", "DeadlineExceeded"),  # 2400 + 1400 > 3600; KubeRay's own restarted at readmission
         (kuberay, "Failed", "DeadlineExceeded"),
     ],
-    "readiness-deadline-deletes-the-rayjob": QUEUED_WALK + [
+    "readiness-deadline-deletes-the-rayjob": QUEUED_WALK
+    + [
         (slow_cluster, "Queued", "WaitingForQuota"),
         *START_RUNNING[:4],
         (kuberay, "Running", "ClusterStarting"),  # cluster not ready: stays Initializing
         (wait(READINESS + 1), "Failed", "ReadinessDeadlineExceeded"),
         (kuberay, "Failed", "ReadinessDeadlineExceeded"),  # finalizer removed: RayJob, cluster, Workload gone
     ],
-    "admitted-but-never-unsuspended": QUEUED_WALK + [  # kueue#13413: the Workload holds quota, nothing starts
+    "admitted-but-never-unsuspended": QUEUED_WALK
+    + [  # kueue#13413: the Workload holds quota, nothing starts
         (lambda job: setattr(job.cluster, "kueue_never_unsuspends", True), "Queued", "WaitingForQuota"),
         (admit, "Queued", "Admitted"),
         (kueue, "Queued", "Admitted"),
@@ -185,7 +197,8 @@ SCENARIOS = {
         (wait(20), "Failed", "ReadinessDeadlineExceeded"),
         (kuberay, "Failed", "ReadinessDeadlineExceeded"),
     ],
-    "kuberay-down-after-admission": QUEUED_WALK + [
+    "kuberay-down-after-admission": QUEUED_WALK
+    + [
         (lambda job: setattr(job.cluster, "kuberay_down", True), "Queued", "WaitingForQuota"),
         (admit, "Queued", "Admitted"),
         (kueue, "Queued", "Admitted"),  # unsuspended; KubeRay never moves it from Suspended
@@ -205,11 +218,15 @@ SCENARIOS = {
         (wait(QUEUE + 1), "Failed", "QueueDeadlineExceeded"),
         (kuberay, "Failed", "QueueDeadlineExceeded"),
     ],
-    "kueue-max-execution-time": QUEUED_WALK + START_RUNNING + [
+    "kueue-max-execution-time": QUEUED_WALK
+    + START_RUNNING
+    + [
         (deactivate("MaximumExecutionTimeExceeded"), "Failed", "DeadlineExceeded"),
         (settle, "Failed", "DeadlineExceeded"),
     ],
-    "pods-ready-timeout-then-requeuing-limit": QUEUED_WALK + START_RUNNING[:5] + [
+    "pods-ready-timeout-then-requeuing-limit": QUEUED_WALK
+    + START_RUNNING[:5]
+    + [
         (pods_not_ready, "Running", "ClusterStarting"),
         (kueue, "Suspended", "PodsReadyTimeout"),
         (settle, "Suspended", "PodsReadyTimeout"),
@@ -217,7 +234,9 @@ SCENARIOS = {
         (deactivate("RequeuingLimitExceeded"), "Failed", "RequeuingLimitExceeded"),
         (settle, "Failed", "RequeuingLimitExceeded"),
     ],
-    "administrator-pauses-and-resumes": QUEUED_WALK + START_RUNNING + [
+    "administrator-pauses-and-resumes": QUEUED_WALK
+    + START_RUNNING
+    + [
         (deactivate(), "Running", "JobRunning"),  # Kueue has not stopped it yet
         (kueue, "Suspended", "WorkloadDeactivated"),
         (settle, "Suspended", "WorkloadDeactivated"),  # Kueue suspended the RayJob; it is kept, it can come back
@@ -226,7 +245,9 @@ SCENARIOS = {
         (ray(job_status="SUCCEEDED"), "Running", "JobRunning"),
         (kuberay, "Succeeded", "Succeeded"),
     ],
-    "owner-suspends-and-resumes": QUEUED_WALK + START_RUNNING + [
+    "owner-suspends-and-resumes": QUEUED_WALK
+    + START_RUNNING
+    + [
         (wait(1000), "Running", "JobRunning"),
         (suspend(True), "Suspended", "SuspendedByUser"),  # RayJob deleted: GPUs and quota freed
         (kuberay, "Suspended", "SuspendedByUser"),
@@ -242,7 +263,9 @@ SCENARIOS = {
         (suspend(False), "Queued", "WaitingForWorkload"),
         *QUEUED_WALK[1:],
     ],
-    "kuberay-retries-then-fails": QUEUED_WALK + START_RUNNING + [
+    "kuberay-retries-then-fails": QUEUED_WALK
+    + START_RUNNING
+    + [
         (ray(job_status="FAILED"), "Running", "JobRunning"),
         (kuberay, "Running", "ClusterStarting"),  # Retrying: a fresh cluster
         (ray(job_status="RUNNING"), "Running", "ClusterStarting"),
@@ -253,7 +276,9 @@ SCENARIOS = {
         (ray(job_status="FAILED"), "Running", "JobRunning"),
         (kuberay, "Failed", "AppFailed"),
     ],
-    "rayjob-deleted-by-someone": QUEUED_WALK + START_RUNNING + [
+    "rayjob-deleted-by-someone": QUEUED_WALK
+    + START_RUNNING
+    + [
         (lambda job: job.cluster.rayjobs.pop((NS, job.rayjob["metadata"]["name"])), "Failed", "RayJobVanished"),
     ],
 }
@@ -282,8 +307,9 @@ def test_lifecycle(scenario):
         job.tick()
         where = f"{scenario} step {index} ({getattr(step, '__name__', 'step')})"
         if phase is not None:
-            assert (job.status.get("phase"), job.status.get("reason")) == (phase, reason), \
+            assert (job.status.get("phase"), job.status.get("reason")) == (phase, reason), (
                 f"{where}: {job.status.get('message')}"
+            )
         if job.status:
             check_invariants(job, history, where)
             check_restart(job, where)
@@ -309,14 +335,19 @@ def check_invariants(job: Job, history: list, where: str) -> None:
     if phase == "Queued":
         assert rayjob is not None and (suspended or deployment in ("", "Suspended")), f"{where}: {deployment}"
     if phase == "Suspended":
-        assert rayjob is None or suspended or deployment in ("", "Suspending", "Suspended") or \
-            rayjob["metadata"].get("deletionTimestamp"), f"{where}: Suspended but {deployment}"
+        assert (
+            rayjob is None
+            or suspended
+            or deployment in ("", "Suspending", "Suspended")
+            or rayjob["metadata"].get("deletionTimestamp")
+        ), f"{where}: Suspended but {deployment}"
     if phase == "Succeeded":
         assert rayjob is None or (deployment, rayjob["status"].get("jobStatus")) == ("Complete", "SUCCEEDED")
     admitted = next((c for c in status.get("conditions", []) if c["type"] == "Admitted"), {})
     if workload is not None and phase in ("Queued", "Suspended"):
-        kueue_admitted = any(c["type"] == "Admitted" and c["status"] == "True"
-                             for c in workload["status"]["conditions"])
+        kueue_admitted = any(
+            c["type"] == "Admitted" and c["status"] == "True" for c in workload["status"]["conditions"]
+        )
         assert (admitted.get("status") == "True") == kueue_admitted, f"{where}: Admitted condition disagrees"
 
 
@@ -342,7 +373,9 @@ def check_restart(job: Job, where: str) -> None:
     restarted.change()
     restarted.tick()
     assert (restarted.status.get("phase"), restarted.status.get("reason")) == (
-        job.status.get("phase"), job.status.get("reason")), f"{where}: a restarted operator disagrees"
+        job.status.get("phase"),
+        job.status.get("reason"),
+    ), f"{where}: a restarted operator disagrees"
     assert restarted.cluster.creates == creates, f"{where}: a restarted operator created a second RayJob"
 
 
@@ -358,8 +391,9 @@ def check_ends(job: Job, where: str) -> None:
         frozen.cluster.now = max(frozen.cluster.now, deadline) + timedelta(seconds=1)
         frozen.tick()
     phase = frozen.status.get("phase")
-    assert phase in TERMINAL or _owner_wait(frozen), \
+    assert phase in TERMINAL or _owner_wait(frozen), (
         f"{where}: still {phase}/{frozen.status.get('reason')} after every deadline passed"
+    )
     if phase == Phase.Failed.value:
         assert not can_still_run(frozen.rayjob), f"{where}: failed by deadline but its RayJob can still run"
 
@@ -373,8 +407,15 @@ def _run(job: Job, steps) -> Job:
     return job
 
 
-@pytest.mark.parametrize("scenario", ["readiness-deadline-deletes-the-rayjob", "admitted-but-never-unsuspended",
-                                      "kueue-max-execution-time", "queue-does-not-exist"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "readiness-deadline-deletes-the-rayjob",
+        "admitted-but-never-unsuspended",
+        "kueue-max-execution-time",
+        "queue-does-not-exist",
+    ],
+)
 def test_a_failed_job_gives_back_its_quota(scenario):
     job = _run(_world(scenario), SCENARIOS[scenario])
     settle(job)
@@ -382,9 +423,16 @@ def test_a_failed_job_gives_back_its_quota(scenario):
 
 
 def test_the_cumulative_deadline_is_what_a_new_rayjob_gets():
-    job = _run(world(), QUEUED_WALK + START_RUNNING + [(wait(5000), "Running", "JobRunning"),
-                                                       (suspend(True), "Suspended", "SuspendedByUser"),
-                                                       (kuberay, "Suspended", "SuspendedByUser")])
+    job = _run(
+        world(),
+        QUEUED_WALK
+        + START_RUNNING
+        + [
+            (wait(5000), "Running", "JobRunning"),
+            (suspend(True), "Suspended", "SuspendedByUser"),
+            (kuberay, "Suspended", "SuspendedByUser"),
+        ],
+    )
     assert job.rayjob is None and job.status["activeSeconds"] == 5000
     _run(job, [(suspend(False), "Queued", "WaitingForWorkload")])
     deadline = RUNTIME.active_deadline_seconds - 5000
@@ -397,10 +445,18 @@ def test_a_job_without_a_queue_runs_without_kueue():
     doc = stage_doc()
     doc["metadata"]["labels"] = {}
     job = world(doc, RUNTIME.model_copy(update={"default_queue": None}))
-    _run(job, [(apply, "Pending", "RayJobCreated"), (kueue, "Pending", "RayJobCreated"),
-               (kuberay, "Running", "ClusterStarting"), (kuberay, "Running", "ClusterStarting"),
-               (kuberay, "Running", "JobRunning"), (ray(job_status="SUCCEEDED"), "Running", "JobRunning"),
-               (kuberay, "Succeeded", "Succeeded")])
+    _run(
+        job,
+        [
+            (apply, "Pending", "RayJobCreated"),
+            (kueue, "Pending", "RayJobCreated"),
+            (kuberay, "Running", "ClusterStarting"),
+            (kuberay, "Running", "ClusterStarting"),
+            (kuberay, "Running", "JobRunning"),
+            (ray(job_status="SUCCEEDED"), "Running", "JobRunning"),
+            (kuberay, "Succeeded", "Succeeded"),
+        ],
+    )
     assert not job.cluster.workloads
 
 
@@ -500,9 +556,17 @@ def test_a_queued_job_shows_no_progress_of_an_older_run(tmp_path):
     # A job applied again over an older run's output: nothing of that run shows while it waits in the queue
     # (Suspending and Suspended are not "started"), nor once it runs, until its own run records itself.
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 90, "loss": 0.5, "total_steps": 100}) + "\n")
-    (tmp_path / "job.json").write_text(json.dumps({"kind": "TuningJob", "name": "visionflan-stage1",
-                                                   "specHash": "an-older-spec", "phase": "Succeeded",
-                                                   "artifacts": {"model": "s3://old/model"}}))
+    (tmp_path / "job.json").write_text(
+        json.dumps(
+            {
+                "kind": "TuningJob",
+                "name": "visionflan-stage1",
+                "specHash": "an-older-spec",
+                "phase": "Succeeded",
+                "artifacts": {"model": "s3://old/model"},
+            }
+        )
+    )
     job = world(stage_doc(output={"uri": str(tmp_path)}))
     job.stores = Stores(job.cluster, RUNTIME)
     for step, phase, reason in QUEUED_WALK + START_RUNNING:
@@ -510,14 +574,19 @@ def test_a_queued_job_shows_no_progress_of_an_older_run(tmp_path):
         job.tick()
         assert (job.status["phase"], job.status["reason"]) == (phase, reason)
         assert "progress" not in job.status and "metrics" not in job.status, job.status["reason"]
-    own = {"kind": "TuningJob", "name": "visionflan-stage1", "phase": "Running",
-           "specHash": job.rayjob["metadata"]["annotations"][RUN_HASH_ANNOTATION]}
+    own = {
+        "kind": "TuningJob",
+        "name": "visionflan-stage1",
+        "phase": "Running",
+        "specHash": job.rayjob["metadata"]["annotations"][RUN_HASH_ANNOTATION],
+    }
     (tmp_path / "job.json").write_text(json.dumps(own))
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 3, "loss": 4.0, "total_steps": 100}) + "\n")
     job.tick()
     assert job.status["progress"] == "3/100 (3%)"
-    (tmp_path / "job.json").write_text(json.dumps(own | {"phase": "Succeeded", "artifacts": {
-        "model": f"{tmp_path}/model-exported"}}))
+    (tmp_path / "job.json").write_text(
+        json.dumps(own | {"phase": "Succeeded", "artifacts": {"model": f"{tmp_path}/model-exported"}})
+    )
     _run(job, [(ray(job_status="SUCCEEDED"), "Running", "JobRunning"), (kuberay, "Succeeded", "Succeeded")])
     assert job.status["artifacts"]["model"] == f"{tmp_path}/model-exported"  # what the run recorded
 
@@ -546,7 +615,9 @@ def test_labels_and_annotations_are_not_spec_drift():
 def test_a_rayjob_admission_refuses_fails_the_job_with_its_words():
     # E.g. Ray token auth turned off on a cluster whose policy requires it: the create is refused, for good.
     job = world()
-    job.cluster.refuse = lambda rayjob: ("ValidatingAdmissionPolicy 'vlmtune-rayjobs' denied request: "
-                                         "spec.rayClusterSpec.authOptions.mode: Ray clusters must use token auth")
+    job.cluster.refuse = lambda rayjob: (
+        "ValidatingAdmissionPolicy 'vlmtune-rayjobs' denied request: "
+        "spec.rayClusterSpec.authOptions.mode: Ray clusters must use token auth"
+    )
     _run(job, [(apply, "Failed", "RayJobRefused")])
     assert "must use token auth" in job.status["message"] and job.cluster.creates == 0

@@ -22,10 +22,13 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-@pytest.mark.parametrize("modules", [
-    ["vlmtune_operator"],
-    ["vlmtune_operator.handlers", "vlmtune_operator.client", "vlmtune_operator.__main__"],
-])
+@pytest.mark.parametrize(
+    "modules",
+    [
+        ["vlmtune_operator"],
+        ["vlmtune_operator.handlers", "vlmtune_operator.client", "vlmtune_operator.__main__"],
+    ],
+)
 def test_operator_imports_without_torch_ray_or_the_rest_of_vlmtune(modules):
     result = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -16,7 +16,6 @@ kopf = pytest.importorskip("kopf")
 kmock_lib = pytest.importorskip("kmock")
 
 from vlmtune.spec import KINDS, Experiment  # noqa: E402
-
 from vlmtune_operator.client import KubeClient  # noqa: E402
 from vlmtune_operator.handlers import configure, register  # noqa: E402
 from vlmtune_operator.runtime import parse_runtime  # noqa: E402
@@ -42,6 +41,7 @@ async def _until(predicate, timeout: float = 15.0):
         while not (result := predicate()):
             await asyncio.sleep(0.05)
         return result
+
     return await asyncio.wait_for(poll(), timeout)
 
 
@@ -64,20 +64,32 @@ async def test_job_to_rayjob_to_succeeded_through_kopf(kmock):
         rayjob = await _until(lambda: _get(kmock, RAYJOBS, "tj-smoke"))
         assert rayjob["spec"]["suspend"] is True
         assert rayjob["metadata"]["ownerReferences"][0]["uid"] == "job-uid"
-        status = (await _until(lambda: (_get(kmock, JOBS, "smoke") or {}).get("status", {}).get("rayJobName")
-                               and _get(kmock, JOBS, "smoke")["status"]))
+        status = await _until(
+            lambda: (
+                (_get(kmock, JOBS, "smoke") or {}).get("status", {}).get("rayJobName")
+                and _get(kmock, JOBS, "smoke")["status"]
+            )
+        )
         assert status["phase"] == "Queued" and status["queue"] == "tuning"
 
         # Play KubeRay: the job runs, then succeeds.
         kmock.objects[kmock_lib.resource(RAYJOBS), NS, "tj-smoke"].patch(
-            {"metadata": {"uid": "rj-uid"}, "spec": {"suspend": False},
-             "status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING", "dashboardURL": "head:8265"}})
+            {
+                "metadata": {"uid": "rj-uid"},
+                "spec": {"suspend": False},
+                "status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING", "dashboardURL": "head:8265"},
+            }
+        )
         await _until(lambda: _get(kmock, JOBS, "smoke")["status"].get("stage") == "training")
         kmock.objects[kmock_lib.resource(RAYJOBS), NS, "tj-smoke"].patch(
-            {"status": {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED",
-                        "endTime": "2026-03-01T12:00:00Z"}})
-        done = await _until(lambda: _get(kmock, JOBS, "smoke")["status"].get("phase") == "Succeeded"
-                            and _get(kmock, JOBS, "smoke")["status"])
+            {"status": {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED", "endTime": "2026-03-01T12:00:00Z"}}
+        )
+        done = await _until(
+            lambda: (
+                _get(kmock, JOBS, "smoke")["status"].get("phase") == "Succeeded"
+                and _get(kmock, JOBS, "smoke")["status"]
+            )
+        )
         assert done["artifacts"]["model"] == "s3://runs/smoke/model"
         assert done["completionTime"] == "2026-03-01T12:00:00Z"
         # kmock keeps resourceVersion fixed, so kopf re-runs the create handler: reconcile must not re-create.
@@ -86,8 +98,7 @@ async def test_job_to_rayjob_to_succeeded_through_kopf(kmock):
 
 def _serve(kmock, resources: dict[str, str]) -> None:
     for resource, kind in resources.items():
-        kmock.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True, verbs=VERBS,
-                                                       subresources=["status"])
+        kmock.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True, verbs=VERBS, subresources=["status"])
     kmock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False, verbs=VERBS)
 
 
@@ -134,17 +145,32 @@ async def test_run_progress_appears_in_the_job_status(kmock, tmp_path):
     async with _operator(kmock):
         await _until(lambda: _status(kmock, JOBS, "progress").get("rayJobName"))
         kmock.objects[kmock_lib.resource(RAYJOBS), NS, "tj-progress"].patch(
-            {"metadata": {"uid": "rj-uid"}, "spec": {"suspend": False},
-             "status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}})
-        row = {"step": 16, "loss": 3.25, "learning_rate": 2e-5, "tokens_per_s": 5120.0, "samples_per_s": 2.5,
-               "total_steps": 64, "mfu": 0.38}
+            {
+                "metadata": {"uid": "rj-uid"},
+                "spec": {"suspend": False},
+                "status": {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"},
+            }
+        )
+        row = {
+            "step": 16,
+            "loss": 3.25,
+            "learning_rate": 2e-5,
+            "tokens_per_s": 5120.0,
+            "samples_per_s": 2.5,
+            "total_steps": 64,
+            "mfu": 0.38,
+        }
         (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n")
         # The run's record, as `vlmtune run` writes it: figures count only for the run this RayJob carries.
         run_hash = _get(kmock, RAYJOBS, "tj-progress")["metadata"]["annotations"]["vlmtune.dev/run-hash"]
-        (tmp_path / "job.json").write_text(json.dumps({"kind": "TuningJob", "name": "progress", "specHash": run_hash,
-                                                       "phase": "Running"}))
-        status = await _until(lambda: _status(kmock, JOBS, "progress").get("progress") == "16/64 (25%)"
-                              and _status(kmock, JOBS, "progress"))
+        (tmp_path / "job.json").write_text(
+            json.dumps({"kind": "TuningJob", "name": "progress", "specHash": run_hash, "phase": "Running"})
+        )
+        status = await _until(
+            lambda: (
+                _status(kmock, JOBS, "progress").get("progress") == "16/64 (25%)" and _status(kmock, JOBS, "progress")
+            )
+        )
         assert status["phase"] == "Running" and status["metrics"]["mfu"] == 0.38
         (tmp_path / "metrics.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(row | {"step": 48}) + "\n")
         await _until(lambda: _status(kmock, JOBS, "progress").get("progress") == "48/64 (75%)")
@@ -152,16 +178,19 @@ async def test_run_progress_appears_in_the_job_status(kmock, tmp_path):
 
 @pytest.mark.asyncio
 async def test_experiment_fans_out_child_jobs_through_kopf(kmock):
-    _serve(kmock, {JOBS: "TuningJob", EVALS: "EvalJob", EXPERIMENTS: "Experiment", RAYJOBS: "RayJob",
-                   WORKLOADS: "Workload"})
+    _serve(
+        kmock,
+        {JOBS: "TuningJob", EVALS: "EvalJob", EXPERIMENTS: "Experiment", RAYJOBS: "RayJob", WORKLOADS: "Workload"},
+    )
     experiment = experiment_doc()
     experiment["metadata"].update(uid="exp-uid", generation=1, resourceVersion="1")
     kmock.objects[kmock_lib.resource(EXPERIMENTS), NS, "compare"] = experiment
     # Only Experiments are watched here: kmock 0.8 gives objects created through POST no resourceVersion, which
     # kopf's patches test against; the children's own handling is covered in test_experiment_handlers.py.
     async with _operator(kmock, kinds={"Experiment": Experiment}):
-        status = await _until(lambda: _status(kmock, EXPERIMENTS, "compare").get("counts")
-                              and _status(kmock, EXPERIMENTS, "compare"))
+        status = await _until(
+            lambda: _status(kmock, EXPERIMENTS, "compare").get("counts") and _status(kmock, EXPERIMENTS, "compare")
+        )
         assert (status["phase"], status["progress"], status["counts"]) == ("Pending", "0/5", {"Pending": 5})
         stage2 = _get(kmock, JOBS, "compare-two-stage-stage2")
         assert stage2["metadata"]["ownerReferences"][0]["uid"] == "exp-uid"
@@ -172,11 +201,16 @@ async def test_experiment_fans_out_child_jobs_through_kopf(kmock):
 
         # The children report progress; the experiment's timer aggregates them.
         kmock.objects[kmock_lib.resource(JOBS), NS, "compare-two-stage-stage1"].patch(
-            {"status": {"phase": "Running", "progress": "4/8 (50%)"}})
+            {"status": {"phase": "Running", "progress": "4/8 (50%)"}}
+        )
         kmock.objects[kmock_lib.resource(JOBS), NS, "compare-mixed-train"].patch({"status": {"phase": "Succeeded"}})
         # (A tick may read one child before and another after these patches: wait for a tick that saw both.)
-        status = await _until(lambda: _status(kmock, EXPERIMENTS, "compare").get("counts")
-                              == {"Running": 1, "Pending": 3, "Succeeded": 1} and _status(kmock, EXPERIMENTS, "compare"))
+        status = await _until(
+            lambda: (
+                _status(kmock, EXPERIMENTS, "compare").get("counts") == {"Running": 1, "Pending": 3, "Succeeded": 1}
+                and _status(kmock, EXPERIMENTS, "compare")
+            )
+        )
         assert status["phase"] == "Running" and status["progress"] == "1/5"
         assert status["children"][0]["progress"] == "4/8 (50%)"
         assert len(kmock["post /apis/vlmtune.dev/v1alpha1/namespaces/team-vision/tuningjobs"]) == 3  # idempotent

@@ -14,7 +14,6 @@ import yaml
 from operator_docs import job, live, stage2_doc, stage_doc
 
 from vlmtune.spec import parse_documents
-
 from vlmtune_operator.objects import owner_reference, with_owner
 from vlmtune_operator.rayjob import BuildError, build_rayjob, cpu_quantity, rayjob_name
 from vlmtune_operator.runtime import RuntimeConfig
@@ -109,7 +108,7 @@ def test_without_secret_or_service_account_none_is_referenced():
 
 def test_entrypoint_is_vlmtune_run_with_the_job_document(gpu_runtime):
     doc = stage_doc()
-    doc["metadata"]["annotations"] = {"note": "it's \"quoted\" $HOME `x`"}  # survives both shells unharmed
+    doc["metadata"]["annotations"] = {"note": 'it\'s "quoted" $HOME `x`'}  # survives both shells unharmed
     built = build_rayjob(job(doc), gpu_runtime)
     argv = shlex.split(built["spec"]["entrypoint"])
     assert argv[:3] == ["vlmtune", "run", "--spec-json"] and len(argv) == 4
@@ -143,10 +142,13 @@ def test_names_fit_kuberay_and_stay_unique():
 
 
 def test_deadline_from_the_spec_overrides_the_runtime_default(gpu_runtime):
-    assert build_rayjob(job(stage_doc()), gpu_runtime)["spec"]["activeDeadlineSeconds"] == \
-        gpu_runtime.active_deadline_seconds
-    doc = stage_doc(resources={"workers": 8, "gpusPerWorker": 1, "nodePool": "a100-80gb",
-                               "activeDeadlineSeconds": 3600})
+    assert (
+        build_rayjob(job(stage_doc()), gpu_runtime)["spec"]["activeDeadlineSeconds"]
+        == gpu_runtime.active_deadline_seconds
+    )
+    doc = stage_doc(
+        resources={"workers": 8, "gpusPerWorker": 1, "nodePool": "a100-80gb", "activeDeadlineSeconds": 3600}
+    )
     assert build_rayjob(job(doc), gpu_runtime)["spec"]["activeDeadlineSeconds"] == 3600
 
 
@@ -170,15 +172,30 @@ def test_cpu_quantities():
 def test_owner_reference_makes_the_job_the_controller(gpu_runtime):
     body = live(stage_doc(), uid="abc")
     owned = with_owner(build_rayjob(job(stage_doc()), gpu_runtime), owner_reference(body))
-    assert owned["metadata"]["ownerReferences"] == [{
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "name": "visionflan-stage1", "uid": "abc",
-        "controller": True, "blockOwnerDeletion": True}]
+    assert owned["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "vlmtune.dev/v1alpha1",
+            "kind": "TuningJob",
+            "name": "visionflan-stage1",
+            "uid": "abc",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     again = with_owner(owned, owner_reference(body))
     assert again["metadata"]["ownerReferences"] == owned["metadata"]["ownerReferences"]
 
 
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                      "projected", "secret"}
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def restricted_violations(pod: dict) -> list[str]:
@@ -188,7 +205,7 @@ def restricted_violations(pod: dict) -> list[str]:
     for container in pod["containers"]:
         security = container.get("securityContext") or {}
         name = container["name"]
-        if not (security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is True):
+        if security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is not True:
             problems.append(f"{name}: runAsNonRoot")
         if security.get("runAsUser", pod_security.get("runAsUser")) == 0:
             problems.append(f"{name}: runAsUser 0")
@@ -220,11 +237,13 @@ def test_ray_pods_meet_the_restricted_pod_security_profile(gpu_runtime):
     pod = cluster["headGroupSpec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == gpu_runtime.pod_security.run_as_user == 65532
     # The check bites.
-    for change in (lambda p: p["securityContext"].update(runAsNonRoot=False),
-                   lambda p: p["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True),
-                   lambda p: p["containers"][0]["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]),
-                   lambda p: p["securityContext"].pop("seccompProfile"),
-                   lambda p: p["volumes"].append({"name": "host", "hostPath": {"path": "/"}})):
+    for change in (
+        lambda p: p["securityContext"].update(runAsNonRoot=False),
+        lambda p: p["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True),
+        lambda p: p["containers"][0]["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]),
+        lambda p: p["securityContext"].pop("seccompProfile"),
+        lambda p: p["volumes"].append({"name": "host", "hostPath": {"path": "/"}}),
+    ):
         broken = copy.deepcopy(pod)
         change(broken)
         assert restricted_violations(broken)
@@ -233,14 +252,26 @@ def test_ray_pods_meet_the_restricted_pod_security_profile(gpu_runtime):
 def test_a_judge_key_reaches_the_head_from_its_secret_and_nowhere_else(gpu_runtime):
     from vlmtune.spec import EvalJob
 
-    doc = {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "EvalJob", "metadata": {"name": "judged"},
-           "spec": {"model": {"pretrained": "s3://models/llava"},
-                    "benchmarks": [{"name": "llavabench", "data": "s3://bench/llava-bench-in-the-wild"}],
-                    "judge": {"endpoint": {"url": "https://api.openai.com/v1", "model": "gpt-4-0613",
-                                           "apiKeySecret": {"name": "openai", "key": "api-key"}}},
-                    "output": {"uri": "s3://runs/judged"}}}
+    doc = {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "EvalJob",
+        "metadata": {"name": "judged"},
+        "spec": {
+            "model": {"pretrained": "s3://models/llava"},
+            "benchmarks": [{"name": "llavabench", "data": "s3://bench/llava-bench-in-the-wild"}],
+            "judge": {
+                "endpoint": {
+                    "url": "https://api.openai.com/v1",
+                    "model": "gpt-4-0613",
+                    "apiKeySecret": {"name": "openai", "key": "api-key"},
+                }
+            },
+            "output": {"uri": "s3://runs/judged"},
+        },
+    }
     rayjob = build_rayjob(EvalJob.model_validate(doc), gpu_runtime)
     head, *workers = _containers(rayjob)
-    assert head["env"] == [{"name": "OPENAI_API_KEY",
-                            "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}}}]
+    assert head["env"] == [
+        {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}}}
+    ]
     assert all("env" not in container for container in workers)

@@ -19,17 +19,27 @@ from vlmtune_operator.rayjob import ELASTIC_JOB_ANNOTATION, ElasticJobsDisabled,
 from vlmtune_operator.runtime import parse_runtime
 
 GOLDEN = Path(__file__).parent / "golden" / "visionflan-elastic.rayjob.yaml"
-ELASTIC_RUNTIME = {**GPU_RUNTIME, "elasticJobs": {"enabled": True, "idleTimeoutSeconds": 120,
-                                                  "upscalingMode": "Conservative"}}
+ELASTIC_RUNTIME = {
+    **GPU_RUNTIME,
+    "elasticJobs": {"enabled": True, "idleTimeoutSeconds": 120, "upscalingMode": "Conservative"},
+}
 SAFE_TO_EVICT = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
 DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
 
 
 def elastic_doc(name: str = "visionflan-elastic", low: int = 2, high: int = 4, workers: int = 4) -> dict:
     # 96 is divisible by every world size in [2, 4]: the global batch stays the same as workers come and go.
-    return stage_doc(name, resources={"workers": workers, "gpusPerWorker": 1, "cpusPerWorker": 8,
-                                      "nodePool": "a100-80gb", "elastic": {"minWorkers": low, "maxWorkers": high}},
-                     training={"globalBatchSize": 96, "maxLength": 2048, "deepspeed": {"zeroStage": 2}})
+    return stage_doc(
+        name,
+        resources={
+            "workers": workers,
+            "gpusPerWorker": 1,
+            "cpusPerWorker": 8,
+            "nodePool": "a100-80gb",
+            "elastic": {"minWorkers": low, "maxWorkers": high},
+        },
+        training={"globalBatchSize": 96, "maxLength": 2048, "deepspeed": {"zeroStage": 2}},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +73,13 @@ def test_elastic_job_gets_the_autoscaler_bounds_and_kueues_opt_in(elastic_runtim
     assert rayjob["metadata"]["annotations"][ELASTIC_JOB_ANNOTATION] == "true"
     assert cluster["enableInTreeAutoscaling"] is True
     assert cluster["autoscalerOptions"] == {
-        "version": "v2", "upscalingMode": "Conservative", "idleTimeoutSeconds": 120, "imagePullPolicy": "IfNotPresent",
+        "version": "v2",
+        "upscalingMode": "Conservative",
+        "idleTimeoutSeconds": 120,
+        "imagePullPolicy": "IfNotPresent",
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
     [workers] = cluster["workerGroupSpecs"]
     assert (workers["replicas"], workers["minReplicas"], workers["maxReplicas"]) == (4, 2, 4)
     # Everything else is the fixed job's: suspended for Kueue, deleted when done, head schedules only.
@@ -73,7 +87,9 @@ def test_elastic_job_gets_the_autoscaler_bounds_and_kueues_opt_in(elastic_runtim
     assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
 
 
-@pytest.mark.parametrize("bounds", [(2, 4, 4), (1, 8, 1), (3, 3, 3)], ids=["start-at-max", "start-at-min", "degenerate"])
+@pytest.mark.parametrize(
+    "bounds", [(2, 4, 4), (1, 8, 1), (3, 3, 3)], ids=["start-at-max", "start-at-min", "degenerate"]
+)
 def test_elastic_rayjobs_are_accepted_by_kuberay_and_kueue(rayjob_schema, elastic_runtime, bounds):
     low, high, workers = bounds
     doc = elastic_doc(low=low, high=high, workers=workers)
@@ -104,8 +120,11 @@ def test_kuberay_refuses_replicas_outside_the_bounds_and_a_bad_upscaling_mode(ra
 
 
 def test_elastic_job_is_refused_where_elastic_jobs_are_off(gpu_runtime):
-    with pytest.raises(ElasticJobsDisabled, match=r"spec.resources.elastic: elastic jobs are off on this cluster "
-                                                  r"\(Helm value elasticJobs.enabled is false") as caught:
+    with pytest.raises(
+        ElasticJobsDisabled,
+        match=r"spec.resources.elastic: elastic jobs are off on this cluster "
+        r"\(Helm value elasticJobs.enabled is false",
+    ) as caught:
         build_rayjob(job(elastic_doc()), gpu_runtime)
     assert caught.value.reason == "ElasticJobsDisabled"
 
@@ -130,8 +149,10 @@ def test_fixed_jobs_stay_fixed_where_elastic_jobs_are_on(rayjob_schema, gpu_runt
     assert _errors(rayjob_schema, fixed) == []
 
 
-@pytest.mark.parametrize("autoscaler, worker_annotations", [
-    ("cluster-autoscaler", SAFE_TO_EVICT), ("karpenter", DO_NOT_DISRUPT), ("none", None)])
+@pytest.mark.parametrize(
+    "autoscaler, worker_annotations",
+    [("cluster-autoscaler", SAFE_TO_EVICT), ("karpenter", DO_NOT_DISRUPT), ("none", None)],
+)
 def test_ray_pods_on_autoscaled_pools_are_never_drained(rayjob_schema, autoscaler, worker_annotations):
     config = copy.deepcopy(ELASTIC_RUNTIME)
     config["nodePools"]["a100-80gb"]["autoscaler"] = autoscaler

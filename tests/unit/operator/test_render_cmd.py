@@ -12,7 +12,6 @@ from operator_docs import GPU_RUNTIME, JOB_FILES, artifacts_for, load_job_file, 
 
 from vlmtune.cli import render as render_command
 from vlmtune.spec import load_jobs
-
 from vlmtune_operator.render import parse_artifacts, render_jobs
 from vlmtune_operator.runtime import RuntimeConfig, parse_runtime
 

@@ -13,8 +13,16 @@ def test_plain_and_configmap_forms_agree(tmp_path):
     plain = tmp_path / "runtime.yaml"
     plain.write_text(yaml.safe_dump(GPU_RUNTIME))
     configmap = tmp_path / "configmap.yaml"
-    configmap.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "vlmtune"},
-                                         "data": {"runtime.yaml": yaml.safe_dump(GPU_RUNTIME)}}))
+    configmap.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "vlmtune"},
+                "data": {"runtime.yaml": yaml.safe_dump(GPU_RUNTIME)},
+            }
+        )
+    )
     assert load_runtime(plain) == load_runtime(configmap) == parse_runtime(GPU_RUNTIME)
     pool = load_runtime(plain).node_pools["a100-80gb"]
     assert pool.gpu_resource == "nvidia.com/gpu" and pool.tolerations[0].operator == "Exists"

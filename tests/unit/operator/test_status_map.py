@@ -7,10 +7,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from vlmtune.spec.status import Phase
-
 from vlmtune_operator.run import UNREAD, Run
-from vlmtune_operator.status import (Admission, Deadlines, Verdict, admission_of, compose, observe, rayjob_verdict,
-                                     status_patch)
+from vlmtune_operator.status import (
+    Admission,
+    Deadlines,
+    Verdict,
+    admission_of,
+    compose,
+    observe,
+    rayjob_verdict,
+    status_patch,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 DEADLINE = 1800
@@ -19,15 +26,23 @@ LONG_AGO = (NOW - timedelta(seconds=DEADLINE + 1)).isoformat()
 
 
 def rayjob(deployment: str = "", job: str = "", suspend: bool = False, **status) -> dict:
-    return {"metadata": {"name": "tj-x", "uid": "u1", "labels": {"kueue.x-k8s.io/queue-name": "tuning"}},
-            "spec": {"suspend": suspend},
-            "status": {"jobDeploymentStatus": deployment, "jobStatus": job, **status}}
+    return {
+        "metadata": {"name": "tj-x", "uid": "u1", "labels": {"kueue.x-k8s.io/queue-name": "tuning"}},
+        "spec": {"suspend": suspend},
+        "status": {"jobDeploymentStatus": deployment, "jobStatus": job, **status},
+    }
 
 
 def workload(*conditions: tuple[str, str, str], active: bool = True, message: str = "") -> dict:
-    return {"spec": {"active": active}, "status": {"conditions": [
-        {"type": kind, "status": state, "reason": reason, "message": message,
-         "lastTransitionTime": RECENT} for kind, state, reason in conditions]}}
+    return {
+        "spec": {"active": active},
+        "status": {
+            "conditions": [
+                {"type": kind, "status": state, "reason": reason, "message": message, "lastTransitionTime": RECENT}
+                for kind, state, reason in conditions
+            ]
+        },
+    }
 
 
 ADMITTED = workload(("QuotaReserved", "True", "QuotaReserved"), ("Admitted", "True", "Admitted"))
@@ -64,20 +79,23 @@ TABLE = [
 ]
 
 
-@pytest.mark.parametrize("deployment, job, suspend, extra, phase, reason, stage", TABLE,
-                         ids=[f"{row[0] or 'empty'}-{row[1] or 'empty'}-{'suspended' if row[2] else 'active'}"
-                              for row in TABLE])
+@pytest.mark.parametrize(
+    "deployment, job, suspend, extra, phase, reason, stage",
+    TABLE,
+    ids=[f"{row[0] or 'empty'}-{row[1] or 'empty'}-{'suspended' if row[2] else 'active'}" for row in TABLE],
+)
 def test_rayjob_states_map_to_phases(deployment, job, suspend, extra, phase, reason, stage):
     verdict = rayjob_verdict(rayjob(deployment, job, suspend, **extra), admission_of(PENDING), None, NOW, DEADLINE)
     assert (verdict.phase, verdict.reason, verdict.stage) == (phase, reason, stage)
 
 
-@pytest.mark.parametrize("deployment, job", [("Initializing", ""), ("Waiting", ""), ("Retrying", ""),
-                                             ("Running", "PENDING"), ("Running", "")])
+@pytest.mark.parametrize(
+    "deployment, job",
+    [("Initializing", ""), ("Waiting", ""), ("Retrying", ""), ("Running", "PENDING"), ("Running", "")],
+)
 def test_not_running_past_the_readiness_deadline_fails(deployment, job):
     # kuberay#4945: a dead submitter leaves the RayJob Initializing forever; we fail it instead of hanging.
-    verdict = rayjob_verdict(rayjob(deployment, job, startTime=LONG_AGO), Admission(admitted=True), None, NOW,
-                             DEADLINE)
+    verdict = rayjob_verdict(rayjob(deployment, job, startTime=LONG_AGO), Admission(admitted=True), None, NOW, DEADLINE)
     assert (verdict.phase, verdict.reason) == (Phase.Failed, "ReadinessDeadlineExceeded")
     assert f"within {DEADLINE}s" in verdict.message
 
@@ -100,8 +118,11 @@ def test_waiting_for_quota_says_why():
 
 
 def test_preempted_job_is_suspended_not_queued():
-    evicted = workload(("Evicted", "True", "Preempted"), ("Admitted", "False", "NoReservation"),
-                       message="Preempted to accommodate a higher priority Workload")
+    evicted = workload(
+        ("Evicted", "True", "Preempted"),
+        ("Admitted", "False", "NoReservation"),
+        message="Preempted to accommodate a higher priority Workload",
+    )
     verdict = rayjob_verdict(rayjob("Suspending", suspend=True), admission_of(evicted), "Running", NOW, DEADLINE)
     assert (verdict.phase, verdict.reason) == (Phase.Suspended, "Preempted")
     assert "higher priority" in verdict.message
@@ -113,14 +134,20 @@ def test_a_workload_an_administrator_deactivated_is_suspended_not_failed():
     assert (verdict.phase, verdict.reason) == (Phase.Suspended, "WorkloadDeactivated")
 
 
-@pytest.mark.parametrize("cause, reason", [("MaximumExecutionTimeExceeded", "DeadlineExceeded"),
-                                           ("RequeuingLimitExceeded", "RequeuingLimitExceeded")])
+@pytest.mark.parametrize(
+    "cause, reason",
+    [("MaximumExecutionTimeExceeded", "DeadlineExceeded"), ("RequeuingLimitExceeded", "RequeuingLimitExceeded")],
+)
 def test_a_workload_kueue_deactivated_fails_the_job(cause, reason):
     # Kueue v0.19.2 evict.go: the Evicted reason of its own deactivations is "Deactivated" + "DueTo" + the cause.
-    deactivated = workload(("Evicted", "True", f"DeactivatedDueTo{cause}"), active=False,
-                           message=f"The workload is deactivated due to {cause}")
-    verdict = rayjob_verdict(rayjob("Running", "RUNNING", suspend=True), admission_of(deactivated), "Running", NOW,
-                             DEADLINE)
+    deactivated = workload(
+        ("Evicted", "True", f"DeactivatedDueTo{cause}"),
+        active=False,
+        message=f"The workload is deactivated due to {cause}",
+    )
+    verdict = rayjob_verdict(
+        rayjob("Running", "RUNNING", suspend=True), admission_of(deactivated), "Running", NOW, DEADLINE
+    )
     assert (verdict.phase, verdict.reason) == (Phase.Failed, reason)
 
 
@@ -133,17 +160,35 @@ def test_workload_not_created_yet():
 def test_a_queue_that_does_not_exist_is_named():
     missing = workload(("QuotaReserved", "False", "Misconfigured"), message="LocalQueue tuning doesn't exist")
     verdict = rayjob_verdict(rayjob(suspend=True), admission_of(missing), None, NOW, DEADLINE)
-    assert (verdict.phase, verdict.reason, verdict.message) == (Phase.Queued, "QueueMisconfigured",
-                                                                "LocalQueue tuning doesn't exist")
+    assert (verdict.phase, verdict.reason, verdict.message) == (
+        Phase.Queued,
+        "QueueMisconfigured",
+        "LocalQueue tuning doesn't exist",
+    )
 
 
 RUN = Run("TuningJob", "x", "hash-of-this-run", "s3://runs/x")
 
 
-def _observe(previous: dict, rj: dict | None, wl: dict | None = None, now: datetime = NOW, record=UNREAD,
-             deadlines: Deadlines = Deadlines(DEADLINE)) -> dict | None:
-    return observe(kind="TuningJob", generation=2, previous=previous, rayjob=rj, workload=wl, deadlines=deadlines,
-                   now=now, run=RUN, record=record)
+def _observe(
+    previous: dict,
+    rj: dict | None,
+    wl: dict | None = None,
+    now: datetime = NOW,
+    record=UNREAD,
+    deadlines: Deadlines = Deadlines(DEADLINE),
+) -> dict | None:
+    return observe(
+        kind="TuningJob",
+        generation=2,
+        previous=previous,
+        rayjob=rj,
+        workload=wl,
+        deadlines=deadlines,
+        now=now,
+        run=RUN,
+        record=record,
+    )
 
 
 def test_vanished_rayjob_fails_the_job():
@@ -152,8 +197,9 @@ def test_vanished_rayjob_fails_the_job():
     assert "re-apply" in status["message"] and status["completionTime"]
 
 
-@pytest.mark.parametrize("previous", [{"phase": "Succeeded", "rayJobName": "tj-x"}, {"phase": "Failed"},
-                                      {"phase": "Pending"}])
+@pytest.mark.parametrize(
+    "previous", [{"phase": "Succeeded", "rayJobName": "tj-x"}, {"phase": "Failed"}, {"phase": "Pending"}]
+)
 def test_finished_jobs_and_jobs_without_rayjob_are_left_alone(previous):
     assert _observe(previous, rayjob("Running", "RUNNING")) is None
 
@@ -179,8 +225,13 @@ def test_success_records_the_model_and_drops_the_dead_dashboard_link():
 
 
 def test_the_model_is_the_one_this_run_recorded():
-    record = {"kind": "TuningJob", "name": "x", "specHash": RUN.spec_hash, "phase": "Succeeded",
-              "artifacts": {"model": "s3://runs/x/model-v2"}}
+    record = {
+        "kind": "TuningJob",
+        "name": "x",
+        "specHash": RUN.spec_hash,
+        "phase": "Succeeded",
+        "artifacts": {"model": "s3://runs/x/model-v2"},
+    }
     done = _observe({"phase": "Running", "rayJobName": "tj-x"}, rayjob("Complete", "SUCCEEDED"), record=record)
     assert done["artifacts"]["model"] == "s3://runs/x/model-v2"
     foreign = dict(record, specHash="an-older-spec")
@@ -202,16 +253,20 @@ def test_conditions_keep_transition_times_until_they_change():
 
 
 def test_foreign_conditions_are_kept():
-    previous = {"phase": "Queued", "rayJobName": "tj-x", "conditions": [
-        {"type": "SpecOutOfDate", "status": "True", "reason": "SpecChanged", "lastTransitionTime": RECENT}]}
+    previous = {
+        "phase": "Queued",
+        "rayJobName": "tj-x",
+        "conditions": [
+            {"type": "SpecOutOfDate", "status": "True", "reason": "SpecChanged", "lastTransitionTime": RECENT}
+        ],
+    }
     status = _observe(previous, rayjob("Running", "RUNNING"), ADMITTED)
     assert status["conditions"][0]["type"] == "SpecOutOfDate" and len(status["conditions"]) == 5
 
 
 def test_status_patch_is_minimal():
     previous = {"phase": "Running", "message": "old", "stage": "training"}
-    assert status_patch(previous, {"phase": "Running", "stage": "finishing"}) == {"message": None,
-                                                                                "stage": "finishing"}
+    assert status_patch(previous, {"phase": "Running", "stage": "finishing"}) == {"message": None, "stage": "finishing"}
 
 
 def test_compose_validates_against_the_status_model():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from s3_server import S3Server, running_s3
 
+from s3_server import S3Server, running_s3
 from vlmtune_operator.figures import figures
 from vlmtune_operator.store import StoreReader, StoreUnavailable, read_run
 
@@ -26,8 +26,18 @@ def s3():
 
 
 def _history(steps: int, total: int) -> bytes:
-    rows = [{"step": step, "loss": 10.0 / step, "learning_rate": 1e-4, "tokens_per_s": 1000.0 + step,
-             "samples_per_s": 4.0, "total_steps": total, "mfu": 0.3} for step in range(1, steps + 1)]
+    rows = [
+        {
+            "step": step,
+            "loss": 10.0 / step,
+            "learning_rate": 1e-4,
+            "tokens_per_s": 1000.0 + step,
+            "samples_per_s": 4.0,
+            "total_steps": total,
+            "mfu": 0.3,
+        }
+        for step in range(1, steps + 1)
+    ]
     return "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
 
 
@@ -65,8 +75,10 @@ def test_s3_run_files(s3):
 
     # A rewrite of the file (the trainer rewrites it at each report) is seen at once: no stale listing cache.
     s3.put_object(Bucket=BUCKET, Key="exp/stage1/metrics.jsonl", Body=_history(310, 1000))
-    assert figures("TuningJob", *read_run(reader, "TuningJob", f"s3://{BUCKET}/exp/stage1")[:1], None,
-                   False).progress == "310/1000 (31%)"
+    assert (
+        figures("TuningJob", *read_run(reader, "TuningJob", f"s3://{BUCKET}/exp/stage1")[:1], None, False).progress
+        == "310/1000 (31%)"
+    )
 
 
 def test_s3_eval_results_and_absent_objects(s3):

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 import pytest
 from lifecycle import Cluster, Job, RayApp
 from operator_docs import GPU_RUNTIME, live, stage_doc
-from s3_server import running_s3
 
+from s3_server import running_s3
 from vlmtune_operator.rayjob import build_rayjob
 from vlmtune_operator.run import RUN_HASH_ANNOTATION
 from vlmtune_operator.runtime import parse_runtime
@@ -37,9 +37,18 @@ RUNTIME = parse_runtime(GPU_RUNTIME | {"tenants": TENANTS})
 
 def _policy(prefix: str) -> str:
     # Objects under the team's prefix only. (moto names HEAD requests s3:HeadObject; AWS counts them as GetObject.)
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:HeadObject", "s3:PutObject"],
-         "Resource": f"arn:aws:s3:::{BUCKET}/{prefix}*"}]})
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:HeadObject", "s3:PutObject"],
+                    "Resource": f"arn:aws:s3:::{BUCKET}/{prefix}*",
+                }
+            ],
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +64,17 @@ def store():
             iam.create_user(UserName=team)
             iam.put_user_policy(UserName=team, PolicyName="own-prefix", PolicyDocument=_policy(f"{team}/"))
             key = iam.create_access_key(UserName=team)["AccessKey"]
-            secrets[team] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-                             "AWS_ENDPOINT_URL": server.endpoint, "AWS_REGION": "us-east-1"}
-        s3.put_object(Bucket=BUCKET, Key="team-a/exp/metrics.jsonl",
-                      Body=json.dumps({"step": 42, "loss": 1.5, "total_steps": 100}).encode() + b"\n")
+            secrets[team] = {
+                "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+                "AWS_ENDPOINT_URL": server.endpoint,
+                "AWS_REGION": "us-east-1",
+            }
+        s3.put_object(
+            Bucket=BUCKET,
+            Key="team-a/exp/metrics.jsonl",
+            Body=json.dumps({"step": 42, "loss": 1.5, "total_steps": 100}).encode() + b"\n",
+        )
         with enable_iam_authentication():
             yield server.endpoint, secrets, s3
 
@@ -97,15 +113,22 @@ def test_team_b_cannot_see_team_a_figures(store):
     cluster = _cluster(secrets)
     team_a = _job(cluster, "team-a", "s3://runs/team-a/exp")
     _run(team_a)
-    record = {"kind": "TuningJob", "name": team_a.name, "specHash": team_a.rayjob["metadata"]["annotations"][
-        RUN_HASH_ANNOTATION], "phase": "Running"}
+    record = {
+        "kind": "TuningJob",
+        "name": team_a.name,
+        "specHash": team_a.rayjob["metadata"]["annotations"][RUN_HASH_ANNOTATION],
+        "phase": "Running",
+    }
     with pytest.raises(Exception):  # the operator's own process holds no key that reaches the bucket
         s3.get_object(Bucket=BUCKET, Key="team-a/exp/metrics.jsonl")
     team_a_store = Stores(cluster, RUNTIME).for_namespace("team-a")
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id=secrets["team-a"]["AWS_ACCESS_KEY_ID"],
-                 aws_secret_access_key=secrets["team-a"]["AWS_SECRET_ACCESS_KEY"]).put_object(
-        Bucket=BUCKET, Key="team-a/exp/job.json", Body=json.dumps(record).encode())
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=secrets["team-a"]["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secrets["team-a"]["AWS_SECRET_ACCESS_KEY"],
+    ).put_object(Bucket=BUCKET, Key="team-a/exp/job.json", Body=json.dumps(record).encode())
     team_a.tick()
     assert team_a.status["phase"] == "Running" and team_a.status["progress"] == "42/100 (42%)"
     assert team_a_store.read_json("s3://runs/team-a/exp/job.json") == record
@@ -129,17 +152,26 @@ def test_a_run_record_of_another_job_in_my_folder_clears_the_figures(store):
     cluster = _cluster(secrets)
     job = _job(cluster, "team-a", "s3://runs/team-a/shared")
     _run(job)
-    writer = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id=secrets["team-a"]["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=secrets["team-a"]["AWS_SECRET_ACCESS_KEY"])
-    mine = {"kind": "TuningJob", "name": job.name, "phase": "Running",
-            "specHash": job.rayjob["metadata"]["annotations"][RUN_HASH_ANNOTATION]}
+    writer = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=secrets["team-a"]["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secrets["team-a"]["AWS_SECRET_ACCESS_KEY"],
+    )
+    mine = {
+        "kind": "TuningJob",
+        "name": job.name,
+        "phase": "Running",
+        "specHash": job.rayjob["metadata"]["annotations"][RUN_HASH_ANNOTATION],
+    }
     writer.put_object(Bucket=BUCKET, Key="team-a/shared/metrics.jsonl", Body=b'{"step": 7, "loss": 2.0}\n')
     writer.put_object(Bucket=BUCKET, Key="team-a/shared/job.json", Body=json.dumps(mine).encode())
     job.tick()
     assert job.status["progress"] == "step 7"
-    writer.put_object(Bucket=BUCKET, Key="team-a/shared/job.json",
-                      Body=json.dumps(mine | {"name": "someone-else"}).encode())
+    writer.put_object(
+        Bucket=BUCKET, Key="team-a/shared/job.json", Body=json.dumps(mine | {"name": "someone-else"}).encode()
+    )
     job.tick()
     assert job.status["phase"] == "Running" and "progress" not in job.status and "metrics" not in job.status
 

@@ -9,14 +9,22 @@ import copy
 from datetime import datetime, timezone
 
 import pytest
-from operator_docs import (GPU_RUNTIME, JOB_FILES, artifacts_for, eval_doc, job, load_job_file, needs_node_pool,
-                           stage2_doc, stage_doc)
 from kube_schema import RAYJOB_CRD, admit, crd_schema, kuberay_errors, kueue_errors, load_crd
+from operator_docs import (
+    GPU_RUNTIME,
+    JOB_FILES,
+    artifacts_for,
+    eval_doc,
+    job,
+    load_job_file,
+    needs_node_pool,
+    stage2_doc,
+    stage_doc,
+)
 
 from vlmtune.spec import Experiment, TuningJob, load_jobs
 from vlmtune.spec.crd import generate_crds
 from vlmtune.spec.status import Phase
-
 from vlmtune_operator.experiment import report_rayjob
 from vlmtune_operator.render import render_jobs
 from vlmtune_operator.runtime import RuntimeConfig, parse_runtime
@@ -76,8 +84,11 @@ def test_gpu_two_stage_and_eval_rayjobs_are_accepted(rayjob_schema):
     runtime = parse_runtime(GPU_RUNTIME)
     jobs = [job(stage_doc()), job(stage2_doc()), job(eval_doc())]
     rayjobs = render_jobs(jobs, runtime)
-    assert [r["metadata"]["name"] for r in rayjobs] == ["tj-visionflan-stage1", "tj-visionflan-stage2",
-                                                        "ej-eval-stage1"]
+    assert [r["metadata"]["name"] for r in rayjobs] == [
+        "tj-visionflan-stage1",
+        "tj-visionflan-stage2",
+        "ej-eval-stage1",
+    ]
     for rayjob in rayjobs:
         _assert_accepted(rayjob_schema, rayjob)
         assert 1 + len(rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"]) + 1 <= 8  # fits even Kueue < 0.18
@@ -105,8 +116,10 @@ def test_cel_rules_are_evaluated(rayjob_schema):
     broken = copy.deepcopy(rayjob)
     broken["spec"]["managedBy"] = "someone-else"
     _, errors = admit(rayjob_schema, broken)
-    assert errors == ["spec.managedBy: the managedBy field value must be either 'ray.io/kuberay-operator' "
-                      "or 'kueue.x-k8s.io/multikueue'"]
+    assert errors == [
+        "spec.managedBy: the managedBy field value must be either 'ray.io/kuberay-operator' "
+        "or 'kueue.x-k8s.io/multikueue'"
+    ]
 
 
 def test_kueue_rules_bite():
@@ -137,9 +150,12 @@ def test_every_job_file_is_accepted_by_our_crd(our_schemas, path):
 
 def test_job_file_with_raw_yaml_defaults_round_trips(our_schemas):
     # A minimal document (no optional sections) is defaulted by the API server into one the models accept.
-    document = {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "mini"},
-                "spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"demo": {}}]},
-                         "output": {"uri": "s3://runs/mini"}}}
+    document = {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "TuningJob",
+        "metadata": {"name": "mini"},
+        "spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"demo": {}}]}, "output": {"uri": "s3://runs/mini"}},
+    }
     defaulted, errors = admit(our_schemas["TuningJob"], document)
     assert not errors
     assert defaulted["spec"]["data"]["sources"][0]["demo"]["perTask"] == 64
@@ -164,10 +180,21 @@ def test_our_crd_rejects_what_the_models_reject(our_schemas):
 @pytest.mark.parametrize("phase", list(Phase))
 def test_statuses_we_write_fit_our_status_schema(our_schemas, phase):
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    status = compose({"rayJobName": "tj-x", "progress": "120/500"}, Verdict(phase, "Because", "why", "stage", now), 3,
-                     now, kind="TuningJob", admitted=True, dashboardURL="http://head:8265", queue="tuning",
-                     artifacts={"model": "s3://runs/x/model"}, waitingSince=now, activeSeconds=60, activeSince=now,
-                     upstreams={"stage1": "uid-1"})
+    status = compose(
+        {"rayJobName": "tj-x", "progress": "120/500"},
+        Verdict(phase, "Because", "why", "stage", now),
+        3,
+        now,
+        kind="TuningJob",
+        admitted=True,
+        dashboardURL="http://head:8265",
+        queue="tuning",
+        artifacts={"model": "s3://runs/x/model"},
+        waitingSince=now,
+        activeSeconds=60,
+        activeSince=now,
+        upstreams={"stage1": "uid-1"},
+    )
     document = stage_doc() | {"status": status}
     _, errors = admit(our_schemas["TuningJob"], document)
     assert not errors, errors

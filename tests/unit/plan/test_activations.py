@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vlmtune_model.shapes import LLAVA_7B, Shape
+
 from vlmtune.plan.estimate import Activations, activation_bytes
 from vlmtune.plan.memory import (
     GIB,
@@ -16,18 +16,37 @@ from vlmtune.plan.memory import (
     stack_bytes,
     vision_layer_bytes,
 )
+from vlmtune_model.shapes import LLAVA_7B, Shape
 
 torch = pytest.importorskip("torch")
 
-SMALL = Shape("small", vision=dict(hidden_size=2, intermediate_size=4, num_hidden_layers=1, num_attention_heads=1,
-                                   image_size=4, patch_size=2),
-              text=dict(vocab_size=10, hidden_size=4, intermediate_size=8, num_hidden_layers=2,
-                        num_attention_heads=1, num_key_value_heads=1))
+SMALL = Shape(
+    "small",
+    vision=dict(
+        hidden_size=2, intermediate_size=4, num_hidden_layers=1, num_attention_heads=1, image_size=4, patch_size=2
+    ),
+    text=dict(
+        vocab_size=10,
+        hidden_size=4,
+        intermediate_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+    ),
+)
 
 
 def setup(checkpointing: bool, precision: str = "bf16", stage: int = 2, layers: int | None = None) -> Setup:
-    return Setup(ranks=1, micro_batch=1, global_batch=1, seq_len=16, precision=precision,
-                 checkpointing=checkpointing, zero_stage=stage, checkpoint_layers=layers)
+    return Setup(
+        ranks=1,
+        micro_batch=1,
+        global_batch=1,
+        seq_len=16,
+        precision=precision,
+        checkpointing=checkpointing,
+        zero_stage=stage,
+        checkpoint_layers=layers,
+    )
 
 
 def test_layer_formulas_on_small_numbers():
@@ -112,8 +131,14 @@ def test_decoder_layer_formula_matches_what_a_real_llama_layer_saves():
     )
 
     h, i, b, s = 256, 688, 2, 512
-    config = LlamaConfig(hidden_size=h, intermediate_size=i, num_attention_heads=4, num_key_value_heads=4,
-                         num_hidden_layers=1, vocab_size=100)
+    config = LlamaConfig(
+        hidden_size=h,
+        intermediate_size=i,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        num_hidden_layers=1,
+        vocab_size=100,
+    )
     config._attn_implementation = "sdpa"
     layer = LlamaDecoderLayer(config, 0).to(torch.bfloat16)
     x = torch.randn(b, s, h, dtype=torch.bfloat16, requires_grad=True)
@@ -121,9 +146,11 @@ def test_decoder_layer_formula_matches_what_a_real_llama_layer_saves():
     cos, sin = LlamaRotaryEmbedding(config)(x, positions)
     # Rotary tables are computed once per model and shared by every layer: not this layer's.
     skip = {p.untyped_storage().data_ptr() for p in layer.parameters()} | {
-        t.untyped_storage().data_ptr() for t in (cos, sin)}
-    measured = saved_bytes(layer, dict(hidden_states=x, attention_mask=None, position_embeddings=(cos, sin),
-                                       position_ids=positions), skip)
+        t.untyped_storage().data_ptr() for t in (cos, sin)
+    }
+    measured = saved_bytes(
+        layer, dict(hidden_states=x, attention_mask=None, position_embeddings=(cos, sin), position_ids=positions), skip
+    )
     assert measured == pytest.approx(decoder_layer_bytes(b * s, h, i), rel=0.02)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from vlmtune.plan.fit import Change, suggest
 from vlmtune.plan.memory import Setup
 
-BASE = Setup(ranks=4, micro_batch=8, global_batch=64, seq_len=2048, precision="bf16", checkpointing=False,
-             zero_stage=2)
+BASE = Setup(ranks=4, micro_batch=8, global_batch=64, seq_len=2048, precision="bf16", checkpointing=False, zero_stage=2)
 
 
 def cost(setup: Setup) -> int:
@@ -65,5 +64,6 @@ def test_nothing_fits():
 
 def test_overrides_read_like_set_flags():
     assert Change("spec.training.gradientCheckpointing", False, True).as_override() == (
-        "spec.training.gradientCheckpointing=true")
+        "spec.training.gradientCheckpointing=true"
+    )
     assert Change("spec.resources.workers", 8, 16).as_override() == "spec.resources.workers=16"

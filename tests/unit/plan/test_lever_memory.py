@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from vlmtune_model.shapes import LLAVA_7B, Shape
+
 from vlmtune.plan.estimate import activation_bytes, estimate_memory
 from vlmtune.plan.fit import suggest
 from vlmtune.plan.memory import GIB, Setup, decoder_layer_bytes, logits_bytes, packed_mask_bytes
 from vlmtune.plan.params import model_size
 from vlmtune.train.chunk_size import chunk_rows
+from vlmtune_model.shapes import LLAVA_7B, Shape
 
 PARTS = ("projector", "language_model")
-SMALL = Shape("small", vision=dict(hidden_size=2, intermediate_size=4, num_hidden_layers=1, num_attention_heads=1,
-                                   image_size=4, patch_size=2),
-              text=dict(vocab_size=10, hidden_size=4, intermediate_size=8, num_hidden_layers=2,
-                        num_attention_heads=1, num_key_value_heads=1))
+SMALL = Shape(
+    "small",
+    vision=dict(
+        hidden_size=2, intermediate_size=4, num_hidden_layers=1, num_attention_heads=1, image_size=4, patch_size=2
+    ),
+    text=dict(
+        vocab_size=10,
+        hidden_size=4,
+        intermediate_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+    ),
+)
 
 
 def setup(**changes) -> Setup:
-    base = Setup(ranks=1, micro_batch=8, global_batch=16, seq_len=2048, precision="bf16", checkpointing=True,
-                 zero_stage=2)
+    base = Setup(
+        ranks=1, micro_batch=8, global_batch=16, seq_len=2048, precision="bf16", checkpointing=True, zero_stage=2
+    )
     return base.but(**changes)
 
 
@@ -38,9 +50,20 @@ def test_chunked_loss_holds_one_chunk_and_no_logits_through_the_backward():
 
 def test_chunked_loss_by_hand_on_a_small_shape():
     # 16 tokens, vocab 10: one chunk holds all 16 rows (12 x 16 x 10); rows and their gradient 2 x 16 x 4 x 2.
-    acts = activation_bytes(SMALL, PARTS, Setup(ranks=1, micro_batch=1, global_batch=1, seq_len=16,
-                                                precision="bf16", checkpointing=False, zero_stage=2,
-                                                chunked_loss=True))
+    acts = activation_bytes(
+        SMALL,
+        PARTS,
+        Setup(
+            ranks=1,
+            micro_batch=1,
+            global_batch=1,
+            seq_len=16,
+            precision="bf16",
+            checkpointing=False,
+            zero_stage=2,
+            chunked_loss=True,
+        ),
+    )
     assert acts.loss == 1920 + 256 and acts.held_logits == 0
 
 
@@ -88,14 +111,26 @@ def test_the_chunked_loss_is_suggested_first_when_it_alone_fits():
 def test_the_job_file_reaches_the_plan(tmp_path, capsys):
     from vlmtune.cli import main
 
-    doc = {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "levers"},
-           "spec": {"model": {"languageModel": "lmsys/vicuna-7b-v1.5",
-                              "visionTower": "openai/clip-vit-large-patch14-336"},
-                    "data": {"sources": [{"demo": {}}]},
-                    "training": {"globalBatchSize": 64, "microBatchSize": 8, "gradientCheckpointing": True,
-                                 "checkpointLayers": 16, "chunkedLoss": True, "offloadActivations": True,
-                                 "deepspeed": {"zeroStage": 3}},
-                    "resources": {"workers": 8, "gpusPerWorker": 1}, "output": {"uri": "./runs/levers"}}}
+    doc = {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "TuningJob",
+        "metadata": {"name": "levers"},
+        "spec": {
+            "model": {"languageModel": "lmsys/vicuna-7b-v1.5", "visionTower": "openai/clip-vit-large-patch14-336"},
+            "data": {"sources": [{"demo": {}}]},
+            "training": {
+                "globalBatchSize": 64,
+                "microBatchSize": 8,
+                "gradientCheckpointing": True,
+                "checkpointLayers": 16,
+                "chunkedLoss": True,
+                "offloadActivations": True,
+                "deepspeed": {"zeroStage": 3},
+            },
+            "resources": {"workers": 8, "gpusPerWorker": 1},
+            "output": {"uri": "./runs/levers"},
+        },
+    }
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(doc))
     main(["plan", str(path), "--gpu", "h100-80gb"])
@@ -109,13 +144,26 @@ def test_the_planner_reads_every_memory_lever(field):
     from vlmtune.plan.planner import setup_of
     from vlmtune.spec import TuningJob
 
-    training = {"globalBatchSize": 8, "chunkedLoss": field == "chunked_loss",
-                "offloadActivations": field == "offload_activations", "packSamples": field == "pack_samples",
-                "attention": "sdpa"}
-    job = TuningJob.model_validate({
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "x"},
-        "spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"demo": {}}]}, "training": training,
-                 "output": {"uri": "./runs/x"}}})
+    training = {
+        "globalBatchSize": 8,
+        "chunkedLoss": field == "chunked_loss",
+        "offloadActivations": field == "offload_activations",
+        "packSamples": field == "pack_samples",
+        "attention": "sdpa",
+    }
+    job = TuningJob.model_validate(
+        {
+            "apiVersion": "vlmtune.dev/v1alpha1",
+            "kind": "TuningJob",
+            "metadata": {"name": "x"},
+            "spec": {
+                "model": {"preset": "tiny"},
+                "data": {"sources": [{"demo": {}}]},
+                "training": training,
+                "output": {"uri": "./runs/x"},
+            },
+        }
+    )
     planned = setup_of(job)
     assert getattr(planned, field) is True and planned.attention == "sdpa"
     assert sum((planned.chunked_loss, planned.offload_activations, planned.pack_samples)) == 1

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from vlmtune_model.shapes import LLAVA_7B, LLAVA_13B, TINY, Shape
+
 from vlmtune.plan.params import model_size
+from vlmtune_model.shapes import LLAVA_7B, LLAVA_13B, TINY, Shape
 
 torch = pytest.importorskip("torch")
 
@@ -21,6 +22,7 @@ def build(shape: Shape):
 @pytest.mark.parametrize("tied", [False, True])
 def test_counts_equal_a_real_llava_and_deepspeeds_model_to_params(tied):
     from deepspeed.runtime.zero.stage3 import model_to_params
+
     from vlmtune_model.trainable import part_modules
 
     shape = Shape("tiny", TINY.vision, {**TINY.text, "tie_word_embeddings": tied})
@@ -52,8 +54,9 @@ def test_trainable_and_frozen_split():
     assert size.trainable(trainable) + size.frozen(trainable) == size.total
 
 
-@pytest.mark.parametrize("targets", [("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-                                     ("q_proj", "v_proj")])
+@pytest.mark.parametrize(
+    "targets", [("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), ("q_proj", "v_proj")]
+)
 def test_lora_counts_equal_the_adapters_peft_injects(targets):
     pytest.importorskip("peft")
     from vlmtune.plan.params import lora_parameters
@@ -63,9 +66,13 @@ def test_lora_counts_equal_the_adapters_peft_injects(targets):
     built = apply_lora(build_tiny(), LoraSettings(rank=4, target_modules=targets))
     real = sum(p.numel() for name, p in built.model.named_parameters() if ".lora_" in name)
     config = built.model.config.text_config
-    text = {"hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size,
-            "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": config.num_attention_heads,
-            "num_key_value_heads": config.num_key_value_heads}
+    text = {
+        "hidden_size": config.hidden_size,
+        "intermediate_size": config.intermediate_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "num_attention_heads": config.num_attention_heads,
+        "num_key_value_heads": config.num_key_value_heads,
+    }
     assert lora_parameters(text, 4, targets) == real
 
 

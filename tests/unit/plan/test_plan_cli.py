@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from vlmtune.cli import main
 
 FIXTURE = Path(__file__).with_name("stage1_paper.yaml")
@@ -22,9 +23,22 @@ def test_paper_stage1_fits_on_a100_80gb(capsys):
     code, result, _ = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", "--json")
     assert code == 0 and result["fits"] is True and result["suggestion"] is None
     assert 40 * GIB < result["per_gpu_bytes"] <= 80 * GIB
-    assert result["per_gpu_bytes"] == pytest.approx(sum(result["breakdown"][k] for k in (
-        "params", "gradients", "optimizer", "zero_buffers", "deepspeed_buffers", "activations_kept",
-        "activations_backward_peak", "overhead")), abs=8)
+    assert result["per_gpu_bytes"] == pytest.approx(
+        sum(
+            result["breakdown"][k]
+            for k in (
+                "params",
+                "gradients",
+                "optimizer",
+                "zero_buffers",
+                "deepspeed_buffers",
+                "activations_kept",
+                "activations_backward_peak",
+                "overhead",
+            )
+        ),
+        abs=8,
+    )
     assert result["model"]["trainable_params"] == 13_015_864_320 + 31_467_520
     assert result["setup"]["zero_stage"] == 3 and result["setup"]["micro_batch"] == 16
 
@@ -36,8 +50,9 @@ def test_gpu_type_defaults_from_the_node_pool(capsys):
 
 
 def test_micro_batch_16_does_not_fit_on_a100_40gb_and_the_suggestion_does(capsys):
-    code, result, _ = plan(capsys, str(FIXTURE), "--gpu", "a100-40gb", "--set", "spec.training.microBatchSize=16",
-                           "--json")
+    code, result, _ = plan(
+        capsys, str(FIXTURE), "--gpu", "a100-40gb", "--set", "spec.training.microBatchSize=16", "--json"
+    )
     assert code == 1 and result["fits"] is False and result["per_gpu_bytes"] > 40 * GIB
     suggestion = result["suggestion"]
     assert suggestion["changes"][0]["field"] == "spec.training.microBatchSize"
@@ -67,8 +82,9 @@ def test_jobs_that_cannot_be_planned_say_why(capsys, repo):
     assert code == 2 and "spec.resources.nodePool" in err and "a100-80gb" in err
     code, _, err = plan(capsys, str(FIXTURE), "--set", "spec.model.languageModel=s3://models/vicuna/")
     assert code == 2 and "spec.model.languageModel" in err and "--shape" in err
-    code, result, _ = plan(capsys, str(FIXTURE), "--set", "spec.model.languageModel=s3://models/vicuna/",
-                           "--shape", "llava-13b", "--json")
+    code, result, _ = plan(
+        capsys, str(FIXTURE), "--set", "spec.model.languageModel=s3://models/vicuna/", "--shape", "llava-13b", "--json"
+    )
     assert code == 0 and result["model"]["shape"] == "llava-13b"
 
 
@@ -85,8 +101,9 @@ def test_the_shipped_stage1_job(capsys, repo):
         pytest.skip("jobs/stage1.yaml is not written yet")
     code, result, _ = plan(capsys, str(stage1), "--gpu", "a100-80gb", "--json")
     assert code == 0 and result["fits"] is True
-    code, result, _ = plan(capsys, str(stage1), "--gpu", "a100-40gb", "--set", "spec.training.microBatchSize=16",
-                           "--json")
+    code, result, _ = plan(
+        capsys, str(stage1), "--gpu", "a100-40gb", "--set", "spec.training.microBatchSize=16", "--json"
+    )
     assert code == 1 and result["fits"] is False and result["suggestion"] is not None
 
 
@@ -113,8 +130,9 @@ def test_more_checkpoint_layers_than_the_model_has_is_an_error(capsys):
 
 def test_lora_plans_adapters_as_the_trainable_state(capsys):
     _, full, _ = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", "--samples", "12800", "--json")
-    _, lora, _ = plan(capsys, str(FIXTURE), "--gpu", "a100-80gb", "--samples", "12800",
-                      "--set", "spec.model.lora.rank=128", "--json")
+    _, lora, _ = plan(
+        capsys, str(FIXTURE), "--gpu", "a100-80gb", "--samples", "12800", "--set", "spec.model.lora.rank=128", "--json"
+    )
     # Vicuna-13B: 40 layers, hidden 5120, intermediate 13824; r=128 on q, k, v, o, gate, up, down.
     adapters = 40 * 128 * (4 * 2 * 5120 + 3 * (5120 + 13824))
     assert lora["model"]["trainable_params"] == 31_467_520 + adapters

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,24 +15,73 @@ from vlmtune.report import best_arms, summarize, table_markdown, verdict, write_
 from vlmtune.report.uncertainty import Answers
 
 MANIFEST = {
-    "experiment": "mini", "study": "synthetic-scaling",
+    "experiment": "mini",
+    "study": "synthetic-scaling",
     "arms": [
-        {"name": "synthetic-0", "params": {"syntheticSamples": 0}, "budgetSamples": 64,
-         "jobs": [{"name": "mini-shared-stage1", "kind": "TuningJob", "stage": "stage1", "path": "shared/stage1",
-                   "steps": 4, "globalBatchSize": 16},
-                  {"name": "mini-synthetic-0-eval", "kind": "EvalJob", "stage": "eval", "path": "synthetic-0/eval"}]},
-        {"name": "synthetic-32", "params": {"syntheticSamples": 32}, "budgetSamples": 80,
-         "jobs": [{"name": "mini-shared-stage1", "kind": "TuningJob", "stage": "stage1", "path": "shared/stage1",
-                   "steps": 4, "globalBatchSize": 16},
-                  {"name": "mini-synthetic-32-stage2", "kind": "TuningJob", "stage": "stage2",
-                   "path": "synthetic-32/stage2", "steps": 2, "globalBatchSize": 8},
-                  {"name": "mini-synthetic-32-eval", "kind": "EvalJob", "stage": "eval", "path": "synthetic-32/eval"}]},
-        {"name": "synthetic-64", "params": {"syntheticSamples": 64}, "budgetSamples": 80,
-         "jobs": [{"name": "mini-shared-stage1", "kind": "TuningJob", "stage": "stage1", "path": "shared/stage1",
-                   "steps": 4, "globalBatchSize": 16},
-                  {"name": "mini-synthetic-64-stage2", "kind": "TuningJob", "stage": "stage2",
-                   "path": "synthetic-64/stage2", "steps": 2, "globalBatchSize": 8},
-                  {"name": "mini-synthetic-64-eval", "kind": "EvalJob", "stage": "eval", "path": "synthetic-64/eval"}]},
+        {
+            "name": "synthetic-0",
+            "params": {"syntheticSamples": 0},
+            "budgetSamples": 64,
+            "jobs": [
+                {
+                    "name": "mini-shared-stage1",
+                    "kind": "TuningJob",
+                    "stage": "stage1",
+                    "path": "shared/stage1",
+                    "steps": 4,
+                    "globalBatchSize": 16,
+                },
+                {"name": "mini-synthetic-0-eval", "kind": "EvalJob", "stage": "eval", "path": "synthetic-0/eval"},
+            ],
+        },
+        {
+            "name": "synthetic-32",
+            "params": {"syntheticSamples": 32},
+            "budgetSamples": 80,
+            "jobs": [
+                {
+                    "name": "mini-shared-stage1",
+                    "kind": "TuningJob",
+                    "stage": "stage1",
+                    "path": "shared/stage1",
+                    "steps": 4,
+                    "globalBatchSize": 16,
+                },
+                {
+                    "name": "mini-synthetic-32-stage2",
+                    "kind": "TuningJob",
+                    "stage": "stage2",
+                    "path": "synthetic-32/stage2",
+                    "steps": 2,
+                    "globalBatchSize": 8,
+                },
+                {"name": "mini-synthetic-32-eval", "kind": "EvalJob", "stage": "eval", "path": "synthetic-32/eval"},
+            ],
+        },
+        {
+            "name": "synthetic-64",
+            "params": {"syntheticSamples": 64},
+            "budgetSamples": 80,
+            "jobs": [
+                {
+                    "name": "mini-shared-stage1",
+                    "kind": "TuningJob",
+                    "stage": "stage1",
+                    "path": "shared/stage1",
+                    "steps": 4,
+                    "globalBatchSize": 16,
+                },
+                {
+                    "name": "mini-synthetic-64-stage2",
+                    "kind": "TuningJob",
+                    "stage": "stage2",
+                    "path": "synthetic-64/stage2",
+                    "steps": 2,
+                    "globalBatchSize": 8,
+                },
+                {"name": "mini-synthetic-64-eval", "kind": "EvalJob", "stage": "eval", "path": "synthetic-64/eval"},
+            ],
+        },
     ],
 }
 
@@ -54,11 +104,18 @@ def test_summary_has_one_row_per_arm_with_training_and_evaluation_metrics():
     summary = summarize(MANIFEST, RECORDS)
     # The paper's columns first, in the paper's order, then the rest.
     assert summary["metrics"] == ["samples", "loss.final", "mme.perception", "pope.f1", "pope.yesRatio"]
-    assert summary["paperColumns"] == [{"metric": "mme.perception", "column": "MME"},
-                                       {"metric": "pope.f1", "column": "POPE"}]
+    assert summary["paperColumns"] == [
+        {"metric": "mme.perception", "column": "MME"},
+        {"metric": "pope.f1", "column": "POPE"},
+    ]
     rows = {arm["name"]: arm["metrics"] for arm in summary["arms"]}
-    assert rows["synthetic-0"] == {"samples": 64, "loss.final": 3.0, "pope.f1": 0.40, "pope.yesRatio": 0.90,
-                                   "mme.perception": 500.0}
+    assert rows["synthetic-0"] == {
+        "samples": 64,
+        "loss.final": 3.0,
+        "pope.f1": 0.40,
+        "pope.yesRatio": 0.90,
+        "mme.perception": 500.0,
+    }
     assert rows["synthetic-64"]["loss.final"] == 2.0  # the arm's last stage
 
 
@@ -116,11 +173,17 @@ def write_run(root) -> None:
 def test_write_report_writes_markdown_summary_and_plots(tmp_path):
     write_run(tmp_path / "run")
     written = write_report(str(tmp_path / "run"))
-    assert set(written) == {"report", "summary", "plot:paper-columns", "plot:other-metrics", "plot:loss",
-                            "plot:yes-ratio"}
+    assert set(written) == {
+        "report",
+        "summary",
+        "plot:paper-columns",
+        "plot:other-metrics",
+        "plot:loss",
+        "plot:yes-ratio",
+    }
     for name, uri in written.items():
         if name.startswith("plot:"):
-            assert open(uri, "rb").read(4) == b"\x89PNG"
+            assert Path(uri).read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "run" / "report.md").read_text()
     assert report.startswith("# mini: synthetic-scaling") and "![yes-ratio](plots/yes-ratio.png)" in report
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -139,10 +202,18 @@ def test_report_command(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, value, text", [
-    ("loss.final", 0.5, "0.500"), ("samples", 1536, "1536"), ("samples", 1_665_280, "1,665,280"),
-    ("mme.perception", 712.25, "712.2"), ("mme.perception", 50.0, "50.0"), ("pope.f1", 0.8594, "85.9"),
-    ("answers.emptyRate", 0.0, "0.0")])
+@pytest.mark.parametrize(
+    "name, value, text",
+    [
+        ("loss.final", 0.5, "0.500"),
+        ("samples", 1536, "1536"),
+        ("samples", 1_665_280, "1,665,280"),
+        ("mme.perception", 712.25, "712.2"),
+        ("mme.perception", 50.0, "50.0"),
+        ("pope.f1", 0.8594, "85.9"),
+        ("answers.emptyRate", 0.0, "0.0"),
+    ],
+)
 def test_numbers_are_compact_and_fractions_are_percentages(name, value, text):
     summary = {"metrics": [name], "best": {}, "arms": [{"name": "a", "complete": True, "metrics": {name: value}}]}
     assert table_markdown(summary).splitlines()[2] == f"| a | {text} |"
@@ -151,22 +222,66 @@ def test_numbers_are_compact_and_fractions_are_percentages(name, value, text):
 # ------------------------------------------------------------------------------- with per-question answers
 
 
-TWO_ARMS = {"experiment": "qs", "study": "mixed-vs-two-stage", "arms": [
-    {"name": "two-stage", "params": {}, "budgetSamples": 96,
-     "jobs": [{"name": "qs-two-stage-stage1", "kind": "TuningJob", "stage": "stage1", "path": "two-stage/stage1",
-               "steps": 4, "globalBatchSize": 16},
-              {"name": "qs-two-stage-stage2", "kind": "TuningJob", "stage": "stage2", "path": "two-stage/stage2",
-               "steps": 2, "globalBatchSize": 16},
-              {"name": "qs-two-stage-eval", "kind": "EvalJob", "stage": "eval", "path": "two-stage/eval"}]},
-    {"name": "mixed", "params": {}, "budgetSamples": 96,
-     "jobs": [{"name": "qs-mixed-train", "kind": "TuningJob", "stage": "train", "path": "mixed/train", "steps": 6,
-               "globalBatchSize": 16},
-              {"name": "qs-mixed-eval", "kind": "EvalJob", "stage": "eval", "path": "mixed/eval"}]}]}
+TWO_ARMS = {
+    "experiment": "qs",
+    "study": "mixed-vs-two-stage",
+    "arms": [
+        {
+            "name": "two-stage",
+            "params": {},
+            "budgetSamples": 96,
+            "jobs": [
+                {
+                    "name": "qs-two-stage-stage1",
+                    "kind": "TuningJob",
+                    "stage": "stage1",
+                    "path": "two-stage/stage1",
+                    "steps": 4,
+                    "globalBatchSize": 16,
+                },
+                {
+                    "name": "qs-two-stage-stage2",
+                    "kind": "TuningJob",
+                    "stage": "stage2",
+                    "path": "two-stage/stage2",
+                    "steps": 2,
+                    "globalBatchSize": 16,
+                },
+                {"name": "qs-two-stage-eval", "kind": "EvalJob", "stage": "eval", "path": "two-stage/eval"},
+            ],
+        },
+        {
+            "name": "mixed",
+            "params": {},
+            "budgetSamples": 96,
+            "jobs": [
+                {
+                    "name": "qs-mixed-train",
+                    "kind": "TuningJob",
+                    "stage": "train",
+                    "path": "mixed/train",
+                    "steps": 6,
+                    "globalBatchSize": 16,
+                },
+                {"name": "qs-mixed-eval", "kind": "EvalJob", "stage": "eval", "path": "mixed/eval"},
+            ],
+        },
+    ],
+}
 
 
 def _pope(n=60):
-    return [Item(str(i), f"Is there a thing {i}?", "", None, "yes" if i % 2 else "no",
-                 ("random", "popular", "adversarial")[i % 3]) for i in range(n)]
+    return [
+        Item(
+            str(i),
+            f"Is there a thing {i}?",
+            "",
+            None,
+            "yes" if i % 2 else "no",
+            ("random", "popular", "adversarial")[i % 3],
+        )
+        for i in range(n)
+    ]
 
 
 def _flip(answer):
@@ -174,15 +289,29 @@ def _flip(answer):
 
 
 def _mc(n=30):
-    return [Item(str(i + r * 1_000_000), "Which?", "", None, "ABC"[(i + r) % 3], "shape", ("x", "y", "z"), str(i),
-                 {"rotation": r}) for i in range(n) for r in range(3)]
+    return [
+        Item(
+            str(i + r * 1_000_000),
+            "Which?",
+            "",
+            None,
+            "ABC"[(i + r) % 3],
+            "shape",
+            ("x", "y", "z"),
+            str(i),
+            {"rotation": r},
+        )
+        for i in range(n)
+        for r in range(3)
+    ]
 
 
 def _records(pope_two, pope_mixed):
     from vlmtune.eval import BENCHMARKS
 
-    records = {name: done({"loss.final": 2.0}) for name in ("qs-two-stage-stage1", "qs-two-stage-stage2",
-                                                            "qs-mixed-train")}
+    records = {
+        name: done({"loss.final": 2.0}) for name in ("qs-two-stage-stage1", "qs-two-stage-stage2", "qs-mixed-train")
+    }
     for job, predictions in (("qs-two-stage-eval", pope_two), ("qs-mixed-eval", pope_mixed)):
         result = BENCHMARKS["pope"].score(_pope(), predictions)
         records[job] = done(BENCHMARKS["pope"].headline(result))
@@ -195,7 +324,7 @@ def test_a_clear_difference_is_significant_and_bold_a_coin_flip_is_not():
     half = [item.answer if i % 4 < 2 else _flip(item.answer) for i, item in enumerate(items)]
     answers = {"qs-two-stage-eval": {"pope": Answers(items, right)}, "qs-mixed-eval": {"pope": Answers(items, half)}}
     summary = summarize(TWO_ARMS, _records(right, half), answers=answers, resamples=300)
-    pair, = summary["comparisons"]["pope.f1"]["pairs"]
+    (pair,) = summary["comparisons"]["pope.f1"]["pairs"]
     assert (pair["a"], pair["b"], pair["winner"]) == ("two-stage", "mixed", "two-stage")
     assert pair["difference"] == pytest.approx(0.5) and 0 < pair["low"] < 0.5 < pair["high"] <= 1.0
     assert summary["best"]["pope.f1"] == ["two-stage"] and summary["best"]["pope.accuracy"] == ["two-stage"]
@@ -207,10 +336,13 @@ def test_a_clear_difference_is_significant_and_bold_a_coin_flip_is_not():
 
     # Two arms that answer the same: no difference at all, nothing bold, and the verdict says the figures cannot
     # tell the recipes apart.
-    same = summarize(TWO_ARMS, _records(half, half), answers={
-        "qs-two-stage-eval": {"pope": Answers(items, half)}, "qs-mixed-eval": {"pope": Answers(items, half)}},
-        resamples=200)
-    pair, = same["comparisons"]["pope.f1"]["pairs"]
+    same = summarize(
+        TWO_ARMS,
+        _records(half, half),
+        answers={"qs-two-stage-eval": {"pope": Answers(items, half)}, "qs-mixed-eval": {"pope": Answers(items, half)}},
+        resamples=200,
+    )
+    (pair,) = same["comparisons"]["pope.f1"]["pairs"]
     assert pair["winner"] is None and (pair["low"], pair["high"]) == (0.0, 0.0)
     assert same["best"]["pope.f1"] == [] and "**" not in table_markdown(same)
     assert verdict(same).startswith("No difference between arms is significant at 95% on any of the paper's columns")
@@ -221,11 +353,11 @@ def test_a_small_difference_on_few_questions_is_not_significant():
     base = [item.answer if i % 2 else _flip(item.answer) for i, item in enumerate(items)]
     better = list(base)
     better[0] = items[0].answer  # one more right answer out of 24
-    from vlmtune.report.uncertainty import compare
     from vlmtune.eval import BENCHMARKS
+    from vlmtune.report.uncertainty import compare
 
     comparison = compare(BENCHMARKS["pope"], {"a": Answers(items, better), "b": Answers(items, base)}, 500)
-    pair, = comparison["pope.accuracy"]["pairs"]
+    (pair,) = comparison["pope.accuracy"]["pairs"]
     assert pair["difference"] == pytest.approx(1 / 24) and pair["winner"] is None and pair["low"] <= 0 <= pair["high"]
 
 
@@ -251,7 +383,7 @@ def test_units_stay_whole_and_strata_keep_their_size():
     import numpy as np
 
     picks = resample(units, np.random.default_rng(1))
-    assert len(picks) == 15 and all(len({items[i].source_id for i in picks[k:k + 3]}) == 1 for k in range(0, 15, 3))
+    assert len(picks) == 15 and all(len({items[i].source_id for i in picks[k : k + 3]}) == 1 for k in range(0, 15, 3))
 
 
 def test_arms_are_paired_on_the_questions_both_answered():
@@ -278,21 +410,29 @@ def write_answer_run(root) -> None:
         (folder / "scored").mkdir(parents=True)
         entries = {}
         for name, items in (("pope", _pope()), ("mc", _mc())):
-            predictions = [answer(i, item) if name == "mc" else (item.answer if arm == "two-stage" else "") for i, item
-                           in enumerate(items)]
+            predictions = [
+                answer(i, item) if name == "mc" else (item.answer if arm == "two-stage" else "")
+                for i, item in enumerate(items)
+            ]
             result = score_predictions(name, items, prediction_records(items, predictions))
-            entries[name] = {"data": "d", "predictions": "p", "result": result,
-                             "chance": BENCHMARKS[name].chance(items)}
-            (folder / "scored" / f"{name}.jsonl").write_bytes(dumps_jsonl(
-                {"item": item_record(item), "prediction": p} for item, p in zip(items, predictions)))
+            entries[name] = {
+                "data": "d",
+                "predictions": "p",
+                "result": result,
+                "chance": BENCHMARKS[name].chance(items),
+            }
+            (folder / "scored" / f"{name}.jsonl").write_bytes(
+                dumps_jsonl({"item": item_record(item), "prediction": p} for item, p in zip(items, predictions))
+            )
         document = results_document(f"qs-{arm}-eval", "m", {}, entries)
         (folder / "results.json").write_text(json.dumps(document))
         (folder / "job.json").write_text(json.dumps(done(document["headline"])))
     for job, steps in (("two-stage/stage1", 4), ("two-stage/stage2", 2), ("mixed/train", 6)):
         (root / job).mkdir(parents=True)
         (root / job / "job.json").write_text(json.dumps(done({"loss.final": 2.0})))
-        (root / job / "metrics.jsonl").write_text("".join(json.dumps({"step": k, "loss": 5.0 / k}) + "\n"
-                                                          for k in range(1, steps + 1)))
+        (root / job / "metrics.jsonl").write_text(
+            "".join(json.dumps({"step": k, "loss": 5.0 / k}) + "\n" for k in range(1, steps + 1))
+        )
 
 
 def test_report_of_a_run_with_answers(tmp_path, capsys):
@@ -310,21 +450,33 @@ def test_report_of_a_run_with_answers(tmp_path, capsys):
     assert "| POPE | two-stage − mixed | +33.3 |" in report
     assert "Significant at 95%: two-stage over mixed on MMBench (+100.0 points" in report
     for name in ("paper-columns", "other-metrics", "loss", "yes-ratio"):
-        assert open(written[f"plot:{name}"], "rb").read(4) == b"\x89PNG"
+        assert Path(written[f"plot:{name}"]).read_bytes()[:4] == b"\x89PNG"
     args = argparse.ArgumentParser(prog="vlmtune")
     report_command.register(args.add_subparsers().add_parser, "report")
     parsed = args.parse_args(["report", str(tmp_path / "run")])
     assert parsed.handler(parsed) == 0
     printed = capsys.readouterr().out
-    assert "| arm | samples | final loss | MMBench | POPE | empty answers |" in printed and "Significant at 95%" in printed
+    assert (
+        "| arm | samples | final loss | MMBench | POPE | empty answers |" in printed and "Significant at 95%" in printed
+    )
 
 
 def test_the_verdict_says_when_an_arm_is_not_distinguishable_from_random_answers():
-    summary = {"paperColumns": [{"metric": "pope.f1", "column": "POPE"}], "chance": {"pope.f1": 0.5},
-               "comparisons": {"pope.f1": {"pairs": [{"a": "two-stage", "b": "mixed", "difference": 0.04,
-                                                      "low": -0.05, "high": 0.12, "winner": None}]}},
-               "arms": [{"name": "two-stage", "intervals": {"pope.f1": [0.45, 0.62]}},
-                        {"name": "mixed", "intervals": {"pope.f1": [0.41, 0.55]}}]}
+    summary = {
+        "paperColumns": [{"metric": "pope.f1", "column": "POPE"}],
+        "chance": {"pope.f1": 0.5},
+        "comparisons": {
+            "pope.f1": {
+                "pairs": [
+                    {"a": "two-stage", "b": "mixed", "difference": 0.04, "low": -0.05, "high": 0.12, "winner": None}
+                ]
+            }
+        },
+        "arms": [
+            {"name": "two-stage", "intervals": {"pope.f1": [0.45, 0.62]}},
+            {"name": "mixed", "intervals": {"pope.f1": [0.41, 0.55]}},
+        ],
+    }
     text = verdict(summary)
     assert text.startswith("No difference between arms is significant at 95%")
     assert "Not distinguishable from random answers: two-stage, mixed on POPE (chance 50.0)." in text

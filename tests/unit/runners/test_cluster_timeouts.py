@@ -49,13 +49,26 @@ def test_the_client_gives_up_with_advice(silent_server):
     assert time.monotonic() - started < 4 * TIMEOUT_S
 
 
-@pytest.mark.parametrize("command", [["jobs", "list"], ["jobs", "status", "raysubmit_x"], ["jobs", "stop", "x"],
-                                     ["jobs", "logs", "x", "--follow"], ["submit", "jobs/smoke.yaml"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["jobs", "list"],
+        ["jobs", "status", "raysubmit_x"],
+        ["jobs", "stop", "x"],
+        ["jobs", "logs", "x", "--follow"],
+        ["submit", "jobs/smoke.yaml"],
+    ],
+)
 def test_every_command_fails_in_bounded_time(silent_server, command, repo):
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "vlmtune.cli", *command, "--address", silent_server,
-                           "--timeout", str(TIMEOUT_S)], capture_output=True, text=True, timeout=120, cwd=repo,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(repo), "RAY_AUTH_TOKEN": "t"})
+    done = subprocess.run(
+        [sys.executable, "-m", "vlmtune.cli", *command, "--address", silent_server, "--timeout", str(TIMEOUT_S)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=repo,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(repo), "RAY_AUTH_TOKEN": "t"},
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 2, done.stderr[-1500:]
     lines = done.stderr.strip().splitlines()

@@ -24,10 +24,9 @@ class FakeBoard:
 
 
 def test_outside_training_a_signal_stops_at_once():
-    with stop_on_signals(StopSwitch()) as switch:
-        with pytest.raises(StopRequested, match="SIGTERM"):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)
+    with stop_on_signals(StopSwitch()) as switch, pytest.raises(StopRequested, match="SIGTERM"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
     assert switch.reason == "SIGTERM"
 
 
@@ -79,8 +78,12 @@ def test_a_lost_lease_stops_without_waiting():
 def test_a_hopeless_worker_error_ends_the_wait_at_once():
     reported = []
     started = time.monotonic()
-    outcome = fit_until_stopped(lambda: time.sleep(60), StopSwitch(), FakeBoard(),
-                                failure=lambda: reported[0] if reported else reported.append("disk full"))
+    outcome = fit_until_stopped(
+        lambda: time.sleep(60),
+        StopSwitch(),
+        FakeBoard(),
+        failure=lambda: reported[0] if reported else reported.append("disk full"),
+    )
     assert outcome == FitOutcome(failure="disk full") and time.monotonic() - started < 5
 
 

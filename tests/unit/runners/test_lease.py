@@ -15,8 +15,8 @@ import threading
 import time
 
 import pytest
-from s3_server import running_s3
 
+from s3_server import running_s3
 from vlmtune import storage
 from vlmtune.runners.lease import Holder, Lease, LeaseHeld
 from vlmtune.spec.layout import LEASE
@@ -31,9 +31,8 @@ def s3():
 
 
 def test_a_second_run_is_refused_naming_the_holder(tmp_path):
-    with Lease(str(tmp_path), "stage1"):
-        with pytest.raises(LeaseHeld) as refused:
-            Lease(str(tmp_path), "stage1").acquire()
+    with Lease(str(tmp_path), "stage1"), pytest.raises(LeaseHeld) as refused:
+        Lease(str(tmp_path), "stage1").acquire()
     message = str(refused.value)
     assert f"pid {os.getpid()} on {socket.gethostname()}" in message and "job stage1" in message
     assert "\n" not in message

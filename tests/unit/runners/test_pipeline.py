@@ -10,32 +10,59 @@ import pytest
 
 from vlmtune import storage
 from vlmtune.runners import pipeline
-from vlmtune.runners.pipeline import (decide, expand_jobs, finished_record, job_steps, run_pipeline, running_record,
-                                      spec_hash)
+from vlmtune.runners.pipeline import (
+    decide,
+    expand_jobs,
+    finished_record,
+    job_steps,
+    run_pipeline,
+    running_record,
+    spec_hash,
+)
 from vlmtune.spec import Experiment, TuningJob, expand
 from vlmtune.spec.eval import EvalJob
 
 
 def tuning(name: str, out: str, upstream: str | None = None, lr: float = 1e-3) -> TuningJob:
     model = {"from": {"job": upstream}} if upstream else {"preset": "tiny"}
-    return TuningJob.model_validate({
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": name},
-        "spec": {"model": model, "data": {"sources": [{"demo": {"perTask": 4}}]},
-                 "training": {"learningRate": lr, "globalBatchSize": 4, "microBatchSize": 2, "maxSteps": 2},
-                 "resources": {"workers": 2}, "output": {"uri": out}}})
+    return TuningJob.model_validate(
+        {
+            "apiVersion": "vlmtune.dev/v1alpha1",
+            "kind": "TuningJob",
+            "metadata": {"name": name},
+            "spec": {
+                "model": model,
+                "data": {"sources": [{"demo": {"perTask": 4}}]},
+                "training": {"learningRate": lr, "globalBatchSize": 4, "microBatchSize": 2, "maxSteps": 2},
+                "resources": {"workers": 2},
+                "output": {"uri": out},
+            },
+        }
+    )
 
 
 def evaluation(name: str, out: str, upstream: str) -> EvalJob:
-    return EvalJob.model_validate({
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "EvalJob", "metadata": {"name": name},
-        "spec": {"model": {"from": {"job": upstream}}, "benchmarks": [{"name": "pope", "demo": {}, "limit": 2}],
-                 "output": {"uri": out}}})
+    return EvalJob.model_validate(
+        {
+            "apiVersion": "vlmtune.dev/v1alpha1",
+            "kind": "EvalJob",
+            "metadata": {"name": name},
+            "spec": {
+                "model": {"from": {"job": upstream}},
+                "benchmarks": [{"name": "pope", "demo": {}, "limit": 2}],
+                "output": {"uri": out},
+            },
+        }
+    )
 
 
 @pytest.fixture
 def chain(tmp_path):
-    return [tuning("s1", str(tmp_path / "s1")), tuning("s2", str(tmp_path / "s2"), upstream="s1"),
-            evaluation("ev", str(tmp_path / "ev"), upstream="s2")]
+    return [
+        tuning("s1", str(tmp_path / "s1")),
+        tuning("s2", str(tmp_path / "s2"), upstream="s1"),
+        evaluation("ev", str(tmp_path / "ev"), upstream="s2"),
+    ]
 
 
 def succeeded(steps) -> dict[str, dict]:
@@ -56,13 +83,16 @@ def test_hash_resolves_the_upstream_model_and_includes_its_hash():
     assert base != spec_hash(down, {"a": ("/elsewhere/model", "h1")})
 
 
-@pytest.mark.parametrize("record, force, action", [
-    (None, False, "run"),
-    ({"specHash": "h", "phase": "Succeeded"}, False, "skip"),
-    ({"specHash": "h", "phase": "Running"}, False, "run"),        # interrupted: resume from its checkpoint
-    ({"specHash": "other", "phase": "Succeeded"}, False, "restart"),
-    ({"specHash": "h", "phase": "Succeeded"}, True, "restart"),
-])
+@pytest.mark.parametrize(
+    "record, force, action",
+    [
+        (None, False, "run"),
+        ({"specHash": "h", "phase": "Succeeded"}, False, "skip"),
+        ({"specHash": "h", "phase": "Running"}, False, "run"),  # interrupted: resume from its checkpoint
+        ({"specHash": "other", "phase": "Succeeded"}, False, "restart"),
+        ({"specHash": "h", "phase": "Succeeded"}, True, "restart"),
+    ],
+)
 def test_decide(record, force, action):
     assert decide(record, "h", force)[0] == action
 
@@ -115,8 +145,13 @@ class FakeTrainResult:
 @dataclass
 class FakeEvalResult:
     headline: dict = field(default_factory=lambda: {"pope.f1": 0.4, "pope.yesRatio": 0.9})
-    files: dict = field(default_factory=lambda: {"results": "/r/ev/results.json", "markdown": "/r/ev/results.md",
-                                                 "predictions:pope": "/r/ev/predictions/pope.jsonl"})
+    files: dict = field(
+        default_factory=lambda: {
+            "results": "/r/ev/results.json",
+            "markdown": "/r/ev/results.md",
+            "predictions:pope": "/r/ev/predictions/pope.jsonl",
+        }
+    )
 
 
 def test_records_carry_artifacts_and_headline_metrics(chain):
@@ -132,21 +167,34 @@ def test_records_carry_artifacts_and_headline_metrics(chain):
 
 
 def _experiment_doc(out: str) -> dict:
-    return {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "mini"},
-            "spec": {"study": {"type": "mixed-vs-two-stage"},
-                     "base": {"model": {"preset": "tiny"}, "training": {"globalBatchSize": 4, "microBatchSize": 2}},
-                     "stages": {"stage1": {"steps": 2, "data": {"sources": [{"demo": {"perTask": 4}}]}},
-                                "stage2": {"steps": 1, "data": {"sources": [{"demo": {"perTask": 4, "seed": 1}}]}}},
-                     "evaluation": {"benchmarks": [{"name": "pope", "demo": {}, "limit": 2}]},
-                     "resources": {"workers": 2}, "output": {"uri": out}}}
+    return {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "Experiment",
+        "metadata": {"name": "mini"},
+        "spec": {
+            "study": {"type": "mixed-vs-two-stage"},
+            "base": {"model": {"preset": "tiny"}, "training": {"globalBatchSize": 4, "microBatchSize": 2}},
+            "stages": {
+                "stage1": {"steps": 2, "data": {"sources": [{"demo": {"perTask": 4}}]}},
+                "stage2": {"steps": 1, "data": {"sources": [{"demo": {"perTask": 4, "seed": 1}}]}},
+            },
+            "evaluation": {"benchmarks": [{"name": "pope", "demo": {}, "limit": 2}]},
+            "resources": {"workers": 2},
+            "output": {"uri": out},
+        },
+    }
 
 
 def test_rerun_of_a_finished_experiment_skips_everything_without_ray_and_reports(tmp_path, monkeypatch):
     experiment = Experiment.model_validate(_experiment_doc(str(tmp_path / "mini")))
     jobs = expand(experiment).jobs
     for step in job_steps(list(jobs), {}):  # what a finished run leaves: one Succeeded record per job
-        record = {**running_record(step, "t0"), "phase": "Succeeded", "finishedAt": "t1",
-                  "metrics": {"loss.final": 1.0} if isinstance(step.job, TuningJob) else {"pope.f1": 0.5}}
+        record = {
+            **running_record(step, "t0"),
+            "phase": "Succeeded",
+            "finishedAt": "t1",
+            "metrics": {"loss.final": 1.0} if isinstance(step.job, TuningJob) else {"pope.f1": 0.5},
+        }
         pipeline.write_json(pipeline.record_uri(step.job), record)
 
     def no_ray(*_, **__):

@@ -12,18 +12,27 @@ import pytest
 from vlmtune.runners import pipeline
 from vlmtune.runners.lease import Lease, LeaseHeld
 from vlmtune.runners.pipeline import decide, run_pipeline
-from vlmtune.spec.layout import LEASE
 from vlmtune.spec import TuningJob
+from vlmtune.spec.layout import LEASE
 from vlmtune.train.stop import RunInterrupted, StopRequested, StopSwitch
 
 
 def tuning(name: str, out: str, upstream: str | None = None) -> TuningJob:
     model = {"from": {"job": upstream}} if upstream else {"preset": "tiny"}
-    return TuningJob.model_validate({
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": name},
-        "spec": {"model": model, "data": {"sources": [{"demo": {"perTask": 4}}]},
-                 "training": {"globalBatchSize": 4, "microBatchSize": 2, "maxSteps": 2},
-                 "resources": {"workers": 2}, "output": {"uri": out}}})
+    return TuningJob.model_validate(
+        {
+            "apiVersion": "vlmtune.dev/v1alpha1",
+            "kind": "TuningJob",
+            "metadata": {"name": name},
+            "spec": {
+                "model": model,
+                "data": {"sources": [{"demo": {"perTask": 4}}]},
+                "training": {"globalBatchSize": 4, "microBatchSize": 2, "maxSteps": 2},
+                "resources": {"workers": 2},
+                "output": {"uri": out},
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -56,9 +65,8 @@ def test_an_output_held_by_another_run_is_refused_before_anything_is_written(cha
         raise AssertionError("refused runs must not start Ray")
 
     monkeypatch.setattr("vlmtune.runners.local.ray_session", ray_session)
-    with Lease(str(tmp_path / "s2"), "s2"):
-        with pytest.raises(LeaseHeld, match="job s2"):
-            run_pipeline(chain, show_progress=False)
+    with Lease(str(tmp_path / "s2"), "s2"), pytest.raises(LeaseHeld, match="job s2"):
+        run_pipeline(chain, show_progress=False)
     assert not (tmp_path / "s1" / "job.json").exists() and not (tmp_path / "s1" / LEASE).exists()
 
 

@@ -49,26 +49,34 @@ def test_several_jobs_travel_as_one_list_in_file_order():
 
 
 def test_demo_sources_hub_models_and_object_store_uris_are_not_local():
-    hub = job(model="languageModel: lmsys/vicuna-13b-v1.5, visionTower: openai/clip-vit-large-patch14-336",
-              sources="{uri: 's3://data/vf/train.json'}, {demo: {}}")
+    hub = job(
+        model="languageModel: lmsys/vicuna-13b-v1.5, visionTower: openai/clip-vit-large-patch14-336",
+        sources="{uri: 's3://data/vf/train.json'}, {demo: {}}",
+    )
     assert local_paths(hub.to_doc()) == []
     assert cluster_documents([hub], head_is_local=False) == [hub.to_doc()]
 
 
 def test_every_local_path_is_refused_for_a_remote_head_with_upload_advice():
-    local = job(model="pretrained: ./models/llava", sources="{uri: data/train.json, images: /data/img}",
-                output="./runs/probe")
+    local = job(
+        model="pretrained: ./models/llava", sources="{uri: data/train.json, images: /data/img}", output="./runs/probe"
+    )
     with pytest.raises(RemoteError) as refused:
         cluster_documents([local], head_is_local=False)
     message = str(refused.value)
-    for field in ("spec.output.uri = ./runs/probe", "spec.data.sources[0].uri = data/train.json",
-                  "spec.data.sources[0].images = /data/img", "spec.model.pretrained = ./models/llava"):
+    for field in (
+        "spec.output.uri = ./runs/probe",
+        "spec.data.sources[0].uri = data/train.json",
+        "spec.data.sources[0].images = /data/img",
+        "spec.model.pretrained = ./models/llava",
+    ):
         assert f"probe: {field}" in message
     assert "s3://" in message and "demo" in message
 
 
 def test_eval_job_benchmark_data_is_checked_too():
-    evaluation = parse_documents("""
+    evaluation = parse_documents(
+        """
 apiVersion: vlmtune.dev/v1alpha1
 kind: EvalJob
 metadata: {name: eval-probe}
@@ -76,7 +84,9 @@ spec:
   model: {pretrained: s3://runs/stage1/model}
   benchmarks: [{name: mme, data: ./mme/}, {name: pope, demo: {}}]
   output: {uri: s3://runs/eval-probe}
-""", "eval.yaml")
+""",
+        "eval.yaml",
+    )
     assert local_paths(evaluation[0].to_doc()) == [(("spec", "benchmarks", 0, "data"), "./mme/")]
     with pytest.raises(RemoteError, match=r"eval-probe: spec\.benchmarks\[0\]\.data = \./mme/"):
         cluster_documents(evaluation, head_is_local=False)
@@ -84,8 +94,7 @@ spec:
 
 def test_a_local_head_gets_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (document,) = cluster_documents([job(sources="{uri: data/train.json}", output="./runs/probe")],
-                                    head_is_local=True)
+    (document,) = cluster_documents([job(sources="{uri: data/train.json}", output="./runs/probe")], head_is_local=True)
     assert document["spec"]["output"]["uri"] == str(tmp_path / "runs" / "probe")
     assert document["spec"]["data"]["sources"][0]["uri"] == str(tmp_path / "data" / "train.json")
 
@@ -119,8 +128,11 @@ def test_connection_takes_flags_over_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_ADDRESS", "head.example:8265")
     monkeypatch.setenv("RAY_AUTH_TOKEN", "from-env")
     resolved = Connection.resolve()
-    assert (resolved.address, resolved.token, resolved.token_source) == ("http://head.example:8265", "from-env",
-                                                                         "RAY_AUTH_TOKEN")
+    assert (resolved.address, resolved.token, resolved.token_source) == (
+        "http://head.example:8265",
+        "from-env",
+        "RAY_AUTH_TOKEN",
+    )
     assert resolved.headers == {"Authorization": "Bearer from-env"}
     flagged = Connection.resolve("https://other:8265/", "from-flag", verify=False)
     assert (flagged.address, flagged.token, flagged.verify) == ("https://other:8265", "from-flag", False)
@@ -149,8 +161,15 @@ def test_which_addresses_reach_this_machine():
 
 def test_submit_refuses_local_data_for_a_remote_cluster_before_connecting(tmp_path, capsys):
     job_file = tmp_path / "local.yaml"
-    job_file.write_text(JOB % {"name": "local-data", "model": "preset: tiny", "sources": "{uri: ./data/train.json}",
-                               "output": "s3://runs/local-data"})
+    job_file.write_text(
+        JOB
+        % {
+            "name": "local-data",
+            "model": "preset: tiny",
+            "sources": "{uri: ./data/train.json}",
+            "output": "s3://runs/local-data",
+        }
+    )
     code = main(["submit", str(job_file), "--address", "http://ray-head.invalid:8265"])
     err = capsys.readouterr().err
     assert code == 2

@@ -13,8 +13,16 @@ from pydantic import BaseModel
 
 from vlmtune.cli import crds as crds_command
 from vlmtune.spec import KINDS
-from vlmtune.spec.crd import (PRINTER_COLUMNS, crd_filename, crd_for, generate_crds, member_docs, structural_schema,
-                              to_yaml, write_crds)
+from vlmtune.spec.crd import (
+    PRINTER_COLUMNS,
+    crd_filename,
+    crd_for,
+    generate_crds,
+    member_docs,
+    structural_schema,
+    to_yaml,
+    write_crds,
+)
 from vlmtune.spec.status import Phase
 
 REPO = Path(__file__).resolve().parents[3]
@@ -101,8 +109,16 @@ def _tuningjob(crds: list[dict]) -> dict:
 def test_status_schema_comes_from_the_status_model(crds):
     status = _schema(_tuningjob(crds))["properties"]["status"]["properties"]
     assert status["phase"]["enum"] == [phase.value for phase in Phase]
-    assert {"observedGeneration", "conditions", "rayJobName", "dashboardURL", "artifacts", "progress",
-            "stage", "queue"} <= set(status)
+    assert {
+        "observedGeneration",
+        "conditions",
+        "rayJobName",
+        "dashboardURL",
+        "artifacts",
+        "progress",
+        "stage",
+        "queue",
+    } <= set(status)
     assert status["observedGeneration"]["type"] == "integer"
     assert status["conditions"]["items"]["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
     assert status["metrics"]["additionalProperties"] == {"type": "number"}
@@ -185,26 +201,48 @@ def _kube_schema():
 
 
 def _tuning() -> dict:
-    return {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "stage1"},
-            "spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"demo": {}}]},
-            "training": {"globalBatchSize": 96}, "resources": {"workers": 4, "gpusPerWorker": 1},
-            "output": {"uri": "s3://runs/stage1"}}}
+    return {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "TuningJob",
+        "metadata": {"name": "stage1"},
+        "spec": {
+            "model": {"preset": "tiny"},
+            "data": {"sources": [{"demo": {}}]},
+            "training": {"globalBatchSize": 96},
+            "resources": {"workers": 4, "gpusPerWorker": 1},
+            "output": {"uri": "s3://runs/stage1"},
+        },
+    }
 
 
 def _eval() -> dict:
-    return {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "EvalJob", "metadata": {"name": "eval"},
-            "spec": {"model": {"preset": "tiny"}, "benchmarks": [{"name": "pope", "demo": {}}],
-                     "output": {"uri": "s3://runs/eval"}}}
+    return {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "EvalJob",
+        "metadata": {"name": "eval"},
+        "spec": {
+            "model": {"preset": "tiny"},
+            "benchmarks": [{"name": "pope", "demo": {}}],
+            "output": {"uri": "s3://runs/eval"},
+        },
+    }
 
 
 def _experiment() -> dict:
     stage = {"steps": 8, "data": {"sources": [{"demo": {"perTask": 8}}]}}
-    return {"apiVersion": "vlmtune.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "compare"},
-            "spec": {"study": {"type": "mixed-vs-two-stage"},
-                     "base": {"model": {"preset": "tiny"}, "training": {"globalBatchSize": 4, "microBatchSize": 2}},
-                     "stages": {"stage1": stage, "stage2": copy.deepcopy(stage)},
-                     "evaluation": {"benchmarks": [{"name": "pope", "demo": {}}]},
-                     "resources": {"workers": 2}, "output": {"uri": "s3://runs/compare"}}}
+    return {
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "Experiment",
+        "metadata": {"name": "compare"},
+        "spec": {
+            "study": {"type": "mixed-vs-two-stage"},
+            "base": {"model": {"preset": "tiny"}, "training": {"globalBatchSize": 4, "microBatchSize": 2}},
+            "stages": {"stage1": stage, "stage2": copy.deepcopy(stage)},
+            "evaluation": {"benchmarks": [{"name": "pope", "demo": {}}]},
+            "resources": {"workers": 2},
+            "output": {"uri": "s3://runs/compare"},
+        },
+    }
 
 
 def _set(document: dict, path: str, value) -> dict:
@@ -215,7 +253,7 @@ def _set(document: dict, path: str, value) -> dict:
         node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
     if isinstance(node, list):
         index = int(leaf)
-        node[index:index + 1] = [value]
+        node[index : index + 1] = [value]
     else:
         node[leaf] = value
     return document
@@ -224,98 +262,180 @@ def _set(document: dict, path: str, value) -> dict:
 # (base document, changes as dotted path -> value, words the CEL message holds); pydantic rejects each one too.
 PARITY = {
     "batch-not-divisible": (_tuning, {"spec.training.globalBatchSize": 98}, "globalBatchSize: must be divisible"),
-    "elastic-batch": (_tuning, {"spec.resources.elastic": {"minWorkers": 2, "maxWorkers": 5}},
-                      "for every worker count W"),
-    "elastic-zero3": (_tuning, {"spec.resources.elastic": {"minWorkers": 2, "maxWorkers": 4},
-                                "spec.training.deepspeed": {"zeroStage": 3}}, "ZeRO-3 checkpoints"),
+    "elastic-batch": (
+        _tuning,
+        {"spec.resources.elastic": {"minWorkers": 2, "maxWorkers": 5}},
+        "for every worker count W",
+    ),
+    "elastic-zero3": (
+        _tuning,
+        {"spec.resources.elastic": {"minWorkers": 2, "maxWorkers": 4}, "spec.training.deepspeed": {"zeroStage": 3}},
+        "ZeRO-3 checkpoints",
+    ),
     "bf16-on-cpu": (_tuning, {"spec.training.precision": "bf16", "spec.resources.gpusPerWorker": 0}, "fp16/bf16"),
-    "offload-on-cpu": (_tuning, {"spec.training.deepspeed": {"zeroStage": 3, "offloadParams": True},
-                                 "spec.resources.gpusPerWorker": 0}, "parameter offload needs GPUs"),
-    "elastic-min-above-max": (_tuning, {"spec.resources.elastic": {"minWorkers": 4, "maxWorkers": 2}},
-                              "maxWorkers: must be >= elastic.minWorkers"),
-    "workers-outside-elastic": (_tuning, {"spec.resources.workers": 8, "spec.resources.elastic":
-                                          {"minWorkers": 2, "maxWorkers": 4}}, "workers: start with"),
+    "offload-on-cpu": (
+        _tuning,
+        {"spec.training.deepspeed": {"zeroStage": 3, "offloadParams": True}, "spec.resources.gpusPerWorker": 0},
+        "parameter offload needs GPUs",
+    ),
+    "elastic-min-above-max": (
+        _tuning,
+        {"spec.resources.elastic": {"minWorkers": 4, "maxWorkers": 2}},
+        "maxWorkers: must be >= elastic.minWorkers",
+    ),
+    "workers-outside-elastic": (
+        _tuning,
+        {"spec.resources.workers": 8, "spec.resources.elastic": {"minWorkers": 2, "maxWorkers": 4}},
+        "workers: start with",
+    ),
     "checkpoint-layers": (_tuning, {"spec.training.checkpointLayers": 4}, "needs gradientCheckpointing"),
-    "compile-with-zero3": (_tuning, {"spec.training.compileLayers": True, "spec.training.deepspeed": {"zeroStage": 3}},
-                           "compileLayers: not supported with deepspeed.zeroStage 3"),
-    "offload-activations-all-recomputed": (_tuning, {"spec.training.offloadActivations": True,
-                                                     "spec.training.gradientCheckpointing": True},
-                                           "offloadActivations: every layer recomputes"),
-    "offload-without-zero3": (_tuning, {"spec.training.deepspeed": {"offloadParams": True}},
-                              "offloadParams: needs zeroStage: 3"),
+    "compile-with-zero3": (
+        _tuning,
+        {"spec.training.compileLayers": True, "spec.training.deepspeed": {"zeroStage": 3}},
+        "compileLayers: not supported with deepspeed.zeroStage 3",
+    ),
+    "offload-activations-all-recomputed": (
+        _tuning,
+        {"spec.training.offloadActivations": True, "spec.training.gradientCheckpointing": True},
+        "offloadActivations: every layer recomputes",
+    ),
+    "offload-without-zero3": (
+        _tuning,
+        {"spec.training.deepspeed": {"offloadParams": True}},
+        "offloadParams: needs zeroStage: 3",
+    ),
     "preset-and-pretrained": (_tuning, {"spec.model.pretrained": "s3://models/llava"}, "exactly one way: preset"),
-    "language-model-alone": (_tuning, {"spec.model": {"languageModel": "lmsys/vicuna-7b-v1.5"}},
-                             "needs both languageModel and visionTower"),
+    "language-model-alone": (
+        _tuning,
+        {"spec.model": {"languageModel": "lmsys/vicuna-7b-v1.5"}},
+        "needs both languageModel and visionTower",
+    ),
     "nothing-trainable": (_tuning, {"spec.model.trainable": []}, "list at least one part"),
     "trainable-twice": (_tuning, {"spec.model.trainable": ["projector", "projector"]}, "lists a part twice"),
-    "projector-weights-on-pretrained": (_tuning, {"spec.model": {"pretrained": "s3://m", "projectorWeights": "s3://p"}},
-                                        "already has a trained projector"),
-    "lora-without-language-model": (_tuning, {"spec.model.trainable": ["projector"], "spec.model.lora": {}},
-                                    "lora: adapts the language model"),
+    "projector-weights-on-pretrained": (
+        _tuning,
+        {"spec.model": {"pretrained": "s3://m", "projectorWeights": "s3://p"}},
+        "already has a trained projector",
+    ),
+    "lora-without-language-model": (
+        _tuning,
+        {"spec.model.trainable": ["projector"], "spec.model.lora": {}},
+        "lora: adapts the language model",
+    ),
     "lora-module-name": (_tuning, {"spec.model.lora": {"targetModules": ["q-proj"]}}, "the last part of a layer"),
-    "lora-module-twice": (_tuning, {"spec.model.lora": {"targetModules": ["q_proj", "q_proj"]}},
-                          "lists a module twice"),
+    "lora-module-twice": (
+        _tuning,
+        {"spec.model.lora": {"targetModules": ["q_proj", "q_proj"]}},
+        "lists a module twice",
+    ),
     "uri-and-demo": (_tuning, {"spec.data.sources.0.uri": "s3://d/a.json"}, "exactly one of uri or demo"),
     "images-for-demo": (_tuning, {"spec.data.sources.0.images": "s3://d/img"}, "only applies to a uri source"),
     "tasks-and-count": (_tuning, {"spec.data.tasks": ["a"], "spec.data.taskCount": 1}, "tasks or taskCount"),
     "weights-missing": (_tuning, {"spec.data.mixture": "weights"}, "mixture: weights needs weights and maxSamples"),
-    "weights-all-zero": (_tuning, {"spec.data.mixture": "weights", "spec.data.maxSamples": 10,
-                                   "spec.data.weights": {"a": 0}}, "at least one above 0"),
+    "weights-all-zero": (
+        _tuning,
+        {"spec.data.mixture": "weights", "spec.data.maxSamples": 10, "spec.data.weights": {"a": 0}},
+        "at least one above 0",
+    ),
     "weights-without-mixture": (_tuning, {"spec.data.weights": {"a": 1}}, "only applies with mixture: weights"),
     "blank-output": (_tuning, {"spec.output.uri": "   "}, "output.uri: is empty"),
     "mlflow-on-s3": (_tuning, {"spec.output.mlflow": {}}, "trackingUri: required"),
     "name-of-70-characters": (_tuning, {"metadata.name": "a" * 70}, "metadata.name: at most 63 characters"),
     "eval-two-models": (_eval, {"spec.model.from": {"job": "stage1"}}, "exactly one way: preset, from or pretrained"),
     "benchmark-data-and-demo": (_eval, {"spec.benchmarks.0.data": "s3://pope"}, "exactly one of data or demo"),
-    "images-not-heldout": (_eval, {"spec.benchmarks.0": {"name": "pope", "data": "s3://p", "images": "s3://i"}},
-                           "only a heldout benchmark"),
+    "images-not-heldout": (
+        _eval,
+        {"spec.benchmarks.0": {"name": "pope", "data": "s3://p", "images": "s3://i"}},
+        "only a heldout benchmark",
+    ),
     "demo-tasks-not-heldout": (_eval, {"spec.benchmarks.0.demo": {"tasks": ["a"]}}, "only the heldout benchmark"),
     "demo-without-heldout": (_eval, {"spec.benchmarks.0.demo": {"heldoutPerTask": 0}}, "need at least 1"),
     "benchmark-twice": (_eval, {"spec.benchmarks.1": {"name": "pope", "demo": {}}}, "list each benchmark once"),
     "experiment-from-a-job": (_experiment, {"spec.base.model": {"from": {"job": "x"}}}, "every arm starts from"),
     "experiment-max-steps": (_experiment, {"spec.base.training.maxSteps": 5}, "sets each stage's length"),
-    "experiment-budgets-differ": (_experiment, {"spec.base.training.globalBatchSize": 8, "spec.stages.stage2.steps": 3,
-                                                "spec.stages.stage2.training": {"globalBatchSize": 4}},
-                                  "whole number of the mixed arm's global batches"),
-    "experiment-more-tasks-than-listed": (_experiment, {"spec.study": {"type": "task-scaling", "taskCounts": [3]},
-                                                        "spec.stages.stage1.data.tasks": ["a", "b"]},
-                                          "more tasks than"),
-    "experiment-mixed-with-task-subset": (_experiment, {"spec.stages.stage1.data.tasks": ["a"],
-                                                        "spec.stages.stage2.data.taskCount": 1},
-                                          "trains on the union of both stages' data"),
-    "experiment-mixed-with-task-count": (_experiment, {"spec.stages.stage1.data.taskCount": 1,
-                                                       "spec.stages.stage2.data.tasks": ["a"]},
-                                         "trains on the union of both stages' data"),
-    "experiment-mixed-with-weights": (_experiment, {"spec.stages.stage1.data.mixture": "weights",
-                                                    "spec.stages.stage1.data.maxSamples": 8,
-                                                    "spec.stages.stage1.data.weights": {"a": 1},
-                                                    "spec.stages.stage2.data.mixture": "weights",
-                                                    "spec.stages.stage2.data.maxSamples": 8,
-                                                    "spec.stages.stage2.data.weights": {"a": 1}},
-                                      "trains on the union of both stages' data"),
-    "experiment-synthetic-without-samples": (_experiment, {"spec.study": {"type": "synthetic-scaling"}},
-                                             "synthetic-scaling takes syntheticSamples"),
-    "experiment-samples-twice": (_experiment, {"spec.study": {"type": "synthetic-scaling",
-                                                              "syntheticSamples": [0, 0]}}, "lists an arm twice"),
-    "experiment-ablation-without-arms": (_experiment, {"spec.study": {"type": "trainable-ablation"}},
-                                         "trainable-ablation takes trainable"),
-    "experiment-scaling-without-counts": (_experiment, {"spec.study": {"type": "task-scaling"}},
-                                          "task-scaling takes taskCounts"),
-    "experiment-arm-list-twice": (_experiment, {"spec.study": {"type": "trainable-ablation",
-                                                               "trainable": [["projector"], ["projector"]]}},
-                                  "lists an arm twice"),
-    "experiment-parameter-of-another-study": (_experiment, {"spec.study.taskCounts": [2]},
-                                              "mixed-vs-two-stage takes no parameter"),
-    "experiment-arm-twice": (_experiment, {"spec.study": {"type": "task-scaling", "taskCounts": [2, 2]}},
-                             "lists an arm twice"),
-    "experiment-part-twice": (_experiment, {"spec.study": {"type": "trainable-ablation",
-                                                           "trainable": [["projector", "projector"]]}},
-                              "an arm lists a part twice"),
+    "experiment-budgets-differ": (
+        _experiment,
+        {
+            "spec.base.training.globalBatchSize": 8,
+            "spec.stages.stage2.steps": 3,
+            "spec.stages.stage2.training": {"globalBatchSize": 4},
+        },
+        "whole number of the mixed arm's global batches",
+    ),
+    "experiment-more-tasks-than-listed": (
+        _experiment,
+        {"spec.study": {"type": "task-scaling", "taskCounts": [3]}, "spec.stages.stage1.data.tasks": ["a", "b"]},
+        "more tasks than",
+    ),
+    "experiment-mixed-with-task-subset": (
+        _experiment,
+        {"spec.stages.stage1.data.tasks": ["a"], "spec.stages.stage2.data.taskCount": 1},
+        "trains on the union of both stages' data",
+    ),
+    "experiment-mixed-with-task-count": (
+        _experiment,
+        {"spec.stages.stage1.data.taskCount": 1, "spec.stages.stage2.data.tasks": ["a"]},
+        "trains on the union of both stages' data",
+    ),
+    "experiment-mixed-with-weights": (
+        _experiment,
+        {
+            "spec.stages.stage1.data.mixture": "weights",
+            "spec.stages.stage1.data.maxSamples": 8,
+            "spec.stages.stage1.data.weights": {"a": 1},
+            "spec.stages.stage2.data.mixture": "weights",
+            "spec.stages.stage2.data.maxSamples": 8,
+            "spec.stages.stage2.data.weights": {"a": 1},
+        },
+        "trains on the union of both stages' data",
+    ),
+    "experiment-synthetic-without-samples": (
+        _experiment,
+        {"spec.study": {"type": "synthetic-scaling"}},
+        "synthetic-scaling takes syntheticSamples",
+    ),
+    "experiment-samples-twice": (
+        _experiment,
+        {"spec.study": {"type": "synthetic-scaling", "syntheticSamples": [0, 0]}},
+        "lists an arm twice",
+    ),
+    "experiment-ablation-without-arms": (
+        _experiment,
+        {"spec.study": {"type": "trainable-ablation"}},
+        "trainable-ablation takes trainable",
+    ),
+    "experiment-scaling-without-counts": (
+        _experiment,
+        {"spec.study": {"type": "task-scaling"}},
+        "task-scaling takes taskCounts",
+    ),
+    "experiment-arm-list-twice": (
+        _experiment,
+        {"spec.study": {"type": "trainable-ablation", "trainable": [["projector"], ["projector"]]}},
+        "lists an arm twice",
+    ),
+    "experiment-parameter-of-another-study": (
+        _experiment,
+        {"spec.study.taskCounts": [2]},
+        "mixed-vs-two-stage takes no parameter",
+    ),
+    "experiment-arm-twice": (
+        _experiment,
+        {"spec.study": {"type": "task-scaling", "taskCounts": [2, 2]}},
+        "lists an arm twice",
+    ),
+    "experiment-part-twice": (
+        _experiment,
+        {"spec.study": {"type": "trainable-ablation", "trainable": [["projector", "projector"]]}},
+        "an arm lists a part twice",
+    ),
     "experiment-batch-over-workers": (_experiment, {"spec.resources.workers": 3}, "divisible by resources.workers"),
     "experiment-bf16-on-cpu": (_experiment, {"spec.base.training.precision": "bf16"}, "fp16/bf16"),
-    "experiment-offload-on-cpu": (_experiment, {"spec.base.training.deepspeed": {"zeroStage": 3,
-                                                                                 "offloadParams": True}},
-                                  "parameter offload needs GPUs"),
+    "experiment-offload-on-cpu": (
+        _experiment,
+        {"spec.base.training.deepspeed": {"zeroStage": 3, "offloadParams": True}},
+        "parameter offload needs GPUs",
+    ),
 }
 
 
@@ -341,6 +461,7 @@ def verdicts(admission) -> dict:
                 _set(document, path, value)
             cache[case] = document, kube_schema.admit(schemas[document["kind"]], document)[1]
         return cache[case]
+
     return verdict
 
 
@@ -369,8 +490,10 @@ def test_spec_is_immutable_except_suspend(admission):
     stored = _tuning()
     edited = _set(copy.deepcopy(stored), "spec.training.learningRate", 1e-4)
     _, errors = kube_schema.admit(schemas["TuningJob"], edited, old=stored)
-    assert errors == ["spec.training: spec.training is immutable: delete the job and apply it again to change it "
-                      "(only spec.suspend may change)"]
+    assert errors == [
+        "spec.training: spec.training is immutable: delete the job and apply it again to change it "
+        "(only spec.suspend may change)"
+    ]
     paused = _set(copy.deepcopy(stored), "spec.suspend", True)
     assert kube_schema.admit(schemas["TuningJob"], paused, old=stored)[1] == []
     relabelled = _set(copy.deepcopy(stored), "metadata.labels", {"team": "vision"})
@@ -402,13 +525,18 @@ def test_optional_sections_default_to_empty_so_rules_can_read_them(crds):
     assert "default" not in spec["model"]["properties"]["lora"]  # nullable: absent means none
 
 
-@pytest.mark.parametrize("bounds, batch, accepted", [((2, 4), 96, True), ((33, 35), 39270, True),
-                                                     ((33, 66), 39270, False), ((1, 1), 7, True)])
+@pytest.mark.parametrize(
+    "bounds, batch, accepted",
+    [((2, 4), 96, True), ((33, 35), 39270, True), ((33, 66), 39270, False), ((1, 1), 7, True)],
+)
 def test_the_elastic_batch_rule_covers_every_worker_count(admission, bounds, batch, accepted):
     # 39270 = lcm(33, 34, 35): divisible by each count in [33, 35], not by 36 or by 65 (the second loop's range).
     kube_schema, schemas = admission
-    document = _set(_set(_tuning(), "spec.resources.elastic", {"minWorkers": bounds[0], "maxWorkers": bounds[1]}),
-                    "spec.training.globalBatchSize", batch)
+    document = _set(
+        _set(_tuning(), "spec.resources.elastic", {"minWorkers": bounds[0], "maxWorkers": bounds[1]}),
+        "spec.training.globalBatchSize",
+        batch,
+    )
     _set(document, "spec.resources.workers", bounds[0])
     _, errors = kube_schema.admit(schemas["TuningJob"], document)
     models_accept = True

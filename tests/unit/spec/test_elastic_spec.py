@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from spec_issues import raised_issue
+
 from vlmtune.spec import load_jobs
 
 JOB = """\

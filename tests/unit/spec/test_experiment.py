@@ -15,16 +15,22 @@ TASKS = ["shape_name", "shape_color", "dot_count", "shape_position", "object_exi
 
 def experiment_doc(study: dict | None = None, name: str = "study", **spec) -> dict:
     doc = {
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "Experiment",
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "Experiment",
         "metadata": {"name": name, "namespace": "team-vision", "labels": {"kueue.x-k8s.io/queue-name": "tuning"}},
         "spec": {
             "study": study or {"type": "mixed-vs-two-stage"},
-            "base": {"model": {"preset": "tiny"},
-                     "training": {"learningRate": 1.0e-3, "globalBatchSize": 16, "microBatchSize": 8}},
+            "base": {
+                "model": {"preset": "tiny"},
+                "training": {"learningRate": 1.0e-3, "globalBatchSize": 16, "microBatchSize": 8},
+            },
             "stages": {
                 "stage1": {"steps": 10, "data": {"sources": [{"demo": {"perTask": 32, "tasks": TASKS}}]}},
-                "stage2": {"steps": 4, "data": {"sources": [{"demo": {"perTask": 8, "seed": 1}}]},
-                           "training": {"learningRate": 5.0e-4, "globalBatchSize": 8, "microBatchSize": 4}},
+                "stage2": {
+                    "steps": 4,
+                    "data": {"sources": [{"demo": {"perTask": 8, "seed": 1}}]},
+                    "training": {"learningRate": 5.0e-4, "globalBatchSize": 8, "microBatchSize": 4},
+                },
             },
             "evaluation": {"benchmarks": [{"name": "pope", "demo": {}, "limit": 4}]},
             "resources": {"workers": 2},
@@ -56,8 +62,10 @@ def test_mixed_vs_two_stage_expands_into_chained_jobs_with_derived_names_and_out
         ("TuningJob", "study-mixed-train", "./runs/study/mixed/train", []),
         ("EvalJob", "study-mixed-eval", "./runs/study/mixed/eval", ["study-mixed-train"]),
     ]
-    assert [(arm.name, arm.evaluation) for arm in expansion.arms] == [("two-stage", "study-two-stage-eval"),
-                                                                       ("mixed", "study-mixed-eval")]
+    assert [(arm.name, arm.evaluation) for arm in expansion.arms] == [
+        ("two-stage", "study-two-stage-eval"),
+        ("mixed", "study-mixed-eval"),
+    ]
     stage2 = expansion.job("study-two-stage-stage2")
     assert stage2.spec.training.learning_rate == 5.0e-4 and stage2.spec.training.global_batch_size == 8
     assert stage2.spec.training.max_steps == 4
@@ -117,8 +125,10 @@ def test_synthetic_scaling_shares_stage1_and_varies_the_stage2_data():
 
 
 def test_trainable_ablation_freezes_the_same_parts_in_both_stages():
-    study = {"type": "trainable-ablation", "trainable": [["projector"], ["language_model"],
-                                                         ["projector", "language_model"]]}
+    study = {
+        "type": "trainable-ablation",
+        "trainable": [["projector"], ["language_model"], ["projector", "language_model"]],
+    }
     expansion = expand(build(experiment_doc(study)))
     assert [arm.name for arm in expansion.arms] == ["projector", "language-model", "projector-language-model"]
     for arm in expansion.arms:
@@ -157,10 +167,20 @@ def test_manifest_names_job_folders_relative_to_the_run_folder():
     assert manifest["study"] == "mixed-vs-two-stage"
     two_stage = manifest["arms"][0]
     assert two_stage["budgetSamples"] == 192
-    assert two_stage["jobs"][0] == {"name": "study-two-stage-stage1", "kind": "TuningJob", "stage": "stage1",
-                                    "path": "two-stage/stage1", "steps": 10, "globalBatchSize": 16}
-    assert two_stage["jobs"][2] == {"name": "study-two-stage-eval", "kind": "EvalJob", "stage": "eval",
-                                    "path": "two-stage/eval"}
+    assert two_stage["jobs"][0] == {
+        "name": "study-two-stage-stage1",
+        "kind": "TuningJob",
+        "stage": "stage1",
+        "path": "two-stage/stage1",
+        "steps": 10,
+        "globalBatchSize": 16,
+    }
+    assert two_stage["jobs"][2] == {
+        "name": "study-two-stage-eval",
+        "kind": "EvalJob",
+        "stage": "eval",
+        "path": "two-stage/eval",
+    }
 
 
 def test_study_parameters_must_match_the_study_type(tmp_path):
@@ -200,7 +220,9 @@ def test_invalid_generated_job_is_reported_with_its_name_and_path(tmp_path):
     doc["spec"]["stages"]["stage2"]["training"]["globalBatchSize"] = 12  # not divisible by 2 workers x 4
     doc["spec"]["stages"]["stage2"]["steps"] = 4  # 48 samples: 3 whole mixed batches
     (message,) = issues(tmp_path, doc).values()
-    assert message.startswith("generated job study-two-stage-stage2: spec.training.globalBatchSize: 12 is not divisible")
+    assert message.startswith(
+        "generated job study-two-stage-stage2: spec.training.globalBatchSize: 12 is not divisible"
+    )
 
 
 def test_experiments_start_from_a_model_not_a_job(tmp_path):

@@ -62,8 +62,11 @@ def _spec_leaf(rng, document):
 def wrong_type(rng, text):
     document = yaml.safe_load(text)
     path, value = _spec_leaf(rng, document)
-    bad = rng.choice([True, "text", [1, 2]]) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+    bad = (
+        rng.choice([True, "text", [1, 2]])
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
         else {"a": {"b": 1}}
+    )
     _set(document, path, bad)
     return yaml.safe_dump(document)
 
@@ -85,10 +88,11 @@ def deep_nesting(rng, text):
 
 def alias_bomb(rng, text):
     width = rng.randint(8, 12)
-    lines = ['bombA: &a [' + ", ".join(['"lol"'] * width) + ']']
+    lines = ["bombA: &a [" + ", ".join(['"lol"'] * width) + "]"]
     for level in range(1, 8):
-        lines.append(f"bomb{level}: &l{level} [" + ", ".join([f"*{'a' if level == 1 else f'l{level - 1}'}"] * width)
-                     + "]")
+        lines.append(
+            f"bomb{level}: &l{level} [" + ", ".join([f"*{'a' if level == 1 else f'l{level - 1}'}"] * width) + "]"
+        )
     return "\n".join(lines) + "\n" + text.replace("\nspec:", "\nzzBomb: *l7\nspec:", 1)
 
 
@@ -109,10 +113,13 @@ def bad_utf8(rng, text):
 
 def duplicate_key(rng, text):
     lines = text.splitlines(keepends=True)
-    keyed = [i for i, line in enumerate(lines)
-             if re.match(r"^\s*[A-Za-z][\w-]*:", line) and not line.lstrip().startswith("-")]
+    keyed = [
+        i
+        for i, line in enumerate(lines)
+        if re.match(r"^\s*[A-Za-z][\w-]*:", line) and not line.lstrip().startswith("-")
+    ]
     index = rng.choice(keyed)
-    return "".join(lines[:index + 1] + [lines[index]] + lines[index + 1:])
+    return "".join(lines[: index + 1] + [lines[index]] + lines[index + 1 :])
 
 
 def truncated(rng, text):
@@ -131,16 +138,22 @@ def tab_indent(rng, text):
 
 def bad_number(rng, text):
     document = yaml.safe_load(text)
-    numbers = [(p, v) for p, v in _leaves(document)
-               if p and p[0] == "spec" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    numbers = [
+        (p, v)
+        for p, v in _leaves(document)
+        if p and p[0] == "spec" and isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     path, _ = rng.choice(numbers)
     _set(document, path, rng.choice([float("inf"), float("-inf"), float("nan"), True, False, 2**40, "12"]))
     return yaml.safe_dump(document)
 
 
 def bad_header(rng, text):
-    return text.replace("kind: ", rng.choice(["kind: [", "kind: ['TuningJob'] #", "kind: {a: 1} #",
-                                              "kind: Tuningjob #", "kind: 7 #"]), 1)
+    return text.replace(
+        "kind: ",
+        rng.choice(["kind: [", "kind: ['TuningJob'] #", "kind: {a: 1} #", "kind: Tuningjob #", "kind: 7 #"]),
+        1,
+    )
 
 
 def missing_required(rng, text):
@@ -150,8 +163,20 @@ def missing_required(rng, text):
     return yaml.safe_dump(document)
 
 
-MUTATIONS: list[Callable] = [wrong_type, unknown_key, deep_nesting, alias_bomb, huge_value, bad_utf8, duplicate_key,
-                             truncated, tab_indent, bad_number, bad_header, missing_required]
+MUTATIONS: list[Callable] = [
+    wrong_type,
+    unknown_key,
+    deep_nesting,
+    alias_bomb,
+    huge_value,
+    bad_utf8,
+    duplicate_key,
+    truncated,
+    tab_indent,
+    bad_number,
+    bad_header,
+    missing_required,
+]
 
 
 def _single_documents(repo: Path) -> list[str]:
@@ -199,9 +224,14 @@ def test_every_malformed_file_is_refused_one_line_per_problem(corpus, capsys):
         err = capsys.readouterr().err
         header, *lines = err.splitlines() or [""]
         count = re.match(r"^(\d+) problem\(s\) found:$", header)
-        ok = (code == 1 and count and int(count.group(1)) == len(lines) > 0
-              and all(PROBLEM.match(line) and FIELD_OR_LINE.search(line) for line in lines)
-              and "Traceback" not in err and all(len(line) < 1200 for line in lines))
+        ok = (
+            code == 1
+            and count
+            and int(count.group(1)) == len(lines) > 0
+            and all(PROBLEM.match(line) and FIELD_OR_LINE.search(line) for line in lines)
+            and "Traceback" not in err
+            and all(len(line) < 1200 for line in lines)
+        )
         if not ok:
             bad.append(f"{path.name}: rc={code}\n{err[:600]}")
         if elapsed > BOUND_S:
@@ -217,8 +247,13 @@ def test_the_command_line_refuses_samples_of_the_corpus_without_a_traceback(corp
     for mutation in MUTATIONS[::3]:
         path = rng.choice([p for p in corpus if p.name.startswith(mutation.__name__)])
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "vlmtune.cli", command, str(path)], capture_output=True,
-                              text=True, timeout=60, cwd=tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "vlmtune.cli", command, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
         assert done.returncode == 1, (path.name, done.stderr[-800:])
         assert "Traceback" not in done.stderr and done.stderr.strip(), (path.name, done.stderr[-800:])
         assert time.monotonic() - started < 30

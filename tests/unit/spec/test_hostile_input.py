@@ -113,25 +113,32 @@ def test_merge_keys_may_be_overridden(tmp_path):
     assert job.spec.resources.workers == 2
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("learningRate", "true", "got the boolean true"),
-    ("globalBatchSize", "yes", "got the boolean true"),
-    ("epochs", "'3'", "got text '3'"),
-    ("gradientClipping", ".inf", "not a finite number"),
-    ("warmupRatio", ".nan", "not a finite number"),
-    ("maxSteps", "3000000000", "int32"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("learningRate", "true", "got the boolean true"),
+        ("globalBatchSize", "yes", "got the boolean true"),
+        ("epochs", "'3'", "got text '3'"),
+        ("gradientClipping", ".inf", "not a finite number"),
+        ("warmupRatio", ".nan", "not a finite number"),
+        ("maxSteps", "3000000000", "int32"),
+    ],
+)
 def test_numbers_must_be_numbers(tmp_path, field, value, expected):
-    text = GOOD.replace("globalBatchSize: 8,", f"globalBatchSize: 8, {field}: {value},") if field != "globalBatchSize" \
+    text = (
+        GOOD.replace("globalBatchSize: 8,", f"globalBatchSize: 8, {field}: {value},")
+        if field != "globalBatchSize"
         else GOOD.replace("globalBatchSize: 8", f"globalBatchSize: {value}")
+    )
     issue = at(problems(tmp_path, text), f"spec.training.{field}")
     assert expected in issue.message
 
 
 def test_numbers_in_lists_and_maps(tmp_path):
-    text = GOOD.replace("sources: [{demo: {perTask: 4}}]",
-                        "sources: [{demo: {perTask: 4}}]\n    mixture: weights\n    maxSamples: 8\n"
-                        "    weights: {shapes: true}")
+    text = GOOD.replace(
+        "sources: [{demo: {perTask: 4}}]",
+        "sources: [{demo: {perTask: 4}}]\n    mixture: weights\n    maxSamples: 8\n    weights: {shapes: true}",
+    )
     assert "boolean" in at(problems(tmp_path, text), "spec.data.weights.shapes").message
 
 
@@ -150,28 +157,38 @@ def test_exponent_without_a_dot_is_a_number_as_in_kubernetes(tmp_path):
 
 
 def test_impossible_step_counts(tmp_path):
-    issue = at(problems(tmp_path, GOOD.replace("globalBatchSize: 8,", "epochs: 1e9, globalBatchSize: 8,")),
-               "spec.training.epochs")
+    issue = at(
+        problems(tmp_path, GOOD.replace("globalBatchSize: 8,", "epochs: 1e9, globalBatchSize: 8,")),
+        "spec.training.epochs",
+    )
     assert "maxSteps" in issue.fix
-    issue = at(problems(tmp_path, GOOD.replace("globalBatchSize: 8,", "maxSteps: 2000000000, globalBatchSize: 8,")),
-               "spec.training.maxSteps")
+    issue = at(
+        problems(tmp_path, GOOD.replace("globalBatchSize: 8,", "maxSteps: 2000000000, globalBatchSize: 8,")),
+        "spec.training.maxSteps",
+    )
     assert "samples" in issue.message
 
 
-@pytest.mark.parametrize("uri, expected", [
-    ("gs://bucket/run", "gs:// outputs are not supported"),
-    ("hdfs://nn/run", "hdfs:// outputs are not supported"),
-    ("s3:///run", "names no bucket"),
-])
+@pytest.mark.parametrize(
+    "uri, expected",
+    [
+        ("gs://bucket/run", "gs:// outputs are not supported"),
+        ("hdfs://nn/run", "hdfs:// outputs are not supported"),
+        ("s3:///run", "names no bucket"),
+    ],
+)
 def test_only_local_and_s3_outputs(tmp_path, uri, expected):
     assert expected in at(problems(tmp_path, GOOD.replace("./runs/stage1", uri)), "spec.output.uri").message
 
 
-@pytest.mark.parametrize("labels, path", [
-    ("{team: 'a b'}", "metadata.labels.team"),
-    ("{team: " + "x" * 64 + "}", "metadata.labels.team"),
-    ("{'Bad_Prefix.io/x': a}", "metadata.labels.Bad_Prefix.io/x"),
-])
+@pytest.mark.parametrize(
+    "labels, path",
+    [
+        ("{team: 'a b'}", "metadata.labels.team"),
+        ("{team: " + "x" * 64 + "}", "metadata.labels.team"),
+        ("{'Bad_Prefix.io/x': a}", "metadata.labels.Bad_Prefix.io/x"),
+    ],
+)
 def test_label_limits(tmp_path, labels, path):
     at(problems(tmp_path, GOOD.replace("name: stage1", f"name: stage1\n  labels: {labels}")), path)
 
@@ -192,8 +209,11 @@ def test_two_jobs_one_output_after_experiment_expansion(tmp_path, repo):
 
 def test_dependency_cycle(tmp_path):
     a = GOOD.replace("{preset: tiny}", "{from: {job: b}}")
-    b = GOOD.replace("name: stage1", "name: b").replace("{preset: tiny}", "{from: {job: stage1}}").replace(
-        "runs/stage1", "runs/b")
+    b = (
+        GOOD.replace("name: stage1", "name: b")
+        .replace("{preset: tiny}", "{from: {job: stage1}}")
+        .replace("runs/stage1", "runs/b")
+    )
     (issue,) = problems(tmp_path, a + "---\n" + b)
     assert issue.message == "jobs form a cycle: stage1 -> b -> stage1"
 
@@ -216,9 +236,12 @@ def test_set_problem_is_reported_once_for_many_documents(tmp_path):
 
 
 def test_spec_json_numbers_stay_numbers():
-    (job,) = parse_documents('{"apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "a"}, '
-                             '"spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"demo": {}}]}, '
-                             '"training": {"learningRate": 2e-05}, "output": {"uri": "/tmp/a"}}}', "--spec-json")
+    (job,) = parse_documents(
+        '{"apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "a"}, '
+        '"spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"demo": {}}]}, '
+        '"training": {"learningRate": 2e-05}, "output": {"uri": "/tmp/a"}}}',
+        "--spec-json",
+    )
     assert job.spec.training.learning_rate == 2e-05
 
 

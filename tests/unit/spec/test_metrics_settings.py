@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import yaml
 from spec_issues import raised_issue
+
 from vlmtune.spec import load_jobs
 
 
 def load(tmp_path, training: dict | None = None, output: dict | None = None):
     doc = {
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "metrics"},
-        "spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"demo": {"perTask": 4}}]},
-                 "training": {"globalBatchSize": 8, **(training or {})},
-                 "output": {"uri": "./runs/metrics", **(output or {})}},
+        "apiVersion": "vlmtune.dev/v1alpha1",
+        "kind": "TuningJob",
+        "metadata": {"name": "metrics"},
+        "spec": {
+            "model": {"preset": "tiny"},
+            "data": {"sources": [{"demo": {"perTask": 4}}]},
+            "training": {"globalBatchSize": 8, **(training or {})},
+            "output": {"uri": "./runs/metrics", **(output or {})},
+        },
     }
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -33,8 +39,9 @@ def test_checkpoint_layers_default_to_all(tmp_path):
 def test_checkpoint_layers_need_checkpointing_and_a_positive_count(tmp_path):
     issue = issue_at(tmp_path, "spec.training.checkpointLayers", training={"checkpointLayers": 8})
     assert "gradientCheckpointing is off" in issue.message and "gradientCheckpointing: true" in issue.fix
-    issue_at(tmp_path, "spec.training.checkpointLayers",
-             training={"gradientCheckpointing": True, "checkpointLayers": 0})
+    issue_at(
+        tmp_path, "spec.training.checkpointLayers", training={"gradientCheckpointing": True, "checkpointLayers": 0}
+    )
 
 
 def test_mlflow_defaults_to_a_local_store_and_the_vlmtune_experiment(tmp_path):

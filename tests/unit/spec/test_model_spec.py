@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 from spec_issues import raised_issue
+
 from vlmtune.spec import LoraSpec, Projector, load_jobs
 
 JOB = """\
@@ -65,13 +66,16 @@ def test_lora_needs_the_language_model_to_train(tmp_path):
     assert "add language_model to trainable" in issue.fix
 
 
-@pytest.mark.parametrize("field, value, words", [
-    ("rank", "0", "greater than or equal to 1"),
-    ("dropout", "1.0", "less than 1"),
-    ("targetModules", "[]", "at least 1"),
-    ("targetModules", "['.*proj']", "not module names"),
-    ("targetModules", "[q_proj, q_proj]", "twice"),
-])
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("rank", "0", "greater than or equal to 1"),
+        ("dropout", "1.0", "less than 1"),
+        ("targetModules", "[]", "at least 1"),
+        ("targetModules", "['.*proj']", "not module names"),
+        ("targetModules", "[q_proj, q_proj]", "twice"),
+    ],
+)
 def test_bad_lora_settings_name_the_field(tmp_path, field, value, words):
     issue = issue_at(tmp_path, f"{PARTS}, lora: {{{field}: {value}}}", f"spec.model.lora.{field}")
     assert words in issue.message

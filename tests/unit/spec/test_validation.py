@@ -53,8 +53,9 @@ def test_good_file_loads_with_defaults(tmp_path):
 
 
 def test_wrong_type(tmp_path):
-    issue = only(issues(tmp_path, GOOD.replace("globalBatchSize: 8", "globalBatchSize: eight")),
-                 "spec.training.globalBatchSize")
+    issue = only(
+        issues(tmp_path, GOOD.replace("globalBatchSize: 8", "globalBatchSize: eight")), "spec.training.globalBatchSize"
+    )
     assert "integer" in issue.message and "'eight'" in issue.message
 
 
@@ -65,8 +66,9 @@ def test_misspelt_key_suggests_the_right_one(tmp_path):
 
 
 def test_snake_case_key_is_unknown(tmp_path):
-    issue = only(issues(tmp_path, GOOD.replace("globalBatchSize", "global_batch_size")),
-                 "spec.training.global_batch_size")
+    issue = only(
+        issues(tmp_path, GOOD.replace("globalBatchSize", "global_batch_size")), "spec.training.global_batch_size"
+    )
     assert "globalBatchSize" in issue.fix
 
 
@@ -94,7 +96,10 @@ def test_wrong_api_version_and_kind(tmp_path):
 
 
 def test_missing_api_version(tmp_path):
-    assert only(issues(tmp_path, GOOD.replace("apiVersion: vlmtune.dev/v1alpha1\n", "")), "apiVersion").message == "missing"
+    assert (
+        only(issues(tmp_path, GOOD.replace("apiVersion: vlmtune.dev/v1alpha1\n", "")), "apiVersion").message
+        == "missing"
+    )
 
 
 def test_empty_file(tmp_path):
@@ -113,25 +118,38 @@ def test_document_that_is_not_a_mapping(tmp_path):
 
 
 def test_batch_not_divisible(tmp_path):
-    issue = only(issues(tmp_path, GOOD.replace("globalBatchSize: 8, microBatchSize: 2", "globalBatchSize: 100, microBatchSize: 3")
-                        .replace("workers: 2", "workers: 8")), "spec.training.globalBatchSize")
+    issue = only(
+        issues(
+            tmp_path,
+            GOOD.replace("globalBatchSize: 8, microBatchSize: 2", "globalBatchSize: 100, microBatchSize: 3").replace(
+                "workers: 2", "workers: 8"
+            ),
+        ),
+        "spec.training.globalBatchSize",
+    )
     assert issue.message == "100 is not divisible by workers x microBatchSize = 8 x 3 = 24"
     assert "96" in issue.fix and "120" in issue.fix
 
 
 def test_fp16_without_gpus(tmp_path):
-    issue = only(issues(tmp_path, GOOD.replace("microBatchSize: 2}", "microBatchSize: 2, precision: fp16}")),
-                 "spec.training.precision")
+    issue = only(
+        issues(tmp_path, GOOD.replace("microBatchSize: 2}", "microBatchSize: 2, precision: fp16}")),
+        "spec.training.precision",
+    )
     assert "gpusPerWorker" in issue.message
 
 
 def test_model_named_two_ways(tmp_path):
-    issue = only(issues(tmp_path, GOOD.replace("{preset: tiny}", "{preset: tiny, pretrained: /models/llava}")), "spec.model")
+    issue = only(
+        issues(tmp_path, GOOD.replace("{preset: tiny}", "{preset: tiny, pretrained: /models/llava}")), "spec.model"
+    )
     assert "exactly one way" in issue.message and "preset, pretrained" in issue.message
 
 
 def test_enum_value(tmp_path):
-    issue = only(issues(tmp_path, GOOD.replace("    sources:", "    mixture: random\n    sources:")), "spec.data.mixture")
+    issue = only(
+        issues(tmp_path, GOOD.replace("    sources:", "    mixture: random\n    sources:")), "spec.data.mixture"
+    )
     assert "'uniform'" in issue.fix and "'proportional'" in issue.fix
 
 
@@ -141,8 +159,11 @@ def test_from_unknown_job(tmp_path):
     assert issue.message == "no job named 'stage-one' is defined"
 
 
-STAGE2 = GOOD.replace("name: stage1", "name: stage2").replace("{preset: tiny}", "{from: {job: stage1}}").replace(
-    "./runs/stage1", "./runs/stage2")
+STAGE2 = (
+    GOOD.replace("name: stage1", "name: stage2")
+    .replace("{preset: tiny}", "{from: {job: stage1}}")
+    .replace("./runs/stage1", "./runs/stage2")
+)
 
 
 def test_from_known_job_across_documents(tmp_path):
@@ -164,7 +185,9 @@ def test_duplicate_names(tmp_path):
 
 
 def test_every_document_is_checked_and_located(tmp_path):
-    found = issues(tmp_path, GOOD + "---\n" + GOOD.replace("name: stage1", "name: b").replace("workers: 2", "workers: 0"))
+    found = issues(
+        tmp_path, GOOD + "---\n" + GOOD.replace("name: stage1", "name: b").replace("workers: 2", "workers: 0")
+    )
     issue = only(found, "spec.resources.workers")
     assert issue.source.endswith("(document 2)")
 
@@ -182,7 +205,15 @@ def test_round_trip_to_document(tmp_path):
 
 def test_cli_validate_exit_codes(tmp_path, capsys, repo):
     assert main(["validate", str(write(tmp_path, GOOD))]) == 0
-    assert main(["validate", str(write(tmp_path, GOOD.replace("epochs", "epoch").replace("training: {", "training: {epoch: 1, ")))]) == 1
+    assert (
+        main(
+            [
+                "validate",
+                str(write(tmp_path, GOOD.replace("epochs", "epoch").replace("training: {", "training: {epoch: 1, "))),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "spec.training.epoch: unknown key 'epoch'" in err and "did you mean `epochs`?" in err
 
@@ -195,13 +226,19 @@ def test_every_shipped_job_file_validates(repo):
         assert load_jobs([path], known=names), path
 
 
-@pytest.mark.parametrize("data, message", [
-    ("mixture: weights, maxSamples: 10", "needs `weights"),
-    ("mixture: weights, weights: {a: 1}", "needs `maxSamples`"),
-    ("weights: {a: 1}", "only applies with `mixture: weights`"),
-    ("tasks: [a], taskCount: 2", "not both"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("mixture: weights, maxSamples: 10", "needs `weights"),
+        ("mixture: weights, weights: {a: 1}", "needs `maxSamples`"),
+        ("weights: {a: 1}", "only applies with `mixture: weights`"),
+        ("tasks: [a], taskCount: 2", "not both"),
+    ],
+)
 def test_mixture_settings_that_contradict_each_other(tmp_path, data, message):
-    text = GOOD.replace("    sources: [{demo: {perTask: 4}}]", f"    sources: [{{demo: {{perTask: 4}}}}]\n    {data.replace(', ', chr(10) + '    ')}")
+    text = GOOD.replace(
+        "    sources: [{demo: {perTask: 4}}]",
+        f"    sources: [{{demo: {{perTask: 4}}}}]\n    {data.replace(', ', chr(10) + '    ')}",
+    )
     issue = only(issues(tmp_path, text), "spec.data")
     assert message in issue.message

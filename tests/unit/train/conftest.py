@@ -22,8 +22,13 @@ def _free_port() -> int:
 def gloo_world():
     import torch.distributed as dist
 
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0", "WORLD_SIZE": "1",
-           "LOCAL_RANK": "0"}
+    env = {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     if not dist.is_initialized():

@@ -8,13 +8,16 @@ from lever_helpers import tiny_model
 from vlmtune.train.attention import choose_attention, set_language_attention
 
 
-@pytest.mark.parametrize(("packed", "device", "flash", "expected"), [
-    (False, "cuda", True, "sdpa"),
-    (False, "cpu", False, "sdpa"),
-    (True, "cuda", True, "flash_attention_2"),
-    (True, "cuda", False, "flex_attention"),
-    (True, "cpu", False, "sdpa"),
-])
+@pytest.mark.parametrize(
+    ("packed", "device", "flash", "expected"),
+    [
+        (False, "cuda", True, "sdpa"),
+        (False, "cpu", False, "sdpa"),
+        (True, "cuda", True, "flash_attention_2"),
+        (True, "cuda", False, "flex_attention"),
+        (True, "cpu", False, "sdpa"),
+    ],
+)
 def test_auto(packed, device, flash, expected):
     assert choose_attention("auto", packed, device, flash_installed=flash) == expected
 

@@ -9,8 +9,8 @@ import random
 from pathlib import Path
 
 import pytest
-from s3_server import running_s3
 
+from s3_server import running_s3
 from vlmtune import storage
 from vlmtune.spec.layout import CHECKPOINT_RECORD, RAY_SNAPSHOT, checkpoint_name
 from vlmtune.train import completion
@@ -75,18 +75,25 @@ def test_a_sealed_checkpoint_verifies(tmp_path, output):
     uri = write_checkpoint(tmp_path, output, 3)
     record = completion.read_record(uri)
     assert record["step"] == 3 and record["worldSize"] == 2
-    assert set(record["files"]) == {"latest", "position_rank0.json", "position_rank1.json",
-                                    "state/mp_rank_00_model_states.pt",
-                                    "state/zero_pp_rank_0_mp_rank_00_optim_states.pt",
-                                    "state/zero_pp_rank_1_mp_rank_00_optim_states.pt"}
+    assert set(record["files"]) == {
+        "latest",
+        "position_rank0.json",
+        "position_rank1.json",
+        "state/mp_rank_00_model_states.pt",
+        "state/zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "state/zero_pp_rank_1_mp_rank_00_optim_states.pt",
+    }
     assert completion.damage(uri) is None
 
 
-@pytest.mark.parametrize("how, expected", [
-    ("truncate", "has 2048 bytes, not 4096"),
-    ("flip", "does not match its sha256"),
-    ("delete", "is missing"),
-])
+@pytest.mark.parametrize(
+    "how, expected",
+    [
+        ("truncate", "has 2048 bytes, not 4096"),
+        ("flip", "does not match its sha256"),
+        ("delete", "is missing"),
+    ],
+)
 def test_damaged_files_are_named(tmp_path, output, how, expected):
     uri = write_checkpoint(tmp_path, output, 3)
     damage_file(storage.join(uri, "state/zero_pp_rank_1_mp_rank_00_optim_states.pt"), how)

@@ -19,10 +19,15 @@ GLOBAL_BATCH, MICRO = 8, 4
 
 
 def _config(world: int, stage: int) -> dict:
-    return {"train_batch_size": GLOBAL_BATCH, "train_micro_batch_size_per_gpu": MICRO,
-            "gradient_accumulation_steps": GLOBAL_BATCH // (MICRO * world), "gradient_clipping": 1.0,
-            "zero_optimization": {"stage": stage, "overlap_comm": False, "contiguous_gradients": True},
-            "zero_allow_untested_optimizer": True, "steps_per_print": 10**9}
+    return {
+        "train_batch_size": GLOBAL_BATCH,
+        "train_micro_batch_size_per_gpu": MICRO,
+        "gradient_accumulation_steps": GLOBAL_BATCH // (MICRO * world),
+        "gradient_clipping": 1.0,
+        "zero_optimization": {"stage": stage, "overlap_comm": False, "contiguous_gradients": True},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+    }
 
 
 def _engine(world: int, stage: int):
@@ -32,8 +37,9 @@ def _engine(world: int, stage: int):
     model = torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                      config=_config(world, stage), dist_init_required=False)
+    engine, *_ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=_config(world, stage), dist_init_required=False
+    )
     return engine
 
 
@@ -59,15 +65,18 @@ def _full_state(engine) -> dict:
             moments = engine.optimizer.state[param]
             state[name] = [param.detach().clone(), moments["exp_avg"].clone(), moments["exp_avg_sq"].clone()]
         else:
-            state[name] = [safe_get_full_fp32_param(param).clone(),
-                           safe_get_full_optimizer_state(param, "exp_avg").clone(),
-                           safe_get_full_optimizer_state(param, "exp_avg_sq").clone()]
+            state[name] = [
+                safe_get_full_fp32_param(param).clone(),
+                safe_get_full_optimizer_state(param, "exp_avg").clone(),
+                safe_get_full_optimizer_state(param, "exp_avg_sq").clone(),
+            ]
     return state
 
 
 def _phase(rank: int, world: int, port: int, stage: int, load_from: str | None, out: str, name: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     dist.init_process_group("gloo", rank=rank, world_size=world)
     import deepspeed
 

@@ -88,8 +88,8 @@ def test_zero3_gathers_the_head_through_its_module_call(gloo_world, lora):
     and with the language model training (head tied to the trained embeddings), three optimizer steps give the
     same losses as the full logits do. The LoRA case is `slow` (each case builds two ZeRO-3 engines)."""
     import deepspeed
-
     from lever_helpers import CPU
+
     from vlmtune.train.step import train_step
     from vlmtune_model import LoraSettings, apply_lora, build_tiny, set_trainable
 
@@ -102,10 +102,18 @@ def test_zero3_gathers_the_head_through_its_module_call(gloo_world, lora):
         set_trainable(built.model, ["projector", "language_model"])
         params = [p for p in built.model.parameters() if p.requires_grad]
         engine, *_ = deepspeed.initialize(
-            model=built.model, optimizer=torch.optim.AdamW(params, lr=1e-2), dist_init_required=False,
-            config={"train_batch_size": 3, "train_micro_batch_size_per_gpu": 3, "gradient_accumulation_steps": 1,
-                    "zero_optimization": {"stage": 3}, "zero_allow_untested_optimizer": True,
-                    "steps_per_print": 10**9})
+            model=built.model,
+            optimizer=torch.optim.AdamW(params, lr=1e-2),
+            dist_init_required=False,
+            config={
+                "train_batch_size": 3,
+                "train_micro_batch_size_per_gpu": 3,
+                "gradient_accumulation_steps": 1,
+                "zero_optimization": {"stage": 3},
+                "zero_allow_untested_optimizer": True,
+                "steps_per_print": 10**9,
+            },
+        )
         assert engine.module.lm_head.weight.numel() == 0  # partitioned outside the forward
         return [train_step(engine, [micro], CPU, torch.float32, levers).loss for _ in range(3)]
 

@@ -10,10 +10,15 @@ from vlmtune.train.deepspeed_config import deepspeed_config, resolve_precision
 
 def spec(**training) -> TuningJobSpec:
     resources = training.pop("resources", {"workers": 4})
-    return TuningJobSpec.model_validate({
-        "model": {"preset": "tiny"}, "data": {"sources": [{"demo": {}}]}, "output": {"uri": "./runs/x"},
-        "training": {"globalBatchSize": 128, "microBatchSize": 4, **training}, "resources": resources,
-    })
+    return TuningJobSpec.model_validate(
+        {
+            "model": {"preset": "tiny"},
+            "data": {"sources": [{"demo": {}}]},
+            "output": {"uri": "./runs/x"},
+            "training": {"globalBatchSize": 128, "microBatchSize": 4, **training},
+            "resources": resources,
+        }
+    )
 
 
 def test_batch_arithmetic_and_defaults():
@@ -34,8 +39,12 @@ def test_auto_precision_is_bf16_on_gpus_fp32_on_cpus():
 
 
 def test_zero3_with_offload():
-    config = deepspeed_config(spec(deepspeed={"zeroStage": 3, "offloadOptimizer": True, "offloadParams": True},
-                                   resources={"workers": 4, "gpusPerWorker": 1}))
+    config = deepspeed_config(
+        spec(
+            deepspeed={"zeroStage": 3, "offloadOptimizer": True, "offloadParams": True},
+            resources={"workers": 4, "gpusPerWorker": 1},
+        )
+    )
     zero = config["zero_optimization"]
     assert zero["stage"] == 3 and zero["stage3_gather_16bit_weights_on_model_save"] is True
     assert zero["offload_optimizer"]["device"] == "cpu" and zero["offload_param"]["device"] == "cpu"

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from vlmtune_model.shapes import LLAVA_7B, TINY, Shape
 from vlmtune.train.flops import mfu, peak_flops, train_flops
+from vlmtune_model.shapes import LLAVA_7B, TINY, Shape
 
-SMALL = Shape("small", vision=dict(hidden_size=2, intermediate_size=4, num_hidden_layers=1, num_attention_heads=1,
-                                   image_size=4, patch_size=2),
-              text=dict(vocab_size=10, hidden_size=4, intermediate_size=8, num_hidden_layers=2,
-                        num_attention_heads=1, num_key_value_heads=1))
+SMALL = Shape(
+    "small",
+    vision=dict(
+        hidden_size=2, intermediate_size=4, num_hidden_layers=1, num_attention_heads=1, image_size=4, patch_size=2
+    ),
+    text=dict(
+        vocab_size=10,
+        hidden_size=4,
+        intermediate_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+    ),
+)
 STAGE = ("projector", "language_model")
 # Matmul weights of SMALL: language model 2 layers x (q,o 2x16 + k,v 2x16 + gate/up/down 3x32) + lm_head 40 = 360;
 # vision tower 1 layer x (4 x 4 attention + 2 x 8 MLP) = 32; projector 2x4 + 4x4 = 24. 4 image tokens, 5 patches.
@@ -22,8 +32,8 @@ def test_stage_flops_of_a_small_shape_by_hand():
     assert flops.per_token_squared == 3 * 2 * 2 * 4  # fwd+bwd x causal 2h per pair x layers
     # Frozen vision tower: forward only (2 x 32 x 5 patches + 4h x 25 pairs); projector trains: 6 x 24 x 4.
     assert flops.per_image == 2 * 32 * 5 + 4 * 2 * 25 + 6 * 24 * 4
-    assert flops.of_sample(16) == 2160 * 16 + 48 * 16 ** 2 + 1096
-    assert flops.of_batch(tokens=16 + 8, token_squares=16 ** 2 + 8 ** 2, images=1) == 2160 * 24 + 48 * 320 + 1096
+    assert flops.of_sample(16) == 2160 * 16 + 48 * 16**2 + 1096
+    assert flops.of_batch(tokens=16 + 8, token_squares=16**2 + 8**2, images=1) == 2160 * 24 + 48 * 320 + 1096
 
 
 def test_frozen_parts_cost_by_where_gradients_flow():
@@ -48,22 +58,25 @@ def test_the_7b_shape_keeps_the_figure_docs_benchmarks_used():
 def test_language_model_flops_are_linear_plus_quadratic_in_length():
     flops = train_flops(TINY, STAGE)
     one, two, three = (flops.of_sample(n) - flops.of_sample(0) for n in (100, 200, 300))
-    assert three - 2 * two + one == pytest.approx(2 * 100 ** 2 * flops.per_token_squared)
+    assert three - 2 * two + one == pytest.approx(2 * 100**2 * flops.per_token_squared)
     assert two > 2 * one
 
 
-@pytest.mark.parametrize(("name", "precision", "peak"), [
-    ("NVIDIA H100 80GB HBM3", "bf16", 989e12),
-    ("NVIDIA H100 PCIe", "bf16", 756e12),
-    ("NVIDIA H100 NVL", "fp16", 835e12),
-    ("NVIDIA H200", "bf16", 989e12),
-    ("NVIDIA H200", "fp32", 67e12),
-    ("NVIDIA A100-SXM4-80GB", "bf16", 312e12),
-    ("NVIDIA A100 80GB PCIe", "fp32", 19.5e12),
-    ("NVIDIA L40S", "bf16", 362e12),
-    ("NVIDIA L4", "bf16", 121e12),
-    ("NVIDIA A10G", "bf16", 125e12),
-])
+@pytest.mark.parametrize(
+    ("name", "precision", "peak"),
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", 989e12),
+        ("NVIDIA H100 PCIe", "bf16", 756e12),
+        ("NVIDIA H100 NVL", "fp16", 835e12),
+        ("NVIDIA H200", "bf16", 989e12),
+        ("NVIDIA H200", "fp32", 67e12),
+        ("NVIDIA A100-SXM4-80GB", "bf16", 312e12),
+        ("NVIDIA A100 80GB PCIe", "fp32", 19.5e12),
+        ("NVIDIA L40S", "bf16", 362e12),
+        ("NVIDIA L4", "bf16", 121e12),
+        ("NVIDIA A10G", "bf16", 125e12),
+    ],
+)
 def test_peak_by_device_name_and_precision(name, precision, peak):
     assert peak_flops(name, precision) == peak
 

@@ -7,25 +7,26 @@ import time
 import pytest
 import torch
 
-from vlmtune_model.shapes import TINY, Shape
 from vlmtune.bench.step import synthetic_batches
 from vlmtune.train.flops import train_flops
 from vlmtune.train.metrics import SCALARS, FlopsMeter, MetricsWindow, epoch_of
 from vlmtune.train.plain_engine import PlainEngine
 from vlmtune.train.step import StepStats, train_step
 from vlmtune_model import build_tiny
+from vlmtune_model.shapes import TINY, Shape
 
 STAGE = ("projector", "language_model")
 
 
 def test_a_step_counts_tokens_their_squares_and_images():
     model = build_tiny(seed=0).model.train()
-    micro = synthetic_batches(TINY, micro_batch=2, seq_len=80, count=1, image_token_id=model.config.image_token_index,
-                              dtype=torch.float32)[0]
+    micro = synthetic_batches(
+        TINY, micro_batch=2, seq_len=80, count=1, image_token_id=model.config.image_token_index, dtype=torch.float32
+    )[0]
     micro.attention_mask[1, 70:] = 0  # the second sample is 70 tokens long
     engine = PlainEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), accumulation=2)
     stats = train_step(engine, [micro, micro], torch.device("cpu"), torch.float32)
-    assert (stats.tokens, stats.token_squares, stats.images) == (2 * 150, 2 * (80 ** 2 + 70 ** 2), 4)
+    assert (stats.tokens, stats.token_squares, stats.images) == (2 * 150, 2 * (80**2 + 70**2), 4)
 
 
 def test_the_built_model_costs_what_the_plan_says_it_does():

@@ -4,8 +4,8 @@ disk is closed off, and readers see each step once, from the run that trained th
 from __future__ import annotations
 
 import pytest
-from s3_server import running_s3
 
+from s3_server import running_s3
 from vlmtune import storage
 from vlmtune.train.metrics import MetricsLog, effective_rows, history_uri, parse_rows, read_history
 
@@ -42,8 +42,13 @@ def test_a_resumed_run_replaces_the_rows_after_its_checkpoint():
 
 
 def test_resumed_twice_from_the_same_checkpoint():
-    rows = [row(2), row(4), {**row(6, 0.9), "resumed_from": 4}, {**row(8, 0.9), "resumed_from": 4},
-            {**row(6, 0.5), "resumed_from": 4}]
+    rows = [
+        row(2),
+        row(4),
+        {**row(6, 0.9), "resumed_from": 4},
+        {**row(8, 0.9), "resumed_from": 4},
+        {**row(6, 0.5), "resumed_from": 4},
+    ]
     assert [(r["step"], r["loss"]) for r in effective_rows(rows)] == [(2, 1.0), (4, 1.0), (6, 0.5)]
 
 

@@ -15,17 +15,35 @@ mlflow_tracking = pytest.importorskip("mlflow.tracking")
 
 
 def job(output: str, **mlflow) -> TuningJob:
-    return TuningJob.model_validate({
-        "apiVersion": "vlmtune.dev/v1alpha1", "kind": "TuningJob", "metadata": {"name": "tiny-stage1"},
-        "spec": {"model": {"preset": "tiny"}, "data": {"sources": [{"demo": {"perTask": 4}}]},
-                 "training": {"learningRate": 1e-3, "globalBatchSize": 8}, "resources": {"workers": 2},
-                 "output": {"uri": output, "mlflow": mlflow}},
-    })
+    return TuningJob.model_validate(
+        {
+            "apiVersion": "vlmtune.dev/v1alpha1",
+            "kind": "TuningJob",
+            "metadata": {"name": "tiny-stage1"},
+            "spec": {
+                "model": {"preset": "tiny"},
+                "data": {"sources": [{"demo": {"perTask": 4}}]},
+                "training": {"learningRate": 1e-3, "globalBatchSize": 8},
+                "resources": {"workers": 2},
+                "output": {"uri": output, "mlflow": mlflow},
+            },
+        }
+    )
 
 
 def row(step: int, loss: float) -> dict:
-    return {"step": step, "total_steps": 4, "loss": loss, "learning_rate": 1e-3, "grad_norm": 0.5,
-            "samples_per_s": 4.0, "tokens_per_s": 400.0, "mfu": None, "skipped": 1, "truncated": 0}
+    return {
+        "step": step,
+        "total_steps": 4,
+        "loss": loss,
+        "learning_rate": 1e-3,
+        "grad_norm": 0.5,
+        "samples_per_s": 4.0,
+        "tokens_per_s": 400.0,
+        "mfu": None,
+        "skipped": 1,
+        "truncated": 0,
+    }
 
 
 def history(client, run_id: str, name: str) -> list[tuple[int, float]]:
@@ -80,7 +98,11 @@ def test_a_resumed_job_continues_its_run(tmp_path):
 
 def test_flatten_gives_dotted_keys():
     assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2], "f": True}) == {
-        "a.b": "1", "a.c.d": "x", "e": "[1, 2]", "f": "true"}
+        "a.b": "1",
+        "a.c.d": "x",
+        "e": "[1, 2]",
+        "f": "true",
+    }
 
 
 def test_a_missing_mlflow_names_the_extra(monkeypatch):

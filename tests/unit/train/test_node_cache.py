@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from s3_server import running_s3
 from vlmtune import storage
 from vlmtune.node_cache import fetch, local_copy
@@ -90,8 +91,12 @@ def test_local_paths_and_hub_ids_pass_through(cache, tmp_path):
 
 def test_model_parts_from_s3_build_with_projector_weights_and_lora(s3, cache, tmp_path):
     """model_source.build on a worker: projector file fetched from s3 into the cache, then LoRA on top."""
-    state = {"model.mm_projector.0.weight": torch.randn(128, 64), "model.mm_projector.0.bias": torch.randn(128),
-             "model.mm_projector.2.weight": torch.randn(128, 128), "model.mm_projector.2.bias": torch.randn(128)}
+    state = {
+        "model.mm_projector.0.weight": torch.randn(128, 64),
+        "model.mm_projector.0.bias": torch.randn(128),
+        "model.mm_projector.2.weight": torch.randn(128, 128),
+        "model.mm_projector.2.bias": torch.randn(128),
+    }
     torch.save(state, tmp_path / "mm_projector.bin")
     uri = f"s3://{BUCKET}/llava-v1.5-pretrain/mm_projector.bin"
     storage.write_bytes(uri, (tmp_path / "mm_projector.bin").read_bytes())
@@ -110,17 +115,38 @@ def test_language_model_and_vision_tower_from_s3(s3, cache, tmp_path):
     from vlmtune_model import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
-    vision = CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                              num_attention_heads=2, image_size=32, patch_size=8))
-    language = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                                            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2))
+    vision = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        )
+    )
+    language = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     vision.save_pretrained(tmp_path / "vision")
     language.save_pretrained(tmp_path / "lm")
     tokenizer.save_pretrained(tmp_path / "lm")
     storage.upload_dir(tmp_path / "vision", f"s3://{BUCKET}/parts/vision")
     storage.upload_dir(tmp_path / "lm", f"s3://{BUCKET}/parts/lm")
-    source = ModelSource("parts", language_model=f"s3://{BUCKET}/parts/lm", vision_tower=f"s3://{BUCKET}/parts/vision",
-                         projector="linear", lora=LoraSpec(rank=2))
+    source = ModelSource(
+        "parts",
+        language_model=f"s3://{BUCKET}/parts/lm",
+        vision_tower=f"s3://{BUCKET}/parts/vision",
+        projector="linear",
+        lora=LoraSpec(rank=2),
+    )
 
     config = processor_config(source, max_length=64)
     assert (config.tokenizer, config.image_size, config.image_tokens) == (source.language_model, 32, 16)

@@ -26,8 +26,9 @@ def offloaded(model, micro) -> tuple[OffloadActivations, list[torch.Tensor]]:
 
     hooks.pack_hook = recording
     with hooks:
-        output = model(input_ids=moved.input_ids, attention_mask=moved.attention_mask, pixel_values=moved.pixels,
-                       use_cache=False)
+        output = model(
+            input_ids=moved.input_ids, attention_mask=moved.attention_mask, pixel_values=moved.pixels, use_cache=False
+        )
     masked_loss(output.logits, moved.labels)[0].backward()
     return hooks, sources
 

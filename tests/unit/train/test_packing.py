@@ -68,8 +68,17 @@ def test_samples_do_not_attend_across_the_row():
     micro = ragged_micro(seed=2)
     model = tiny_model()
     packed = micro.packed()
-    crossing = MicroBatch(packed.input_ids, torch.ones_like(packed.input_ids), packed.labels, micro.pixels,
-                          micro.samples, 0, 0, [], micro.image_spec)
+    crossing = MicroBatch(
+        packed.input_ids,
+        torch.ones_like(packed.input_ids),
+        packed.labels,
+        micro.pixels,
+        micro.samples,
+        0,
+        0,
+        [],
+        micro.image_spec,
+    )
     stats, _ = step_and_grads(tiny_model(), micro)
     crossed, _ = step_and_grads(model, crossing)
     assert crossed.loss != pytest.approx(stats.loss, rel=1e-4)

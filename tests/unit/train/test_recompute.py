@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vlmtune_model.shapes import TINY
 from vlmtune.bench.step import synthetic_batches
 from vlmtune.train.recompute import decoder_layers, enable_checkpointing
 from vlmtune.train.step import masked_loss
 from vlmtune_model import build_tiny, set_trainable
+from vlmtune_model.shapes import TINY
 
 
 def tiny_model():
@@ -20,8 +20,9 @@ def tiny_model():
 
 def loss_and_grads(model, micro) -> tuple[float, dict[str, torch.Tensor]]:
     micro = micro.to(torch.device("cpu"), torch.float32)  # normalizes the uint8 pixels, as the step does
-    output = model(input_ids=micro.input_ids, attention_mask=micro.attention_mask, pixel_values=micro.pixels,
-                   use_cache=False)
+    output = model(
+        input_ids=micro.input_ids, attention_mask=micro.attention_mask, pixel_values=micro.pixels, use_cache=False
+    )
     loss, _ = masked_loss(output.logits, micro.labels)
     loss.backward()
     return loss.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
@@ -35,6 +36,7 @@ def forwards_per_layer(model, micro) -> list[int]:
         def run(*args, **kwargs):
             counts[index] += 1
             return forward(*args, **kwargs)
+
         return run
 
     # Forward hooks did not fire in transformers' recompute; wrapping the forward counts both runs.
@@ -49,8 +51,9 @@ def forwards_per_layer(model, micro) -> list[int]:
 @pytest.fixture(scope="module")
 def micro():
     image_token = build_tiny(seed=0).model.config.image_token_index
-    return synthetic_batches(TINY, micro_batch=2, seq_len=96, count=1, image_token_id=image_token,
-                             dtype=torch.float32)[0]
+    return synthetic_batches(TINY, micro_batch=2, seq_len=96, count=1, image_token_id=image_token, dtype=torch.float32)[
+        0
+    ]
 
 
 def test_only_the_first_layers_recompute(micro):

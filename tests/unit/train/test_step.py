@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -91,8 +90,9 @@ def test_logits_of_labelled_positions_give_the_full_loss_and_gradients():
             loss, count = kept_loss(logits, labels, keep)
             assert logits.shape[0] == 6 == count  # 3 answer tokens per row, not 2 x 79 positions
         else:
-            loss, count = masked_loss(built.model(input_ids=ids, attention_mask=mask, pixel_values=pixels).logits,
-                                      labels)
+            loss, count = masked_loss(
+                built.model(input_ids=ids, attention_mask=mask, pixel_values=pixels).logits, labels
+            )
         loss.backward()
         grads.append((loss.item(), count, [p.grad.clone() for p in built.model.parameters() if p.grad is not None]))
     (full, full_count, full_grads), (kept_value, kept_count, kept_grads) = grads
@@ -121,23 +121,42 @@ def test_train_step_runs_through_deepspeed_in_one_process(gloo_world):
 
     built = build_tiny()
     optimizer = torch.optim.AdamW(built.model.parameters(), lr=1e-3)
-    engine, *_ = deepspeed.initialize(model=built.model, optimizer=optimizer, dist_init_required=False, config={
-        "train_batch_size": 4, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2,
-        "zero_optimization": {"stage": 2}, "zero_allow_untested_optimizer": True, "steps_per_print": 10**9,
-    })
+    engine, *_ = deepspeed.initialize(
+        model=built.model,
+        optimizer=optimizer,
+        dist_init_required=False,
+        config={
+            "train_batch_size": 4,
+            "train_micro_batch_size_per_gpu": 2,
+            "gradient_accumulation_steps": 2,
+            "zero_optimization": {"stage": 2},
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 10**9,
+        },
+    )
     pre = Preprocessor(ProcessorConfig("tiny", 64, 64, 160))
     import io
     import json
 
     from PIL import Image
+
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, format="PNG")
     conv = json.dumps([{"from": "human", "value": "<image>\nColour?"}, {"from": "gpt", "value": "red"}])
-    rows = [pre.process({"key": "k", "task": "t", "image": "x", "image_bytes": buffer.getvalue(),
-                         "conversations": conv}) for _ in range(2)]
-    batch = {name: (np.stack([r[name] for r in rows]) if name == "pixel_values" else
-                    ragged([r[name] for r in rows]) if name in ("input_ids", "labels") else
-                    np.asarray([r[name] for r in rows])) for name in rows[0]}
+    rows = [
+        pre.process({"key": "k", "task": "t", "image": "x", "image_bytes": buffer.getvalue(), "conversations": conv})
+        for _ in range(2)
+    ]
+    batch = {
+        name: (
+            np.stack([r[name] for r in rows])
+            if name == "pixel_values"
+            else ragged([r[name] for r in rows])
+            if name in ("input_ids", "labels")
+            else np.asarray([r[name] for r in rows])
+        )
+        for name in rows[0]
+    }
     micro = collate(batch, built.tokenizer.pad_token_id, ImageSpec(size=64))
     losses = [train_step(engine, [micro, micro], torch.device("cpu"), torch.float32).loss for _ in range(5)]
     assert losses[-1] < losses[0]

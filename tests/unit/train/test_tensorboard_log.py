@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import pytest
-from s3_server import running_s3
 
+from s3_server import running_s3
 from vlmtune import storage
 from vlmtune.spec.layout import TENSORBOARD as FOLDER
 from vlmtune.train.tensorboard_log import TensorBoardLog, scalar_tag
@@ -23,8 +22,18 @@ def scalars(folder, name: str) -> list[tuple[int, float]]:
 
 
 def row(step: int, loss: float, mfu: float | None = None) -> dict:
-    return {"step": step, "loss": loss, "learning_rate": 1e-3, "grad_norm": 0.5, "samples_per_s": 4.0,
-            "tokens_per_s": 400.0, "mfu": mfu, "skipped": 0, "truncated": 0, "total_steps": 6}
+    return {
+        "step": step,
+        "loss": loss,
+        "learning_rate": 1e-3,
+        "grad_norm": 0.5,
+        "samples_per_s": 4.0,
+        "tokens_per_s": 400.0,
+        "mfu": mfu,
+        "skipped": 0,
+        "truncated": 0,
+        "total_steps": 6,
+    }
 
 
 def test_every_report_reaches_the_output_folder(tmp_path):

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vlmtune import storage
-from vlmtune.spec.layout import RunLayout
 from vlmtune.eval.judge.requests import JudgeRequest, Reply
+from vlmtune.spec.layout import RunLayout
 
 LOCAL_FILE, PART_PREFIX = "replies.jsonl", "replies-"
 
@@ -36,8 +36,11 @@ class ReplyCache:
         self._load()
 
     def _load(self) -> None:
-        names = [name for name in storage.list_dir(self.folder_uri)
-                 if name == LOCAL_FILE or (name.startswith(PART_PREFIX) and name.endswith(".jsonl"))]
+        names = [
+            name
+            for name in storage.list_dir(self.folder_uri)
+            if name == LOCAL_FILE or (name.startswith(PART_PREFIX) and name.endswith(".jsonl"))
+        ]
         for name in names:
             data = storage.read_bytes(storage.join(self.folder_uri, name))
             for line in data.decode("utf-8", errors="replace").splitlines():
@@ -62,8 +65,14 @@ class ReplyCache:
 
     def put(self, key: str, judge: str, request: JudgeRequest, reply: Reply) -> None:
         """Keep `reply`; on a local folder it is on disk when this returns."""
-        record = {"key": key, "judge": judge, "request": request.__dict__, "reply": reply.text, "model": reply.model,
-                  "receivedAt": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        record = {
+            "key": key,
+            "judge": judge,
+            "request": request.__dict__,
+            "reply": reply.text,
+            "model": reply.model,
+            "receivedAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         line = json.dumps(record, ensure_ascii=False) + "\n"
         with self._lock:
             self.replies.setdefault(key, reply)

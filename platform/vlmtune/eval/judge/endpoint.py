@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 import urllib.error
@@ -36,8 +35,12 @@ class Transient(Exception):
 class RateLimiter:
     """Spaces request starts at least `60 / per_minute` seconds apart, across threads."""
 
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.interval = 60.0 / per_minute
         self.clock, self.sleep = clock, sleep
         self._next = 0.0
@@ -57,7 +60,7 @@ def backoff(attempt: int, retry_after: float | None, rng: random.Random) -> floa
     (capped at 60 s) with up to half of it taken off at random, so clients that failed together spread out."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), RETRY_AFTER_CAP_S)
-    delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
+    delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
     return delay * (0.5 + 0.5 * rng.random())
 
 
@@ -68,8 +71,12 @@ def post_json(url: str, body: dict, headers: dict[str, str], timeout: float) -> 
         Transient: timeouts, connection failures, retryable statuses, replies that are not JSON.
         JudgeError: any other HTTP status.
     """
-    request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode("utf-8"),
+        method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             data = response.read()
@@ -78,7 +85,7 @@ def post_json(url: str, body: dict, headers: dict[str, str], timeout: float) -> 
         if err.code in RETRYABLE_STATUS:
             raise Transient(f"HTTP {err.code}", _seconds(err.headers.get("Retry-After"))) from None
         raise JudgeError(f"judge {url}: HTTP {err.code} {err.reason}{detail}") from None
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as err:
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
         raise Transient(f"{type(err).__name__}: {getattr(err, 'reason', err)}") from None
     try:
         return json.loads(data)
@@ -101,10 +108,22 @@ def _snippet(data: bytes) -> str:
 class EndpointJudge:
     """Asks an OpenAI-compatible endpoint; see the module docstring for the retry and rate rules."""
 
-    def __init__(self, url: str, model: str, api_key: str | None, *, requests_per_minute: float = 60.0,
-                 concurrency: int = 4, max_retries: int = 6, timeout_seconds: float = 120.0,
-                 transport: Callable[..., dict] = post_json, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, seed: int = 0, key_env: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        api_key: str | None,
+        *,
+        requests_per_minute: float = 60.0,
+        concurrency: int = 4,
+        max_retries: int = 6,
+        timeout_seconds: float = 120.0,
+        transport: Callable[..., dict] = post_json,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        seed: int = 0,
+        key_env: str | None = None,
+    ):
         self.url = url.rstrip("/") + "/chat/completions"
         self.key_env = key_env
         self.model, self.api_key = model, api_key
@@ -141,8 +160,12 @@ class EndpointJudge:
             JudgeError: a permanent error, or retries used up.
         """
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = {"model": self.model, "messages": request.messages(), "temperature": request.temperature,
-                "max_tokens": request.max_tokens}
+        body = {
+            "model": self.model,
+            "messages": request.messages(),
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
         for attempt in range(self.max_retries + 1):
             self.limiter.wait()
             try:
@@ -150,14 +173,17 @@ class EndpointJudge:
             except JudgeError as error:
                 if " HTTP 401 " in error.message or " HTTP 403 " in error.message:
                     where = f"${self.key_env}" if self.key_env else "spec.judge.endpoint.apiKeyEnv"
-                    raise JudgeError(f"{error.message}; check the API key in {where} "
-                                     f"({'set' if self.api_key else 'not set'} here)") from None
+                    raise JudgeError(
+                        f"{error.message}; check the API key in {where} ({'set' if self.api_key else 'not set'} here)"
+                    ) from None
                 raise
             except Transient as failure:
                 if attempt == self.max_retries:
-                    raise JudgeError(f"judge {self.url}: {failure.reason} after {attempt + 1} attempt(s); "
-                                     "raise spec.judge.maxRetries or timeoutSeconds, or check the server "
-                                     "(replies so far are cached: rerun to resume)") from None
+                    raise JudgeError(
+                        f"judge {self.url}: {failure.reason} after {attempt + 1} attempt(s); "
+                        "raise spec.judge.maxRetries or timeoutSeconds, or check the server "
+                        "(replies so far are cached: rerun to resume)"
+                    ) from None
                 self.sleep(backoff(attempt, failure.retry_after, self._rng))
         raise AssertionError("unreachable")
 

@@ -19,8 +19,15 @@ CHUNK = 256
 class ModelJudge:
     """Asks a model loaded by Ray Data actors (`predict`), `CHUNK` requests per round trip."""
 
-    def __init__(self, model_uri: str | None, identity: str, generation: GenerationSpec, resources: ResourcesSpec,
-                 max_new_tokens: int | None = None, show_progress: bool = False):
+    def __init__(
+        self,
+        model_uri: str | None,
+        identity: str,
+        generation: GenerationSpec,
+        resources: ResourcesSpec,
+        max_new_tokens: int | None = None,
+        show_progress: bool = False,
+    ):
         self.model_uri, self.identity = model_uri, identity
         self.generation, self.resources = generation, resources
         self.max_new_tokens, self.show_progress = max_new_tokens, show_progress
@@ -34,8 +41,13 @@ class ModelJudge:
 
         name = self.model_uri or self.identity
         for start in range(0, len(requests), CHUNK):
-            chunk = requests[start:start + CHUNK]
-            answers = predict([self.question(request) for request in chunk], self.model_uri, self.generation,
-                              self.resources, self.show_progress)
+            chunk = requests[start : start + CHUNK]
+            answers = predict(
+                [self.question(request) for request in chunk],
+                self.model_uri,
+                self.generation,
+                self.resources,
+                self.show_progress,
+            )
             for offset, answer in enumerate(answers):
                 on_reply(start + offset, Reply(answer, name))

@@ -53,8 +53,9 @@ def ask_all(judge: Judge, requests: Sequence[JudgeRequest], cache: ReplyCache) -
     return [reply for reply in replies if reply is not None], len(unique), cached
 
 
-def review_all(next_request: NextRequest, items: Sequence[Item], predictions: Sequence[str | None], judge: Judge,
-               cache: ReplyCache) -> tuple[list[list[str]], int, int]:
+def review_all(
+    next_request: NextRequest, items: Sequence[Item], predictions: Sequence[str | None], judge: Judge, cache: ReplyCache
+) -> tuple[list[list[str]], int, int]:
     """Every question's judge replies in the order asked, the number of requests sent, and the number of replies
     that came from the cache.
 
@@ -65,8 +66,11 @@ def review_all(next_request: NextRequest, items: Sequence[Item], predictions: Se
     reviews: list[list[str]] = [[] for _ in items]
     sent = cached = 0
     for _ in range(MAX_ROUNDS):
-        asking = [(index, request) for index, (item, prediction) in enumerate(zip(items, predictions, strict=True))
-                  if (request := next_request(item, prediction, reviews[index])) is not None]
+        asking = [
+            (index, request)
+            for index, (item, prediction) in enumerate(zip(items, predictions, strict=True))
+            if (request := next_request(item, prediction, reviews[index])) is not None
+        ]
         if not asking:
             return reviews, sent, cached
         replies, asked, hits = ask_all(judge, [request for _, request in asking], cache)
