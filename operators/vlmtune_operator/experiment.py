@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vlmtune.spec import Expansion, Experiment, Phase, ResourcesSpec, RunLayout
+from vlmtune.spec import EXPERIMENT_LABEL, Expansion, Experiment, Phase, ResourcesSpec, RunLayout
 from vlmtune_operator.rayjob import MANAGED_BY, MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION, build_rayjob, spec_hash
 from vlmtune_operator.runtime import RuntimeConfig
 from vlmtune_operator.status import Verdict
@@ -156,6 +156,29 @@ def _arm_row(arm, phases: Mapping[str, Phase], statuses: Mapping[str, Mapping | 
 
 
 # ------------------------------------------------------------------------------------------------ report
+
+
+def vanished_child(kind: str, name: str, previous: Mapping) -> Verdict | None:
+    """The experiment's verdict when its child job is gone: Failed if the child had started (someone deleted it; a
+    new one would rerun work the experiment counted), None if it was never created (create it)."""
+    if any(row.get("name") == name and row.get("phase") for row in previous.get("children") or []):
+        message = f"child {kind} {name} was deleted before the experiment finished; re-apply the experiment"
+        return Verdict(Phase.Failed, "ChildVanished", message, "done")
+    return None
+
+
+def child_claim(kind: str, name: str, existing: Mapping, experiment_uid: str | None) -> Verdict | str:
+    """Whether a job of the child's name is the experiment's own: "own"; "wait" while an earlier experiment's job
+    of that name is being deleted; otherwise the experiment's Failed verdict (NameConflict)."""
+    meta = existing.get("metadata") or {}
+    owners = [ref.get("uid") for ref in meta.get("ownerReferences") or [] if ref.get("controller")]
+    if experiment_uid in owners:
+        return "own"
+    if meta.get("deletionTimestamp"):
+        return "wait"
+    owner = (meta.get("labels") or {}).get(EXPERIMENT_LABEL)
+    message = f"{kind} {name} exists and belongs to {f'experiment {owner}' if owner else 'no experiment'}"
+    return Verdict(Phase.Failed, "NameConflict", message, "done")
 
 
 def report_rayjob(experiment: Experiment, runtime: RuntimeConfig, namespace: str | None = None) -> dict:

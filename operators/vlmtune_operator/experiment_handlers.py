@@ -11,8 +11,15 @@ from datetime import datetime, timezone
 
 import kopf
 
-from vlmtune.spec import EXPERIMENT_LABEL, QUEUE_LABEL, Experiment, Phase, expand
-from vlmtune_operator.experiment import aggregate, child_documents, report_rayjob, report_uri
+from vlmtune.spec import QUEUE_LABEL, Experiment, Phase, expand
+from vlmtune_operator.experiment import (
+    aggregate,
+    child_claim,
+    child_documents,
+    report_rayjob,
+    report_uri,
+    vanished_child,
+)
 from vlmtune_operator.objects import owner_reference, status_of, with_owner
 from vlmtune_operator.rayjob import SPEC_HASH_ANNOTATION, BuildError, rayjob_name
 from vlmtune_operator.reporting import (
@@ -68,26 +75,21 @@ EXPERIMENT_DRIFT = (
 )
 
 
-def _ensure_child(  # noqa: RET503 - every path that returns nothing ends in fail(), which raises
-    document: dict, body: Mapping, patch: kopf.Patch, client, previous: dict, now: datetime
-) -> dict:
+def _ensure_child(document: dict, body: Mapping, patch: kopf.Patch, client, previous: dict, now: datetime) -> dict:
     """The live child job of `document`, created (owned by the experiment) when it does not exist yet."""
     namespace, name, kind = body["metadata"]["namespace"], document["metadata"]["name"], document["kind"]
     existing = client.get_job(namespace, name, kind)
     if existing is None:
-        if any(row.get("name") == name and row.get("phase") for row in previous.get("children") or []):
-            message = f"child {kind} {name} was deleted before the experiment finished; re-apply the experiment"
-            fail(body, patch, previous, Verdict(Phase.Failed, "ChildVanished", message, "done"), now)
+        verdict = vanished_child(kind, name, previous)
+        if verdict is not None:
+            fail(body, patch, previous, verdict, now)
         existing = client.create_job(namespace, with_owner(document, owner_reference(body)))
-    meta = existing.get("metadata") or {}
-    owners = [ref.get("uid") for ref in meta.get("ownerReferences") or [] if ref.get("controller")]
-    if body["metadata"].get("uid") in owners:
-        return existing
-    if meta.get("deletionTimestamp"):
+    claim = child_claim(kind, name, existing, body["metadata"].get("uid"))
+    if claim == "wait":
         raise kopf.TemporaryError(f"{kind} {name} of an earlier experiment is being deleted", delay=10)
-    owner = (meta.get("labels") or {}).get(EXPERIMENT_LABEL)
-    message = f"{kind} {name} exists and belongs to {f'experiment {owner}' if owner else 'no experiment'}"
-    fail(body, patch, previous, Verdict(Phase.Failed, "NameConflict", message, "done"), now)
+    if isinstance(claim, Verdict):
+        fail(body, patch, previous, claim, now)
+    return existing
 
 
 def _report_step(
