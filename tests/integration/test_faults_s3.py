@@ -18,7 +18,9 @@ from vlmtune.train.completion import damage, read_record
 from vlmtune.train.ledger import read_steps
 from vlmtune.train.metrics import read_history
 
-pytestmark = pytest.mark.integration
+# Slow: checkpoint integrity and leases on S3 are unit-tested against moto (test_checkpoint_integrity, test_lease);
+# this whole run is in `-m slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("moto.server")
 
 BUCKET = "vlmtune-runs"

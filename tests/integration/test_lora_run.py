@@ -15,7 +15,9 @@ from transformers import LlavaForConditionalGeneration
 
 from vlmtune_model import build_tiny
 
-pytestmark = pytest.mark.integration
+# Slow: LoRA's numerics and gradients are unit-tested (tests/unit/model/test_lora.py);
+# this whole run is in `-m slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 peft = pytest.importorskip("peft")
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

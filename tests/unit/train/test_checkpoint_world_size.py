@@ -13,7 +13,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-pytestmark = pytest.mark.integration
+# Slow: a world-size change is also resumed end to end in tests/integration/test_resume.py;
+# this one is in `-m slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GLOBAL_BATCH, MICRO = 8, 4
 
