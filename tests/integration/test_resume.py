@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from vlmtune.bench.scale import train_workers as ray_train_workers
 from vlmtune.data.catalog import build_catalog
 from vlmtune.data.mixture import job_plan
 from vlmtune.data.sources import resolve_sources
@@ -82,9 +83,7 @@ def planned_steps(repo: Path, out: Path, cache: Path, monkeypatch) -> dict[int, 
 
 
 def train_workers(process: subprocess.Popen) -> list[psutil.Process]:
-    workers = [
-        p for p in psutil.Process(process.pid).children(recursive=True) if "RayTrainWorker" in " ".join(p.cmdline())
-    ]
+    workers = ray_train_workers(process.pid)
     assert workers, "no Ray Train worker process found"
     return workers
 

@@ -129,7 +129,7 @@ def _train(shards: Path, out: Path, config: ScaleBenchConfig) -> dict:
             if time.perf_counter() - started > config.timeout_s:
                 raise BenchFailed(f"no step {config.steps} within {config.timeout_s:.0f} s")
             driver = max(driver, _rss(process.pid))
-            workers = max([workers, *(_rss(p.pid) for p in _train_workers(process.pid))])
+            workers = max([workers, *(_rss(p.pid) for p in train_workers(process.pid))])
             if first_step is None and _rows(metrics) >= 1:
                 first_step = time.perf_counter() - started
             time.sleep(_POLL_S)
@@ -180,7 +180,8 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def _train_workers(pid: int) -> list[psutil.Process]:
+def train_workers(pid: int) -> list[psutil.Process]:
+    """The Ray Train worker processes under `pid`; processes that exit (or turn zombie) while listed are skipped."""
     try:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.Error:

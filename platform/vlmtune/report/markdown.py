@@ -82,48 +82,73 @@ def differences_markdown(summary: Mapping) -> str:
 
 
 def verdict(summary: Mapping) -> str:
-    """One paragraph a reader can quote: what differs beyond the noise on the paper's columns, and what does not."""
+    """One paragraph a reader can quote: what differs beyond the noise on the paper's columns, and what does not.
+
+    A difference counts for a recipe only when the better arm also beats random answers (its interval above the
+    benchmark's chance level): two arms that both answer no better than chance differ in how they fail, which says
+    nothing about which recipe teaches more.
+    """
     columns = [column["metric"] for column in summary.get("paperColumns", [])]
     compared = [name for name in columns if summary["comparisons"].get(name, {}).get("pairs")]
     if not compared:
         return "No two arms have finished an evaluation with per-question answers, so nothing can be compared yet."
-    wins, ties = [], []
+    wins, at_chance, ties = [], [], []
     for name in compared:
         for pair in summary["comparisons"][name]["pairs"]:
-            if pair["winner"]:
-                loser = pair["b"] if pair["winner"] == pair["a"] else pair["a"]
-                margin = pair["difference"] if pair["winner"] == pair["a"] else -pair["difference"]
-                unit = "points" if metric(name).scale == 100 else metric(name).unit
-                wins.append(
-                    f"{pair['winner']} over {loser} on {COLUMN_NAMES[name]} "
-                    f"({_signed(name, margin)} {unit}, 95% interval {_signed(name, abs(pair['low']))}"
-                    f" to {_signed(name, abs(pair['high']))})"
-                    if pair["winner"] == pair["a"]
-                    else f"{pair['winner']} over {loser} on {COLUMN_NAMES[name]} ({_signed(name, margin)} {unit}, "
-                    f"95% interval {_signed(name, -pair['high'])} to {_signed(name, -pair['low'])})"
-                )
-            else:
+            if not pair["winner"]:
                 ties.append(f"{COLUMN_NAMES[name]} ({pair['a']} vs {pair['b']})")
-    text = (
-        ("Significant at 95%: " + "; ".join(wins) + ". ")
-        if wins
-        else (
-            "No difference between arms is significant at 95% on any of the paper's columns measured: these figures do "
-            "not support a claim that one recipe beats the other. "
+            elif _beats_chance(summary, name, pair["winner"]):
+                wins.append(_win(name, pair))
+            else:
+                at_chance.append(_win(name, pair))
+    if wins:
+        text = "Significant at 95%: " + "; ".join(wins) + ". "
+    else:
+        which = "that beat random answers " if at_chance else ""
+        text = (
+            f"No difference between arms {which}is significant at 95% on any of the paper's columns measured: "
+            "these figures do not support a claim that one recipe beats the other. "
         )
-    )
-    if wins and ties:
+    if at_chance:
+        text += (
+            "Beyond the noise but not a result (the better arm does not beat random answers): "
+            + "; ".join(at_chance)
+            + ". "
+        )
+    if ties and (wins or at_chance):
         text += f"Not significant: {', '.join(ties)}. "
     near = _near_chance(summary, compared)
     if near:
-        text += f"Not distinguishable from random answers: {'; '.join(near)}. "
+        text += f"Not above random answers: {'; '.join(near)}. "
     return text + (
         "Intervals cover the choice of questions only; each arm was trained once, so run-to-run training "
         "noise is not in them."
     )
 
 
+def _win(name: str, pair: Mapping) -> str:
+    """`winner over loser on COLUMN (+margin unit, 95% interval low to high)`, the margin in the winner's favour."""
+    loser = pair["b"] if pair["winner"] == pair["a"] else pair["a"]
+    sign = 1 if pair["winner"] == pair["a"] else -1
+    low, high = sorted((sign * pair["low"], sign * pair["high"]))
+    unit = "points" if metric(name).scale == 100 else metric(name).unit
+    return (
+        f"{pair['winner']} over {loser} on {COLUMN_NAMES[name]} ({_signed(name, sign * pair['difference'])} {unit}, "
+        f"95% interval {_signed(name, low)} to {_signed(name, high)})"
+    )
+
+
+def _beats_chance(summary: Mapping, name: str, arm_name: str) -> bool:
+    """Whether the arm's interval on `name` lies above the chance level (True where no chance level is known)."""
+    chance = summary.get("chance", {}).get(name)
+    interval = next((arm.get("intervals", {}).get(name) for arm in summary["arms"] if arm["name"] == arm_name), None)
+    if chance is None or not interval or metric(name).goal != "max":
+        return True
+    return interval[0] > chance
+
+
 def _near_chance(summary: Mapping, names: list[str]) -> list[str]:
+    """Arms whose interval reaches down to the chance level or below, per metric."""
     found = []
     for name in names:
         chance = summary.get("chance", {}).get(name)
@@ -132,7 +157,7 @@ def _near_chance(summary: Mapping, names: list[str]) -> list[str]:
         arms = [
             arm["name"]
             for arm in summary["arms"]
-            if name in arm.get("intervals", {}) and arm["intervals"][name][0] <= chance <= arm["intervals"][name][1]
+            if name in arm.get("intervals", {}) and arm["intervals"][name][0] <= chance
         ]
         if arms:
             found.append(f"{', '.join(arms)} on {COLUMN_NAMES[name]} (chance {number(name, chance)})")

@@ -461,6 +461,52 @@ def test_report_of_a_run_with_answers(tmp_path, capsys):
     )
 
 
+def test_a_difference_between_arms_at_chance_is_not_a_result():
+    """Both arms at or below random answers (one says "yes" to everything, one is wrong more often than a coin):
+    they differ beyond the noise, but the verdict must not call either recipe better."""
+    summary = {
+        "paperColumns": [{"metric": "mme.perception", "column": "MME"}, {"metric": "pope.f1", "column": "POPE"}],
+        "chance": {"mme.perception": 450.0, "pope.f1": 0.5},
+        "comparisons": {
+            "mme.perception": {
+                "pairs": [
+                    {
+                        "a": "two-stage",
+                        "b": "mixed",
+                        "difference": -78.1,
+                        "low": -112.5,
+                        "high": -47.9,
+                        "winner": "mixed",
+                    }
+                ]
+            },
+            "pope.f1": {
+                "pairs": [
+                    {"a": "two-stage", "b": "mixed", "difference": 0.3, "low": 0.2, "high": 0.4, "winner": "two-stage"}
+                ]
+            },
+        },
+        "arms": [
+            {"name": "two-stage", "intervals": {"mme.perception": [187.5, 252.1], "pope.f1": [0.72, 0.88]}},
+            {"name": "mixed", "intervals": {"mme.perception": [300.0, 300.0], "pope.f1": [0.41, 0.55]}},
+        ],
+    }
+    text = verdict(summary)
+    assert text.startswith(
+        "Significant at 95%: two-stage over mixed on POPE (+30.0 points, 95% interval +20.0 to +40.0)."
+    )
+    assert (
+        "Beyond the noise but not a result (the better arm does not beat random answers): mixed over two-stage on "
+        "MME (+78.1 score (max 2000), 95% interval +47.9 to +112.5)." in text
+    )
+    assert "Not above random answers: two-stage, mixed on MME (chance 450.0); mixed on POPE (chance 50.0)." in text
+
+    summary["comparisons"].pop("pope.f1")
+    summary["paperColumns"].pop()
+    text = verdict(summary)
+    assert text.startswith("No difference between arms that beat random answers is significant at 95%")
+
+
 def test_the_verdict_says_when_an_arm_is_not_distinguishable_from_random_answers():
     summary = {
         "paperColumns": [{"metric": "pope.f1", "column": "POPE"}],
@@ -479,5 +525,5 @@ def test_the_verdict_says_when_an_arm_is_not_distinguishable_from_random_answers
     }
     text = verdict(summary)
     assert text.startswith("No difference between arms is significant at 95%")
-    assert "Not distinguishable from random answers: two-stage, mixed on POPE (chance 50.0)." in text
+    assert "Not above random answers: two-stage, mixed on POPE (chance 50.0)." in text
     assert text.endswith("run-to-run training noise is not in them.")
