@@ -11,6 +11,7 @@ import tempfile
 import torch
 
 from vlmtune.bench.step import synthetic_batches, time_steps
+from vlmtune.train import deepspeed_internals
 from vlmtune.train.levers import Levers, prepare_model
 from vlmtune_model.shapes import TINY
 
@@ -42,6 +43,7 @@ def _ray_worker(config: dict) -> None:
 
     torch.set_num_threads(THREADS)
     model, batches = _setup(config["micro_batch"], config["accumulation"], config["levers"])
+    deepspeed_internals.skip_shm_comm()
     engine, *_ = deepspeed.initialize(
         model=model,
         optimizer=torch.optim.AdamW(model.parameters(), lr=1e-4),

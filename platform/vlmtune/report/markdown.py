@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vlmtune.report.metrics import PAPER_COLUMNS, metric, number
+from vlmtune.report.metrics import PAPER_COLUMNS, beats_chance, metric, number
 from vlmtune.report.uncertainty import CONFIDENCE
 
 COLUMN_NAMES = dict(PAPER_COLUMNS)
@@ -139,12 +139,8 @@ def _win(name: str, pair: Mapping) -> str:
 
 
 def _beats_chance(summary: Mapping, name: str, arm_name: str) -> bool:
-    """Whether the arm's interval on `name` lies above the chance level (True where no chance level is known)."""
-    chance = summary.get("chance", {}).get(name)
     interval = next((arm.get("intervals", {}).get(name) for arm in summary["arms"] if arm["name"] == arm_name), None)
-    if chance is None or not interval or metric(name).goal != "max":
-        return True
-    return interval[0] > chance
+    return beats_chance(name, interval, summary.get("chance", {}).get(name))
 
 
 def _near_chance(summary: Mapping, names: list[str]) -> list[str]:

@@ -65,3 +65,13 @@ def number(name: str, value: float | None) -> str:
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     value = shown(name, value)
     return f"{value:.3f}" if metric(name).scale == 1 and abs(value) < 10 else f"{value:.1f}"
+
+
+def beats_chance(name: str, interval, chance: float | None) -> bool:
+    """Whether an arm's 95% `interval` on metric `name` lies above the chance level (True where none is known).
+
+    Only metrics where higher is better have a chance level to beat; a missing interval counts as beating it.
+    """
+    if chance is None or not interval or metric(name).goal != "max":
+        return True
+    return interval[0] > chance

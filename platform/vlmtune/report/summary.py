@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vlmtune.report.metrics import METRICS, PAPER_COLUMNS
+from vlmtune.report.metrics import METRICS, PAPER_COLUMNS, beats_chance
 from vlmtune.report.uncertainty import Answers, compare, significant_best
 
 SCHEMA_VERSION = 2
@@ -53,6 +53,7 @@ def summarize(
         *([EMPTY_RATE] if EMPTY_RATE in present else []),
         *(name for name in present if name not in paper and name != EMPTY_RATE),
     ]
+    chance = _chance(manifest, evaluations or {})
     return {
         "schemaVersion": SCHEMA_VERSION,
         "experiment": manifest["experiment"],
@@ -65,8 +66,8 @@ def summarize(
             m: {"pairs": c["pairs"], "questions": c["questions"], "resamples": c["resamples"]}
             for m, c in comparisons.items()
         },
-        "best": {m: significant_best(c) for m, c in comparisons.items()},
-        "chance": _chance(manifest, evaluations or {}),
+        "best": {m: _best(m, c, arms, chance) for m, c in comparisons.items()},
+        "chance": chance,
         "notes": _notes(manifest, evaluations or {}),
     }
 
@@ -123,6 +124,12 @@ def _comparisons(manifest: Mapping, arms: list[dict], answers: Mapping, resample
         options = {} if resamples is None else {"resamples": resamples}
         result.update(compare(BENCHMARKS[benchmark], arms_answers, **options))
     return result
+
+
+def _best(name: str, comparison: Mapping, arms: list[dict], chance: Mapping[str, float]) -> list[str]:
+    """The significantly best arm, unless it does not beat random answers (then it is best at failing: no bold)."""
+    intervals = {arm["name"]: arm.get("intervals", {}).get(name) for arm in arms}
+    return [arm for arm in significant_best(comparison) if beats_chance(name, intervals.get(arm), chance.get(name))]
 
 
 def _chance(manifest: Mapping, evaluations: Mapping[str, Mapping]) -> dict[str, float]:

@@ -10,6 +10,7 @@ tests/unit/train/test_deepspeed_internals.py runs them against the installed Dee
 
 from __future__ import annotations
 
+SHM_COMM_OP = "deepspeed_shm_comm"  # DeepSpeed's CPU shared-memory all-reduce (ops/op_builder/cpu/comm.py)
 TESTED = "0.19"  # the DeepSpeed minor version these accesses were written and tested against
 _ENGINE = ("_get_all_zero_checkpoint_names", "_zero3_consolidated_16bit_state_dict")
 _ZERO_OPTIMIZER = ("single_partition_of_fp32_groups", "_lazy_init_hp_params_optimizer_state", "update_lp_params")
@@ -23,6 +24,19 @@ class UnsupportedDeepSpeed(RuntimeError):
 
     def __reduce__(self):
         return type(self), (str(self),)
+
+
+def skip_shm_comm() -> None:
+    """Keep DeepSpeed from JIT-building its CPU shared-memory all-reduce op when it sets up communication.
+
+    On the CPU accelerator `deepspeed.comm` compiles that C++ op (30 s to 4 min of one core and 1.5 GB, once per
+    Python environment) the first time any engine starts, though only DeepSpeed's inference all-reduce uses it:
+    ZeRO training reduces through torch.distributed (gloo here). Marking the op incompatible is the one switch
+    `deepspeed.comm.torch.build_shm_op` reads. GPU accelerators never build it, so this is a no-op there.
+    """
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__[SHM_COMM_OP] = False
 
 
 def check(engine) -> None:

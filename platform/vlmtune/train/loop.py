@@ -147,6 +147,7 @@ def _setup_engine(job: TuningJob, model: torch.nn.Module, total_steps: int):
     )
     multiplier = lr_multiplier(training.lr_schedule, training.warmup_ratio, total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    deepspeed_internals.skip_shm_comm()  # a C++ build, per new environment, of an op training never calls
     engine, *_ = deepspeed.initialize(
         model=model,
         optimizer=optimizer,

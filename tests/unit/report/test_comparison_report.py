@@ -527,3 +527,24 @@ def test_the_verdict_says_when_an_arm_is_not_distinguishable_from_random_answers
     assert text.startswith("No difference between arms is significant at 95%")
     assert "Not above random answers: two-stage, mixed on POPE (chance 50.0)." in text
     assert text.endswith("run-to-run training noise is not in them.")
+
+
+def test_an_arm_better_only_at_failing_is_not_bold():
+    """mixed answers every POPE question wrong, two-stage half of them: two-stage is better beyond the noise, but at
+    chance itself, so the table bolds neither and the verdict calls the difference no result."""
+    items = _pope()
+    half = [item.answer if i % 4 < 2 else _flip(item.answer) for i, item in enumerate(items)]
+    wrong = [_flip(item.answer) for item in items]
+    answers = {"qs-two-stage-eval": {"pope": Answers(items, half)}, "qs-mixed-eval": {"pope": Answers(items, wrong)}}
+    chance = {"pope.accuracy": 0.5, "pope.f1": 0.5}
+    evaluations = {"qs-two-stage-eval": {"chance": chance}, "qs-mixed-eval": {"chance": chance}}
+    summary = summarize(TWO_ARMS, _records(half, wrong), answers=answers, resamples=300, evaluations=evaluations)
+    (pair,) = summary["comparisons"]["pope.accuracy"]["pairs"]
+    assert pair["winner"] == "two-stage" and pair["low"] > 0
+    assert summary["best"]["pope.accuracy"] == [] and summary["best"]["pope.f1"] == []
+    assert "**" not in table_markdown(summary)
+    text = verdict(summary)
+    assert text.startswith("No difference between arms that beat random answers is significant at 95%")
+    assert (
+        "Beyond the noise but not a result (the better arm does not beat random answers): two-stage over mixed" in text
+    )

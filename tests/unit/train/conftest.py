@@ -22,6 +22,10 @@ def _free_port() -> int:
 def gloo_world():
     import torch.distributed as dist
 
+    from vlmtune.train.deepspeed_internals import skip_shm_comm
+
+    skip_shm_comm()  # as the train loop does: no C++ build of an op training never calls
+
     env = {
         "MASTER_ADDR": "127.0.0.1",
         "MASTER_PORT": str(_free_port()),

@@ -69,3 +69,16 @@ def test_a_deepspeed_without_an_internal_is_one_line(group):
     engine.optimizer = Renamed()
     with pytest.raises(internals.UnsupportedDeepSpeed, match="lacks .*single_partition_of_fp32_groups.*deepspeed=="):
         internals.check(engine)
+
+
+def test_engines_never_build_the_cpu_shared_memory_all_reduce():
+    """The op's builder still has the name skip_shm_comm marks, and DeepSpeed's comm setup then builds nothing."""
+    import deepspeed.ops
+    from deepspeed.accelerator import get_accelerator
+    from deepspeed.comm.torch import build_shm_op
+
+    builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
+    assert builder is None or builder.NAME == internals.SHM_COMM_OP
+    internals.skip_shm_comm()
+    assert deepspeed.ops.__compatible_ops__[internals.SHM_COMM_OP] is False
+    assert build_shm_op() is None
