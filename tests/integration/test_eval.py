@@ -139,6 +139,9 @@ def test_eval_job_runs_end_to_end_and_its_predictions_rescore_the_same(exported_
     assert (out / "benchmarks" / "mmmu" / "Math" / "validation-00000-of-00001.parquet").is_file()
 
 
+# -m slow: the served judge's requests, cache and parsing are unit-tested (tests/unit/eval/test_judge*.py); this
+# is the whole job around it.
+@pytest.mark.slow
 def test_a_judge_model_served_inside_the_job(exported_model, tmp_path, monkeypatch):
     monkeypatch.setenv("VLMTUNE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"

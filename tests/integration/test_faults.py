@@ -56,6 +56,9 @@ def assert_nothing_lost(repo: Path, out: Path, cache: Path, monkeypatch) -> None
     assert (out / "model" / "model.safetensors").exists() and not (out / LEASE).exists()
 
 
+# -m slow: the driver-SIGTERM test below takes the same stop path (one handler for SIGINT and SIGTERM), and a held
+# lease refusing a second run is unit-tested (tests/unit/runners/test_lease.py).
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_and_a_second_run_on_the_output_is_refused(repo, tmp_path, monkeypatch):
     out, cache = tmp_path / "run", tmp_path / "cache"
     first = start(repo, out, cache)
