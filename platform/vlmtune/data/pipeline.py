@@ -7,6 +7,7 @@ import ray
 
 from vlmtune.data.catalog import ShardTable
 from vlmtune.data.preprocess import Preprocessor, ProcessorConfig
+from vlmtune.data.ray_data_internals import pace_scheduling_loop
 from vlmtune.data.reader import ROWS_PER_READ, PlannedRows
 
 
@@ -37,4 +38,5 @@ def build_rank_dataset(
     # The stream order is the sample plan: exact resume and the sample ledger depend on it.
     dataset.context.execution_options.preserve_order = True
     dataset.context.enable_progress_bars = False  # the train loop shows one bar for the whole job
+    pace_scheduling_loop(dataset.context)  # a backpressured executor must not spin against the training thread
     return dataset
