@@ -121,13 +121,23 @@ def score_items(items: Sequence[Item], predictions: Sequence[str | None]) -> dic
 
 
 def chance(items: Sequence[Item]) -> dict[str, float]:
-    """Figures of fair coin-flip answers: accuracy 0.5, F1 2p/(2p+1) per split for a share p of yes labels, and
-    0.5 as the unbiased yes-ratio."""
+    """The best figures answers that ignore the image reach: random answers at the most favourable yes-rate.
+
+    For a split with a share p of yes labels, random answers at yes-rate r have precision p and recall r, so F1
+    2pr/(p+r) grows with r up to "yes" to everything: 2p/(p+1) (66.7% on balanced splits, not the coin's 50%; a
+    model that says yes to most questions beats the coin on F1 without looking). Accuracy is at best max(p, 1-p).
+    The unbiased yes-ratio stays 0.5.
+    """
     splits: dict[str, list[bool]] = {}
     for item in items:
         splits.setdefault(item.group, []).append(item.answer.lower().strip() != "no")
-    f1s = [2 * (sum(labels) / len(labels)) / (2 * (sum(labels) / len(labels)) + 1) for labels in splits.values()]
-    return {"pope.f1": sum(f1s) / len(f1s), "pope.accuracy": 0.5, "pope.yesRatio": 0.5} if f1s else {}
+    if not splits:
+        return {}
+    shares = [sum(labels) / len(labels) for labels in splits.values()]
+    f1 = sum(2 * p / (p + 1) for p in shares) / len(shares)
+    labels = [label for split in splits.values() for label in split]
+    yes = sum(labels) / len(labels)
+    return {"pope.f1": f1, "pope.accuracy": max(yes, 1 - yes), "pope.yesRatio": 0.5}
 
 
 def headline(result: dict) -> dict[str, float]:

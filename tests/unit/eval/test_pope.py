@@ -219,3 +219,23 @@ def test_reader_takes_an_hf_uri_from_the_hub_cache_offline(tmp_path, monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     items = pope.load("hf://lmms-lab/POPE")
     assert [item.question_id for item in items] == [str(n) for n in range(6)]
+
+
+def test_chance_is_the_best_that_answers_ignoring_the_image_reach():
+    """Saying yes to everything scores F1 66.7% on a balanced split: that, not the coin's 50%, is what a model must
+    beat on F1 to have looked at the image; and no image-blind answerer beats the chance figures."""
+    from vlmtune.eval.items import Item
+
+    items = [Item(str(i), "q", "", None, "yes" if i % 2 else "no", "random") for i in range(40)]
+    items += [Item(str(100 + i), "q", "", None, "yes" if i % 4 == 0 else "no", "adversarial") for i in range(40)]
+    figures = pope.chance(items)
+    assert figures["pope.f1"] == pytest.approx((2 / 3 + (2 * 0.25 / 1.25)) / 2)
+    assert figures["pope.accuracy"] == pytest.approx(1 - 30 / 80) and figures["pope.yesRatio"] == 0.5
+    for rate in (0.0, 0.3, 0.5, 0.8, 1.0):  # deterministic "random" answers at each yes-rate
+        answers = ["yes" if (i * 7919 % 100) < rate * 100 else "no" for i in range(len(items))]
+        blind = pope.headline(pope.score_items(items, answers))
+        assert (
+            blind["pope.f1"] <= figures["pope.f1"] + 0.05 and blind["pope.accuracy"] <= figures["pope.accuracy"] + 0.1
+        )
+    always_yes = pope.headline(pope.score_items(items, ["yes"] * len(items)))
+    assert always_yes["pope.f1"] == pytest.approx(figures["pope.f1"])
