@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
+from vlmtune.cli.options import add_overrides
 from vlmtune.plan import DEFAULT_MFU, GPUS, PlanError, gpu_for, plan_job, render
 from vlmtune.runners.pipeline import expand_jobs
 from vlmtune.spec import SpecError, TuningJob, load_jobs
@@ -33,14 +34,7 @@ def register(add_parser, name: str) -> None:
         default=DEFAULT_MFU,
         help="model-FLOPs utilisation assumed for GPU-hours (default: %(default)s)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a field before planning (repeatable), e.g. spec.training.microBatchSize=4",
-    )
+    add_overrides(parser, "override a field before planning (repeatable), e.g. spec.training.microBatchSize=4")
     parser.add_argument("--json", action="store_true", help="print JSON (one object per job; a list for several)")
     parser.set_defaults(handler=run)
 

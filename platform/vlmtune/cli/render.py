@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from vlmtune.cli.options import add_overrides
 from vlmtune.spec import SpecError, load_jobs
 
 
@@ -22,14 +23,7 @@ def register(add_parser, name: str) -> None:
         metavar="JOB=URI",
         help="model URI recorded by an upstream job (default: <its output.uri>/model)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a field before validation (repeatable)",
-    )
+    add_overrides(parser, "override a field before validation (repeatable)")
     parser.set_defaults(handler=run)
 
 

@@ -10,20 +10,14 @@ import json
 import sys
 import time
 
+from vlmtune.cli.options import add_overrides
 from vlmtune.spec import SpecError, load_jobs, parse_documents
 
 
 def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="run job files locally (embedded Ray) or on the cluster in RAY_ADDRESS")
     parser.add_argument("file", nargs="?", metavar="FILE", help="job file (multi-document YAML)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a field in every job, e.g. --set spec.training.maxSteps=10",
-    )
+    add_overrides(parser, "override a field in every job, e.g. --set spec.training.maxSteps=10")
     parser.add_argument(
         "--spec-json",
         metavar="JSON",

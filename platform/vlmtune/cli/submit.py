@@ -5,20 +5,14 @@ from __future__ import annotations
 import sys
 
 from vlmtune.cli.jobs import add_connection_arguments, connect, exit_code
+from vlmtune.cli.options import add_overrides
 from vlmtune.spec import SpecError, load_jobs
 
 
 def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="run job files on a remote Ray cluster, shipping this checkout's code")
     parser.add_argument("file", metavar="FILE", help="job file (multi-document YAML)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a field in every job, e.g. --set spec.training.maxSteps=10",
-    )
+    add_overrides(parser, "override a field in every job, e.g. --set spec.training.maxSteps=10")
     parser.add_argument(
         "--wait", action="store_true", help="follow the logs until the job ends; exit 1 unless it SUCCEEDED"
     )

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from vlmtune.cli.options import add_overrides
 from vlmtune.spec import SpecError, load_jobs
 
 
 def register(add_parser, name: str) -> None:
     parser = add_parser(name, help="check job files")
     parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a field before validation (repeatable)",
-    )
+    add_overrides(parser, "override a field before validation (repeatable)")
     parser.set_defaults(handler=run)
 
 

@@ -153,7 +153,7 @@ def _near_chance(summary: Mapping, names: list[str]) -> list[str]:
         arms = [
             arm["name"]
             for arm in summary["arms"]
-            if name in arm.get("intervals", {}) and arm["intervals"][name][0] <= chance
+            if name in arm.get("intervals", {}) and not beats_chance(name, arm["intervals"][name], chance)
         ]
         if arms:
             found.append(f"{', '.join(arms)} on {COLUMN_NAMES[name]} (chance {number(name, chance)})")
