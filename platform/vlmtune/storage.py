@@ -8,6 +8,7 @@ objects and permission errors are not retried; they will not heal by waiting.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import os
@@ -73,6 +74,12 @@ def _endpoint_s3(endpoint: str, region: str, key_id: str | None, profile: str | 
         connect_timeout=5,
         retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
     )
+
+
+# pyarrow.fs registered `ensure_s3_finalized` when this module imported it; atexit runs handlers in reverse, so the
+# cached S3 clients are dropped before Arrow shuts the AWS SDK down. A client that outlives the SDK is destroyed
+# during interpreter teardown instead, which Arrow documents as a cause of crashes at exit.
+atexit.register(_endpoint_s3.cache_clear)
 
 
 def join(uri: str, *parts: str) -> str:

@@ -27,6 +27,7 @@ from vlmtune.data.catalog import build_catalog
 from vlmtune.data.mixture import job_plan
 from vlmtune.data.sources import resolve_sources
 from vlmtune.spec import load_jobs
+from vlmtune.spec.layout import CHECKPOINT_RECORD
 from vlmtune.train.ledger import read_steps
 
 pytestmark = pytest.mark.integration
@@ -68,10 +69,18 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> Non
         time.sleep(0.2)
 
 
-def planned_steps(repo: Path, out: Path, cache: Path, monkeypatch) -> dict[int, list[list[str]]]:
+def wait_until(condition, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"run ended first:\n{process.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def planned_steps(repo: Path, out: Path, cache: Path, monkeypatch, *extra: str) -> dict[int, list[list[str]]]:
     """step -> micro-batches of sample keys, from the same pure plan the driver uses (any world size)."""
     monkeypatch.setenv("VLMTUNE_CACHE", str(cache))
-    (job,) = load_jobs([repo / "jobs" / "smoke.yaml"], overrides(out))
+    (job,) = load_jobs([repo / "jobs" / "smoke.yaml"], overrides(out, *extra))
     spec = job.spec
     catalog = build_catalog(resolve_sources(spec.data.sources, str(out)))
     plan = job_plan(spec, catalog, image_tokens=64)  # the tiny preset's vision tower
@@ -102,19 +111,6 @@ def kill_job(process: subprocess.Popen) -> None:
 def losses(out: Path) -> dict[int, float]:
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {row["step"]: row["loss"] for row in rows}
-
-
-def test_killed_worker_is_restarted_from_its_checkpoint(repo, tmp_path, monkeypatch):
-    out, cache = tmp_path / "run", tmp_path / "cache"
-    process = start(repo, out, cache)
-    wait_for(out / "checkpoints" / "checkpoint-000003" / "position_rank1.json", process)
-    workers = train_workers(process)
-    assert not (out / "model").exists(), "the run finished before a worker could be killed"
-    workers[-1].kill()
-    output = finish(process)
-    assert f"smoke: {STEPS} steps" in output
-    assert read_steps(str(out)) == planned_steps(repo, out, cache, monkeypatch)
-    assert (out / "model" / "model.safetensors").exists()
 
 
 def test_killed_job_resumes_where_it_stopped_at_another_world_size(repo, tmp_path, monkeypatch):
@@ -149,27 +145,38 @@ def test_killed_job_resumes_where_it_stopped_at_another_world_size(repo, tmp_pat
     assert loss[8] < loss[2] and loss[12] < loss[3]
 
 
-def test_sigterm_checkpoints_at_the_next_step_and_the_run_recovers(repo, tmp_path, monkeypatch):
-    """An elastic job (1 to 2 workers): a worker gets SIGTERM, all ranks checkpoint at the next step boundary
-    (off the checkpointEverySteps schedule), stop, and Ray Train restarts the group from that checkpoint."""
+def test_a_worker_sigterm_then_a_worker_kill_each_restart_the_group_from_a_checkpoint(repo, tmp_path, monkeypatch):
+    """An elastic job (1 to 2 workers), two failures in one run (each restart costs half a minute here):
+    1. a worker gets SIGTERM (pod eviction, spot reclaim): all ranks checkpoint at the next step boundary, off the
+       checkpointEverySteps schedule, stop, and Ray Train restarts the group from that checkpoint;
+    2. a worker of the restarted group is killed (-9, no warning): the group restarts from the newest checkpoint.
+    The ledger, put back together, is the plan: no sample lost or repeated."""
     out, cache = tmp_path / "run", tmp_path / "cache"
-    every = 5
-    process = start(
-        repo,
-        out,
-        cache,
+    steps, every = 15, 5
+    extra = (
+        f"spec.training.maxSteps={steps}",
         f"spec.training.checkpointEverySteps={every}",
         "spec.training.keepCheckpoints=10",
         "spec.resources.elastic.minWorkers=1",
         "spec.resources.elastic.maxWorkers=2",
     )
-    wait_for(out / "checkpoints" / f"checkpoint-{every:06d}" / "position_rank1.json", process)
+    process = start(repo, out, cache, *extra)
+    wait_for(out / "checkpoints" / f"checkpoint-{every:06d}" / CHECKPOINT_RECORD, process)
     assert not (out / "model").exists(), "the run finished before a worker got SIGTERM"
+    first_group = {worker.pid for worker in train_workers(process)}
     train_workers(process)[-1].send_signal(signal.SIGTERM)
+
+    wait_for(out / "checkpoints" / f"checkpoint-{2 * every:06d}" / CHECKPOINT_RECORD, process)
+    assert not (out / "model").exists(), "the run finished before a worker could be killed"
+    restarted = [worker for worker in train_workers(process) if worker.pid not in first_group]
+    assert restarted, "the SIGTERM did not restart the worker group"
+    restarted[-1].kill()
+    seen = first_group | {worker.pid for worker in restarted}
+    wait_until(lambda: any(worker.pid not in seen for worker in ray_train_workers(process.pid)), process)  # group 3
+
     output = finish(process)
-    steps = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))
-    off_schedule = [step for step in steps if step % every and step != STEPS]
-    assert off_schedule, f"no preemption checkpoint among {steps}"
-    assert f"smoke: {STEPS} steps" in output
-    assert read_steps(str(out)) == planned_steps(repo, out, cache, monkeypatch)
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))
+    assert [step for step in checkpoints if step % every], f"no preemption checkpoint among {checkpoints}"
+    assert f"smoke: {steps} steps" in output
+    assert read_steps(str(out)) == planned_steps(repo, out, cache, monkeypatch, *extra)
     assert (out / "model" / "model.safetensors").exists()
