@@ -62,19 +62,16 @@ def start(repo: Path, out: Path, cache: Path, *extra: str) -> subprocess.Popen:
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"run ended before {path.name} appeared:\n{process.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.2)
+    wait_until(path.exists, process, f"{path}", timeout)
 
 
-def wait_until(condition, process: subprocess.Popen, timeout: float = 300) -> None:
+def wait_until(condition, process: subprocess.Popen, what: str, timeout: float = 300) -> None:
+    """Poll `condition` until it holds; fail if the run ends first or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert process.poll() is None, f"run ended first:\n{process.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.5)
+        assert process.poll() is None, f"run ended before {what}:\n{process.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
 
 
 def planned_steps(repo: Path, out: Path, cache: Path, monkeypatch, *extra: str) -> dict[int, list[list[str]]]:
@@ -172,7 +169,11 @@ def test_a_worker_sigterm_then_a_worker_kill_each_restart_the_group_from_a_check
     assert restarted, "the SIGTERM did not restart the worker group"
     restarted[-1].kill()
     seen = first_group | {worker.pid for worker in restarted}
-    wait_until(lambda: any(worker.pid not in seen for worker in ray_train_workers(process.pid)), process)  # group 3
+    wait_until(
+        lambda: any(worker.pid not in seen for worker in ray_train_workers(process.pid)),
+        process,
+        "a third worker group",
+    )
 
     output = finish(process)
     checkpoints = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*"))
